@@ -1,0 +1,43 @@
+# IARI: `make demo` runs the main job, `make test` passes the tests. Both do their own set-up.
+SHELL := /bin/bash
+CARGO ?= cargo
+export ORT_DYLIB_PATH ?= $(CURDIR)/.ort/lib/libonnxruntime.so
+IARI := target/release/iari
+
+.PHONY: all ort services build demo test fmt-check clippy unit models bench clean
+
+all: build
+
+# ONNX Runtime shared library from the pinned PyPI wheel (verified by SHA-256).
+ort: .ort/lib/libonnxruntime.so
+.ort/lib/libonnxruntime.so:
+	scripts/fetch-ort.sh
+
+services:
+	scripts/services.sh
+
+build: ort
+	$(CARGO) build --release --locked
+
+demo: build services
+	$(IARI) migrate
+	$(IARI) models verify
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit: ort services
+	$(CARGO) test --locked
+
+test: fmt-check clippy unit
+
+# Regenerates the five demo models, manifest, golden files and model card (needs torch; not in CI).
+models:
+	cd onnx/train && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && \
+		.venv/bin/python -m iari_train all --out ../models
+
+clean:
+	$(CARGO) clean

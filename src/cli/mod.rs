@@ -1,0 +1,75 @@
+//! The command line: parses arguments, loads the config, and hands each command to its stage.
+
+mod models;
+
+use crate::config::Settings;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "iari", version, about = "Grades solid-phase Coombs test wells with a CNN ensemble")]
+pub struct Cli {
+    /// Config file layered over the built-in defaults (IARI__SECTION__KEY variables override both).
+    #[arg(long, global = true, env = "IARI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply database migrations (creates the database when missing).
+    Migrate,
+    /// Work with the model ensemble.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+}
+
+/// Runs the parsed command; errors are printed as one line on stderr.
+pub fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("iari: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings.log);
+    let result = match cli.command {
+        Command::Migrate => block_on(migrate(&settings)),
+        Command::Models(cmd) => models::run(&settings, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("iari: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let db = &settings.database;
+    crate::store::ensure_database(db)
+        .await
+        .with_context(|| format!("cannot prepare database {}", db.url.redacted()))?;
+    let pool = crate::store::pool(db)?;
+    let applied = crate::store::migrate(&pool).await?;
+    println!("migrations applied: {applied} (database {})", db.url.redacted());
+    pool.close().await;
+    Ok(ExitCode::SUCCESS)
+}

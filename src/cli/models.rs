@@ -1,0 +1,55 @@
+//! `iari models …`: checks the ensemble on disk against its manifest.
+
+use crate::classify::Manifest;
+use crate::config::Settings;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Check every model file against the manifest's SHA-256 and print the ensemble version.
+    Verify,
+}
+
+pub fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ModelsCommand::Verify => verify(settings),
+    }
+}
+
+fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(&settings.models.manifest)?;
+    let mut failed = 0;
+    for entry in &manifest.models {
+        let path = manifest.model_path(entry);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let actual = crate::domain::Sha256Digest::of(&bytes);
+                if actual == entry.sha256 {
+                    println!("ok        {:<16} {:<10} {}", entry.name, entry.version, actual);
+                } else {
+                    failed += 1;
+                    println!(
+                        "MISMATCH  {:<16} {:<10} {} (manifest {})",
+                        entry.name, entry.version, actual, entry.sha256
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("MISSING   {:<16} {:<10} {}: {e}", entry.name, entry.version, path.display());
+            }
+        }
+    }
+    let synthetic = if manifest.synthetic { " (trained on SYNTHETIC wells)" } else { "" };
+    println!(
+        "ensemble {} {}: {} models{synthetic}",
+        manifest.ensemble.name,
+        manifest.ensemble.version,
+        manifest.models.len()
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} model file(s) do not match the manifest");
+    }
+    Ok(ExitCode::SUCCESS)
+}

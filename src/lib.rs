@@ -1,0 +1,12 @@
+//! IARI reads solid-phase Coombs test wells: capture events come in over RabbitMQ (`ingest`),
+//! an ONNX ensemble grades each image (`classify`), the decision and its provenance are
+//! committed to PostgreSQL (`store`), and an HL7 v2 result goes to the LIS (`deliver`);
+//! `audit` answers what was decided, from what, and what the LIS accepted.
+
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,96 @@
+//! PostgreSQL: the pool, migrations, and the batched write of decisions with their provenance.
+
+use crate::config::DatabaseSettings;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Migrations compiled into the binary, so `iari migrate` needs no files at run time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether retrying later can succeed (connection lost, server restarting, serialization).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sqlx(e) => is_transient(e),
+            StoreError::Migrate(_) => false,
+        }
+    }
+}
+
+/// Connection loss, pool exhaustion and the server's "try again" classes are transient.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // 08: connection exception, 40: transaction rollback (serialization, deadlock),
+            // 53: insufficient resources, 57P: operator intervention (shutdown, restart).
+            c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
+
+pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(settings.url.expose())?
+        .application_name("iari")
+        .log_statements(tracing::log::LevelFilter::Debug))
+}
+
+/// A lazily connecting pool: start-up does not fail when the database is briefly down.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_s))
+        .connect_lazy_with(connect_options(settings)?))
+}
+
+/// Creates the database named in the URL when it does not exist yet (needs CREATEDB).
+pub async fn ensure_database(settings: &DatabaseSettings) -> Result<(), StoreError> {
+    let opts = connect_options(settings)?;
+    let Some(name) = opts.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let mut admin = sqlx::PgConnection::connect_with(&opts.clone().database("postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+/// Applies pending migrations; returns how many were applied.
+pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
+    let before: i64 = applied_count(pool).await.unwrap_or(0);
+    MIGRATOR.run(pool).await?;
+    let after = applied_count(pool).await?;
+    Ok(usize::try_from(after - before).unwrap_or(0))
+}
+
+async fn applied_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await
+}
