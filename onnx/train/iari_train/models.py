@@ -56,8 +56,8 @@ class CBAMNet(nn.Module):
 # ---------------- AlexNet-style ----------------
 def alexnet_cbam():
     f = nn.Sequential(
-        nn.Conv2d(3, 32, 8, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2),    # 12x12 (AlexNet's large strided stem)
-        nn.Conv2d(32, 48, 5, 1, 2), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 24, 8, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2),    # 12x12 (AlexNet's large strided stem)
+        nn.Conv2d(24, 48, 5, 1, 2), nn.ReLU(inplace=True),
         nn.Conv2d(48, 48, 3, 1, 1), nn.ReLU(inplace=True),
         nn.Conv2d(48, 48, 3, 1, 1), nn.ReLU(inplace=True),
         nn.Conv2d(48, 32, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2),   # 6x6

@@ -21,7 +21,7 @@ CKPT = DATA_DIR / "ckpt"
 TRAIN_LOG = DATA_DIR / "train_log.json"
 EVAL_FILE = DATA_DIR / "eval.json"
 SEED_GOLDEN = 909090
-DEFAULT_EPOCHS = 50
+DEFAULT_EPOCHS = 16
 
 
 DATASET_OVERRIDE = None      # set by iari_train.lab to train on a lab's own folders

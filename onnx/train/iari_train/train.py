@@ -75,7 +75,7 @@ def train_one(name: str, x_train: np.ndarray, y_train: np.ndarray, epochs: int, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         hist.append({"epoch": ep + 1, "loss": round(tot / n, 5), "train_acc": round(correct / n, 5)})
         log(f"  {name} epoch {ep + 1}/{epochs} loss {tot / n:.4f} acc {correct / n:.4f} ({time.time() - t0:.0f}s)")
