@@ -1,6 +1,9 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
+mod classify;
+mod eval;
 mod models;
+mod plot;
 
 use crate::config::Settings;
 use clap::{Parser, Subcommand};
@@ -29,6 +32,10 @@ pub enum Command {
     /// Work with the model ensemble.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Grade image files and folders with the ensemble (no broker or database needed).
+    Classify(classify::ClassifyArgs),
+    /// Measure the ensemble and each model on a labelled folder (neg, 1+..4+ or 1p..4p).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -44,6 +51,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Migrate => block_on(migrate(&settings)),
         Command::Models(cmd) => models::run(&settings, cmd),
+        Command::Classify(args) => classify::run(&settings, args),
+        Command::Eval(args) => eval::run(&settings, args),
     };
     match result {
         Ok(code) => code,
