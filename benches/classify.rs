@@ -75,7 +75,7 @@ fn settings() -> Settings {
 fn images() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::var("BENCH_IMAGES").map_or(root.join("onnx/samples"), PathBuf::from);
-    let files = collect_images(&[dir.clone()]).expect("bench images");
+    let files = collect_images(std::slice::from_ref(&dir)).expect("bench images");
     assert!(!files.is_empty(), "no images under {}", dir.display());
     files
 }
