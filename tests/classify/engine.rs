@@ -115,3 +115,16 @@ fn missing_manifest_is_a_clear_permanent_error() {
     assert!(e.to_string().contains("/nonexistent/manifest.json"), "{e}");
     assert!(!e.is_transient());
 }
+
+#[test]
+fn engine_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    shareable(engine());
+    let grades: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| engine().classify(&[tensor(1.0)]).unwrap()[0].outcome.grade))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(grades.windows(2).all(|w| w[0] == w[1]));
+}
