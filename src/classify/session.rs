@@ -33,7 +33,9 @@ impl Threading {
     /// the other half to decoding (the best full path measured, BENCHMARKS.md).
     pub fn from_settings(s: &InferenceSettings) -> Threading {
         match s.intra_threads {
-            0 => Threading::Sequential { intra_threads: (num_cpus::get() / 2).max(1) },
+            0 => Threading::Sequential {
+                intra_threads: (num_cpus::get() / 2).max(1),
+            },
             n => Threading::Sequential { intra_threads: n },
         }
     }

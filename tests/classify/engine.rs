@@ -101,6 +101,8 @@ fn pinned_models_load_by_hash_and_missing_ones_are_refused() {
     assert_eq!(pinned.info().models, two);
     assert!(pinned.check_pinned(&two).is_ok());
     assert!(engine().check_pinned(&two).is_err());
+    let e = Engine::load_pinned(&settings(&[]), &two).err().unwrap();
+    assert!(e.to_string().contains("quorum"), "{e}");
     let mut gone = all[0].clone();
     gone.sha256 = Sha256Digest::of(b"an older model");
     let e = Engine::load_pinned(&s, &[gone]).err().unwrap();
