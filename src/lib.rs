@@ -6,6 +6,7 @@
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod domain;
 pub mod metrics;
 pub mod store;
