@@ -39,8 +39,8 @@ pub enum SendError {
 #[error("lis transport: {0}")]
 pub struct SetupError(pub String);
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 pub enum Transport {
     Mllp(MllpClient),

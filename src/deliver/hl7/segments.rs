@@ -160,7 +160,7 @@ pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
                 .f(5, vote)
                 .f(11, status)
                 .f(
-                    18,
+                    17,
                     comp(&[escape(&v.model_name), escape(&v.model_version), lcs.clone()]),
                 ),
         );
@@ -210,9 +210,12 @@ fn disagreement_summary(r: &ResultReport) -> String {
         )
     };
     s.push('.');
-    let flags: Vec<&str> = r.flags.iter().map(String::as_str).collect();
-    if !flags.is_empty() {
-        s.push_str(&format!(" Flags: {}.", flags.join(", ")));
+    for f in &r.flags {
+        match f.as_str() {
+            "tie" => s.push_str(" Tie broken by summed probability."),
+            "low_confidence" => s.push_str(" Low confidence."),
+            _ => {}
+        }
     }
     if r.needs_review {
         s.push_str(" Manual interpretation required.");
