@@ -43,14 +43,14 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 pub enum Transport {
-    Mllp(MllpClient),
+    Mllp(Box<MllpClient>),
     File(FileSink),
 }
 
 impl Transport {
     pub fn from_settings(lis: &LisSettings) -> Result<Transport, SetupError> {
         Ok(match lis.transport {
-            LisTransport::Mllp => Transport::Mllp(MllpClient::new(lis)?),
+            LisTransport::Mllp => Transport::Mllp(Box::new(MllpClient::new(lis)?)),
             LisTransport::File => Transport::File(FileSink {
                 dir: lis.dir.clone(),
             }),
