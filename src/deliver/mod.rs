@@ -6,7 +6,9 @@ pub mod hl7;
 pub mod mllp;
 pub mod outbox;
 pub mod report;
+mod runner;
 mod store;
 pub mod transport;
 
-pub use outbox::{Sender, Step, run_sender};
+pub use outbox::{Sender, Step};
+pub use runner::run_sender;

@@ -7,12 +7,11 @@ use super::ack::{Ack, AckOutcome};
 use super::store::{self, Attempt, Claimed, Next};
 use super::transport::{Delivery, SendError, SetupError, Transport};
 use super::{hl7, report};
-use crate::config::{LisProfile, LisSettings, Settings};
+use crate::config::{LisProfile, LisSettings};
 use crate::metrics::metrics;
 use chrono::Utc;
 use sqlx::PgPool;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// What one [`Sender::step`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +44,7 @@ pub enum DeliverError {
 pub struct Sender {
     pool: PgPool,
     lis: LisSettings,
-    transport: Transport,
+    pub(super) transport: Transport,
     me: String,
     halted: bool,
 }
@@ -149,8 +148,12 @@ impl Sender {
         let id = c.id;
         let (a, next, step) = match result {
             Ok(Delivery::Written(path)) => {
-                (attempt("acked", None, None), Next::Acked, Step::Delivered { id })
-                    .also(|| tracing::info!(message_id = id, path = %path.display(), "HL7 result written"))
+                tracing::info!(message_id = id, path = %path.display(), "HL7 result written");
+                (
+                    attempt("acked", None, None),
+                    Next::Acked,
+                    Step::Delivered { id },
+                )
             }
             Ok(Delivery::Ack(ack)) => self.apply_ack(c, ack, attempt),
             Err(e) => {
@@ -161,7 +164,11 @@ impl Sender {
                 let after = self.backoff(c.attempts + 1);
                 tracing::warn!(message_id = id, control_id = %c.control_id, error = %e, ?after, "HL7 send failed; will resend");
                 metrics().hl7_retried.with_label_values(&[reason]).inc();
-                (attempt(outcome, None, Some(e.to_string())), Next::RetryAfter(after), Step::Retrying { id, reason, after })
+                (
+                    attempt(outcome, None, Some(e.to_string())),
+                    Next::RetryAfter(after),
+                    Step::Retrying { id, reason, after },
+                )
             }
         };
         if !store::record(&self.pool, &self.me, c, &a, next).await? {
@@ -249,54 +256,8 @@ impl Sender {
     }
 }
 
-trait Also: Sized {
-    fn also(self, f: impl FnOnce()) -> Self {
-        f();
-        self
-    }
-}
-impl<T> Also for T {}
-
 fn hostname_or_unknown() -> String {
     hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Sends outbox messages until `cancel`; an in-flight send finishes first. Returns an error only
-/// when the transport cannot be set up from the settings.
-pub async fn run_sender(
-    pool: PgPool,
-    settings: &Settings,
-    cancel: CancellationToken,
-) -> Result<(), SetupError> {
-    let mut sender = Sender::new(pool, &settings.lis)?;
-    // Poll no slower than the first backoff step so a retry is not delayed by the poll itself.
-    let poll = Duration::from_millis(settings.lis.backoff_initial_ms.clamp(50, 1000));
-    let mut last_gauges = tokio::time::Instant::now() - Duration::from_secs(60);
-    while !cancel.is_cancelled() {
-        if last_gauges.elapsed() >= Duration::from_secs(5) {
-            if let Err(e) = sender.refresh_gauges().await {
-                tracing::warn!(error = %e, "cannot refresh outbox gauges");
-            }
-            last_gauges = tokio::time::Instant::now();
-        }
-        let wait = match sender.step().await {
-            Ok(Step::Idle) if sender.is_halted() => Duration::from_secs(5),
-            Ok(Step::Idle) => poll,
-            Ok(_) => Duration::ZERO,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox step failed; retrying");
-                Duration::from_millis(settings.lis.backoff_max_ms.min(5000))
-            }
-        };
-        if !wait.is_zero() {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-    sender.transport.disconnect();
-    Ok(())
 }

@@ -10,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
@@ -200,7 +201,31 @@ impl FakeLis {
         lis
     }
 
-    async fn connection(self, mut conn: Framed<tokio::net::TcpStream, MllpCodec>) {
+    /// Like [`FakeLis::start`], speaking TLS with `acceptor`'s certificate.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> FakeLis {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lis = FakeLis {
+            addr: listener.local_addr().unwrap().to_string(),
+            received: Arc::default(),
+            script: Arc::default(),
+        };
+        let me = lis.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (me, acceptor) = (me.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    // A client that rejects our certificate ends the handshake: nothing to serve.
+                    if let Ok(tls) = acceptor.accept(sock).await {
+                        me.connection(Framed::new(tls, MllpCodec::new(1 << 20)))
+                            .await;
+                    }
+                });
+            }
+        });
+        lis
+    }
+
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(self, mut conn: Framed<S, MllpCodec>) {
         while let Some(Ok(frame)) = conn.next().await {
             let control_id = msh10(&frame);
             self.received.lock().unwrap().push(frame);

@@ -4,3 +4,4 @@ mod acks;
 mod common;
 mod golden;
 mod outbox;
+mod tls;

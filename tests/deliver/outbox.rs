@@ -183,3 +183,36 @@ async fn file_transport_writes_one_complete_file_per_message() {
         "no temporary files left: {names:?}"
     );
 }
+
+#[tokio::test]
+async fn run_sender_delivers_counts_and_stops_on_cancel() {
+    use iari::metrics::metrics;
+    let pool = fresh_db().await;
+    seed_decision(&pool, "CAP-1", "2+", ["2+", "2+", "3+", "2+", "1+"], true).await;
+    seed_decision(&pool, "CAP-2", "neg", ["neg"; 5], false).await;
+    let lis = FakeLis::start(vec![Reply::Ack("AE", Some(102), "bad")]).await;
+    let mut settings = iari::config::Settings::load_from(None, Some(Default::default())).unwrap();
+    settings.lis = lis_settings(&lis.addr);
+    let (acked0, ae0) = (
+        metrics().hl7_acked.with_label_values::<&str>(&[]).get(),
+        metrics().hl7_failed.with_label_values(&["ae"]).get(),
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn({
+        let (pool, cancel) = (pool.clone(), cancel.clone());
+        async move { iari::deliver::run_sender(pool, &settings, cancel).await }
+    });
+    for _ in 0..500 {
+        if messages(&pool).await.iter().all(|m| m.state != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    let states: Vec<String> = messages(&pool).await.into_iter().map(|m| m.state).collect();
+    assert_eq!(states, vec!["failed", "acked"]);
+    // Metrics are process-wide and tests run in parallel: each counter grew by at least ours.
+    assert!(metrics().hl7_acked.with_label_values::<&str>(&[]).get() > acked0);
+    assert!(metrics().hl7_failed.with_label_values(&["ae"]).get() > ae0);
+}
