@@ -119,12 +119,28 @@ fn correction() -> ResultReport {
     }
 }
 
+/// A preliminary result confirmed by a person: final, same grade, no comment.
+fn confirmation() -> ResultReport {
+    ResultReport {
+        control_id: "IARI0000000125".into(),
+        status: ResultStatus::Final,
+        reported_at: at(14, 10, 0),
+        review: Some(Review {
+            reviewer: "J. Smith".into(),
+            original_grade: Grade::P2,
+            comment: None,
+        }),
+        ..flagged()
+    }
+}
+
 fn cases() -> Vec<(&'static str, ResultReport)> {
     vec![
         ("flagged", flagged()),
         ("final_neg", final_neg()),
         ("hostile", hostile()),
         ("correction", correction()),
+        ("confirmation", confirmation()),
     ]
 }
 

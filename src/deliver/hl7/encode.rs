@@ -26,6 +26,7 @@ pub fn escape(value: &str) -> String {
                 out.push_str("\\.br\\");
             }
             '\n' => out.push_str("\\.br\\"),
+            '\t' => out.push(' '),
             // Other control characters have no place in HL7 text; drop them rather than let a
             // stray 0x0B or 0x1C break MLLP framing.
             c if c.is_control() => {}
@@ -149,6 +150,8 @@ mod tests {
     #[test]
     fn keeps_non_ascii_and_drops_control_bytes() {
         assert_eq!(escape("Müller\u{0b}Zoë\u{1c}"), "MüllerZoë");
+        assert_eq!(escape("a\tb"), "a b");
+        assert_eq!(escape("a\tb"), "a b");
     }
 
     #[test]

@@ -173,10 +173,10 @@ pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
 pub fn notes(r: &ResultReport) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rv) = &r.review {
-        let kind = if r.status == ResultStatus::Corrected {
-            "Corrected"
-        } else {
-            "Confirmed"
+        let kind = match r.status {
+            ResultStatus::Corrected => "Corrected",
+            _ if rv.original_grade == r.grade => "Confirmed",
+            _ => "Changed",
         };
         out.push(format!(
             "{kind} by manual review: {}; original AI grade {}.",
