@@ -44,7 +44,7 @@ pub fn lis_settings(addr: &str) -> LisSettings {
     lis.profile = LisProfile::OruR01;
     lis.addr = addr.to_string();
     lis.connect_timeout_ms = 500;
-    lis.ack_timeout_ms = 300;
+    lis.ack_timeout_ms = 1000;
     lis.backoff_initial_ms = 10;
     lis.backoff_max_ms = 40;
     lis

@@ -86,7 +86,11 @@ async fn a_correction_waits_while_its_original_is_in_backoff() {
     let d = seed_decision(&pool, "CAP-1", "2+", ["2+", "2+", "3+", "2+", "1+"], true).await;
     seed_review(&pool, d, "3+", "C").await;
     let lis = FakeLis::start(vec![Reply::Ack("AR", None, "later")]).await;
-    let mut s = Sender::new(pool.clone(), &lis_settings(&lis.addr)).unwrap();
+    // A long backoff keeps the original waiting for as long as this test needs.
+    let mut settings = lis_settings(&lis.addr);
+    settings.backoff_initial_ms = 3_600_000;
+    settings.backoff_max_ms = 3_600_000;
+    let mut s = Sender::new(pool.clone(), &settings).unwrap();
     let rows = messages(&pool).await;
     assert!(matches!(s.step().await.unwrap(), Step::Retrying { id, .. } if id == rows[0].id));
     assert_eq!(
@@ -94,6 +98,12 @@ async fn a_correction_waits_while_its_original_is_in_backoff() {
         Step::Idle,
         "the correction must not overtake"
     );
+    // End the original's backoff; now both go, in order.
+    sqlx::query("UPDATE hl7_messages SET next_attempt_at = now() WHERE id = $1")
+        .bind(rows[0].id)
+        .execute(&pool)
+        .await
+        .unwrap();
     drain(&mut s, &pool).await;
     let ids = lis.control_ids();
     assert_eq!(
@@ -202,7 +212,7 @@ async fn run_sender_delivers_counts_and_stops_on_cancel() {
         let (pool, cancel) = (pool.clone(), cancel.clone());
         async move { iari::deliver::run_sender(pool, &settings, cancel).await }
     });
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if messages(&pool).await.iter().all(|m| m.state != "pending") {
             break;
         }
