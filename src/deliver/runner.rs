@@ -18,13 +18,13 @@ pub async fn run_sender(
     let mut sender = Sender::new(pool, &settings.lis)?;
     // Poll no slower than the first backoff step so a retry is not delayed by the poll itself.
     let poll = Duration::from_millis(settings.lis.backoff_initial_ms.clamp(50, 1000));
-    let mut last_gauges = tokio::time::Instant::now() - Duration::from_secs(60);
+    let mut last_gauges: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
-        if last_gauges.elapsed() >= Duration::from_secs(5) {
+        if last_gauges.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             if let Err(e) = sender.refresh_gauges().await {
                 tracing::warn!(error = %e, "cannot refresh outbox gauges");
             }
-            last_gauges = tokio::time::Instant::now();
+            last_gauges = Some(tokio::time::Instant::now());
         }
         let wait = match sender.step().await {
             Ok(Step::Idle) if sender.is_halted() => Duration::from_secs(5),
