@@ -226,3 +226,45 @@ async fn run_sender_delivers_counts_and_stops_on_cancel() {
     assert!(metrics().hl7_acked.with_label_values::<&str>(&[]).get() > acked0);
     assert!(metrics().hl7_failed.with_label_values(&["ae"]).get() > ae0);
 }
+
+/// A live lease (another sender mid-send) is skipped; an expired one (a sender that died) is
+/// taken over, and the stored bytes are resent unchanged.
+#[tokio::test]
+async fn live_leases_are_skipped_and_expired_ones_taken_over() {
+    let pool = fresh_db().await;
+    seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
+    let row = &messages(&pool).await[0];
+    let id = row.id;
+    // Bytes a dead sender stored: a rebuilt message would not carry "STORED" in MSH-3.
+    let stored = format!(
+        "MSH|^~\\&|STORED|BB_LAB|LIS|HOSP|20260101000000+0000||ORU^R01^ORU_R01|{}|P|2.5.1\r",
+        row.control_id
+    )
+    .into_bytes();
+    sqlx::query("UPDATE hl7_messages SET payload = $2, claimed_by = 'other', claimed_until = now() + interval '1 hour' WHERE id = $1")
+        .bind(id)
+        .bind(&stored)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let lis = FakeLis::start(vec![]).await;
+    let mut s = Sender::new(pool.clone(), &lis_settings(&lis.addr)).unwrap();
+    assert_eq!(
+        s.step().await.unwrap(),
+        Step::Idle,
+        "another sender holds the lease"
+    );
+    sqlx::query(
+        "UPDATE hl7_messages SET claimed_until = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(s.step().await.unwrap(), Step::Delivered { id });
+    assert_eq!(
+        lis.received()[0].as_ref(),
+        &stored[..],
+        "the stored payload, not a rebuilt one"
+    );
+}
