@@ -1,5 +1,6 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
+mod audit;
 mod models;
 
 use crate::config::Settings;
@@ -8,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "iari", version, about = "Grades solid-phase Coombs test wells with a CNN ensemble")]
+#[command(
+    name = "iari",
+    version,
+    about = "Grades solid-phase Coombs test wells with a CNN ensemble"
+)]
 pub struct Cli {
     /// Config file layered over the built-in defaults (IARI__SECTION__KEY variables override both).
     #[arg(long, global = true, env = "IARI_CONFIG", value_name = "FILE")]
@@ -25,6 +30,11 @@ pub enum Command {
     /// Work with the model ensemble.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Record a person's confirmation or correction of a decision (sent to the LIS).
+    Review(audit::ReviewArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -40,6 +50,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Migrate => block_on(migrate(&settings)),
         Command::Models(cmd) => models::run(&settings, cmd),
+        Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
+        Command::Review(args) => block_on(audit::review(&settings, args)),
     };
     match result {
         Ok(code) => code,
@@ -52,13 +64,20 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     f: F,
 ) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -69,7 +88,10 @@ async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot prepare database {}", db.url.redacted()))?;
     let pool = crate::store::pool(db)?;
     let applied = crate::store::migrate(&pool).await?;
-    println!("migrations applied: {applied} (database {})", db.url.redacted());
+    println!(
+        "migrations applied: {applied} (database {})",
+        db.url.redacted()
+    );
     pool.close().await;
     Ok(ExitCode::SUCCESS)
 }
