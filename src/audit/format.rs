@@ -243,3 +243,52 @@ pub fn stats_table(st: &Stats) -> String {
     );
     o
 }
+
+pub fn replay_table(r: &super::replay::ReplayReport) -> String {
+    let mut o = String::new();
+    let e = &r.execution;
+    let _ = writeln!(
+        o,
+        "replay of decision {} on {} (ONNX Runtime {})",
+        r.decision_id, e.provider, e.onnxruntime_version
+    );
+    let _ = writeln!(
+        o,
+        "  grade: stored {} replayed {}",
+        r.stored_grade, r.replayed_grade
+    );
+    let _ = writeln!(
+        o,
+        "  flags: stored [{}] replayed [{}]",
+        r.stored_flags.join(", "),
+        r.replayed_flags.join(", ")
+    );
+    for m in &r.models {
+        let diff = m
+            .max_abs_probability_difference
+            .map_or("-".into(), |d| format!("{d:.2e}"));
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<8} vote stored {:<4} replayed {:<4} max |dp| {diff}",
+            m.name,
+            m.version,
+            m.stored_vote.as_deref().unwrap_or("-"),
+            m.replayed_vote.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  max |dp| over all models: {:.2e}",
+        r.max_abs_probability_difference
+    );
+    let _ = writeln!(
+        o,
+        "{}",
+        if r.identical {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    o
+}

@@ -7,6 +7,7 @@
 
 pub mod format;
 pub mod query;
+pub mod replay;
 pub mod review;
 pub mod show;
 pub mod stats;

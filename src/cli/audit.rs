@@ -146,3 +146,35 @@ pub async fn review(settings: &Settings, args: ReviewArgs) -> anyhow::Result<Exi
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `iari replay <ID>`: exit 0 when the replay is identical, non-zero naming the differences.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The decision id.
+    pub id: i64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use crate::audit::replay::{load_stored, rerun};
+    let pool = crate::store::pool(&settings.database)?;
+    let stored = load_stored(&pool, args.id).await;
+    pool.close().await;
+    let stored = stored?;
+    let owned = settings.clone();
+    // Model loading and inference are CPU-bound: off the async threads.
+    let report = tokio::task::spawn_blocking(move || rerun(&owned, &stored)).await??;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        _ => print!("{}", format::replay_table(&report)),
+    }
+    if report.identical {
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!(
+        "replay of decision {} differs: {}",
+        args.id,
+        report.differences.join("; ")
+    )
+}

@@ -35,6 +35,8 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Record a person's confirmation or correction of a decision (sent to the LIS).
     Review(audit::ReviewArgs),
+    /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
+    Replay(audit::ReplayArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Models(cmd) => models::run(&settings, cmd),
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
         Command::Review(args) => block_on(audit::review(&settings, args)),
+        Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {
         Ok(code) => code,

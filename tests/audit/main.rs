@@ -4,6 +4,7 @@
 mod api;
 mod common;
 mod list;
+mod replay;
 mod review;
 mod show;
 mod verify;
