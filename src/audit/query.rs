@@ -277,3 +277,31 @@ fn push_conditions(q: &mut QueryBuilder<Postgres>, f: &Parsed) {
         q.push_bind(after).push(")");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_timestamps() {
+        let t = parse_time("since", "2026-11-26", false).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-26T00:00:00+00:00");
+        let (u, inclusive) = parse_until("2026-11-26").unwrap();
+        assert_eq!(
+            (u.to_rfc3339().as_str(), inclusive),
+            ("2026-11-27T00:00:00+00:00", false)
+        );
+        let (u, inclusive) = parse_until("2026-11-26T10:00:00+01:00").unwrap();
+        assert_eq!(
+            (u.to_rfc3339().as_str(), inclusive),
+            ("2026-11-26T09:00:00+00:00", true)
+        );
+        assert!(parse_time("since", "26/11/2026", false).is_err());
+    }
+
+    #[test]
+    fn wells_are_canonical_or_kept_as_typed() {
+        assert_eq!(canonical_well("b07"), "B7");
+        assert_eq!(canonical_well("'; --"), "'; --");
+    }
+}

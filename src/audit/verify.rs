@@ -206,3 +206,53 @@ async fn check_images(
     });
     Ok((u64::try_from(count).unwrap_or(0), broken))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, prev: [u8; 32], canon: &str, tamper: bool) -> ChainRow {
+        let mut hash = link_hash(&prev, canon);
+        if tamper {
+            hash[0] ^= 1;
+        }
+        ChainRow {
+            tbl: "decisions".into(),
+            id: seq,
+            chain_seq: seq,
+            prev_hash: prev.to_vec(),
+            row_hash: hash.to_vec(),
+            canon: canon.into(),
+        }
+    }
+
+    #[test]
+    fn walk_accepts_a_good_chain_and_names_the_first_bad_link() {
+        let mut w = Walk::default();
+        let r1 = row(1, [0; 32], "decisions:{\"id\": 1}", false);
+        let h1: [u8; 32] = r1.row_hash.clone().try_into().unwrap();
+        assert!(w.step(&r1));
+        assert!(w.step(&row(2, h1, "decisions:{\"id\": 2}", false)));
+        w.check_head(2, &w.hash.clone());
+        assert!(w.first_break.is_none());
+        assert!(!w.step(&row(3, w.hash, "decisions:{\"id\": 3}", true)));
+        let b = w.first_break.unwrap();
+        assert_eq!((b.id.as_str(), b.chain_seq), ("3", Some(3)));
+        assert!(b.problem.starts_with("content changed"));
+    }
+
+    #[test]
+    fn walk_names_gaps_and_a_head_ahead_of_the_rows() {
+        let mut w = Walk::default();
+        assert!(!w.step(&row(2, [0; 32], "x", false)));
+        assert!(
+            w.first_break
+                .unwrap()
+                .problem
+                .contains("row(s) 1..1 missing")
+        );
+        let mut w = Walk::default();
+        w.check_head(1, &[7; 32]);
+        assert_eq!(w.first_break.unwrap().table, "audit_chain_head");
+    }
+}

@@ -6,5 +6,6 @@ mod common;
 mod list;
 mod replay;
 mod review;
+mod roles;
 mod show;
 mod verify;
