@@ -102,6 +102,10 @@ async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, 
     let r = audit::verify(pool).await?;
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&r)? + "\n",
+        _ if r.first_break.is_some() => format!(
+            "chain good up to seq {} ({} decisions, {} reviews); stopped at the first broken link\n",
+            r.head_seq, r.decisions, r.reviews
+        ),
         _ => format!(
             "checked {} decisions, {} reviews, {} images; chain head seq {} hash {}\n",
             r.decisions, r.reviews, r.images, r.head_seq, r.head_hash

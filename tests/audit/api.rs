@@ -113,6 +113,16 @@ async fn filters_paging_and_errors_over_http() {
         ),
         (StatusCode::OK, 1, Some(a))
     );
+    let flagged =
+        "/api/v1/decisions?flagged=false&delivery=pending&since=2026-11-26&until=2026-11-26";
+    let (s, v) = call(&app, "GET", flagged, t, None).await;
+    assert_eq!(
+        (s, v["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 3),
+        "{v}"
+    );
+    let (_, v) = call(&app, "GET", "/api/v1/decisions?flagged=true", t, None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
     let (_, v) = call(&app, "GET", "/api/v1/decisions?limit=2", t, None).await;
     assert_eq!(v["next_after"], b);
     let (_, v) = call(
