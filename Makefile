@@ -36,8 +36,9 @@ test: fmt-check clippy unit
 
 # Regenerates the five demo models, manifest, golden files and model card (needs torch; not in CI).
 models:
-	cd onnx/train && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && \
-		.venv/bin/python -m iari_train all --out ../models
+	test -x .venv-train/bin/python || python3 -m venv .venv-train
+	.venv-train/bin/pip install -q -r onnx/train/requirements.txt
+	cd onnx/train && ../../.venv-train/bin/python -m iari_train all --out ../models
 
 clean:
 	$(CARGO) clean
