@@ -1,5 +1,6 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
+mod audit;
 mod models;
 
 use crate::config::Settings;
@@ -29,6 +30,13 @@ pub enum Command {
     /// Work with the model ensemble.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Record a person's confirmation or correction of a decision (sent to the LIS).
+    Review(audit::ReviewArgs),
+    /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
+    Replay(audit::ReplayArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -44,6 +52,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Migrate => block_on(migrate(&settings)),
         Command::Models(cmd) => models::run(&settings, cmd),
+        Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
+        Command::Review(args) => block_on(audit::review(&settings, args)),
+        Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {
         Ok(code) => code,
