@@ -4,7 +4,7 @@ CARGO ?= cargo
 export ORT_DYLIB_PATH ?= $(CURDIR)/.ort/lib/libonnxruntime.so
 IARI := target/release/iari
 
-.PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools
+.PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu
 
 all: build
 
@@ -59,3 +59,7 @@ bench: ort
 	@test -x $(BENCH_PYTHON) || { python3 -m venv .venv-bench && \
 		.venv-bench/bin/pip install -q onnxruntime==1.32.0 numpy pillow; }
 	$(BENCH_PYTHON) scripts/bench_reference.py onnx/models/manifest.json $(BENCH_IMAGES) $(BENCH_SECONDS)
+
+# The classify bench on CUDA and CPU side by side (needs a GPU with driver >= 580; see the script).
+bench-gpu:
+	scripts/bench-gpu.sh

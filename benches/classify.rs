@@ -59,7 +59,10 @@ fn measure(budget: Duration, n: usize, mut f: impl FnMut()) -> Measure {
 fn settings() -> Settings {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let env: HashMap<String, String> = [
-        ("IARI__INFERENCE__DEVICE", "cpu".to_string()),
+        (
+            "IARI__INFERENCE__DEVICE",
+            std::env::var("BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()),
+        ),
         (
             "IARI__MODELS__MANIFEST",
             root.join("onnx/models/manifest.json").display().to_string(),
@@ -86,6 +89,27 @@ fn budget() -> Duration {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3.0);
     Duration::from_secs_f64(s)
+}
+
+/// Batch sizes for "inference alone" (`BENCH_BATCHES=1,8,32,64` by default; larger for a GPU).
+fn batches() -> Vec<usize> {
+    std::env::var("BENCH_BATCHES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 32, 64])
+}
+
+/// Batch size of the full path (`BENCH_FULL_BATCH`, default 32).
+fn full_batch() -> usize {
+    std::env::var("BENCH_FULL_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
 }
 
 fn threading(name: &str) -> Threading {
@@ -121,7 +145,7 @@ fn inference_at(engine: &Engine, tensors: &[Vec<f32>], batch: usize) -> Measure 
 fn full_path(engine: &Engine, files: &[PathBuf], limits: ImageLimits) -> Measure {
     let decode_threads = num_cpus::get().saturating_sub(1).max(1);
     let opts = RunOptions {
-        batch_size: 32,
+        batch_size: full_batch(),
         decode_threads,
         limits,
     };
@@ -193,7 +217,18 @@ fn main() {
         .map(|b| pre.run(&decode(b, &limits).unwrap().rgb))
         .collect();
     let mut infer_cpu_32 = 0.0;
-    for batch in [1, 8, 32, 64] {
+    println!(
+        "execution provider: {} (requested {}{})",
+        engine.info().execution.provider,
+        engine.info().execution.requested,
+        engine
+            .info()
+            .execution
+            .fallback_reason
+            .as_deref()
+            .map_or(String::new(), |r| format!("; fallback: {r}"))
+    );
+    for batch in batches() {
         let m = inference_at(&engine, &tensors, batch);
         if batch == 32 {
             infer_cpu_32 = m.cpu_ms_per_image();
@@ -201,7 +236,10 @@ fn main() {
         report(&format!("inference alone, batch {batch}"), &m);
     }
     let full = full_path(&engine, &files, limits);
-    report("full classify path, batch 32", &full);
+    report(
+        &format!("full classify path, batch {}", full_batch()),
+        &full,
+    );
     // Same work on one thread, no overlap: separates pipeline cost from two-thread contention.
     let serial = measure(budget(), files.len(), || {
         for chunk in files.chunks(32) {
