@@ -21,7 +21,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,7 +259,9 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..].find('/').map_or(out.len(), |i| rest_start + i);
+        let authority_end = out[rest_start..]
+            .find('/')
+            .map_or(out.len(), |i| rest_start + i);
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -284,8 +289,7 @@ impl Settings {
         file: Option<&Path>,
         env: Option<HashMap<String, String>>,
     ) -> Result<Settings, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -306,7 +310,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database.url.expose();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid("database.url", "must start with postgres:// or postgresql://"));
+            return Err(invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
@@ -333,36 +340,52 @@ impl Settings {
             return Err(invalid("inference.batch_size", "must be 1-4096"));
         }
         if usize::from(self.amqp.prefetch) < self.inference.batch_size {
-            return Err(invalid("amqp.prefetch", "must be at least inference.batch_size"));
+            return Err(invalid(
+                "amqp.prefetch",
+                "must be at least inference.batch_size",
+            ));
         }
-        if self.images.max_bytes == 0 || self.images.max_width == 0 || self.images.max_height == 0
-        {
+        if self.images.max_bytes == 0 || self.images.max_width == 0 || self.images.max_height == 0 {
             return Err(invalid("images.max_bytes", "image limits must be positive"));
         }
         if self.plate.rows == 0 || self.plate.rows > 26 || self.plate.columns == 0 {
-            return Err(invalid("plate.rows", "plate must have 1-26 rows and at least 1 column"));
+            return Err(invalid(
+                "plate.rows",
+                "plate must have 1-26 rows and at least 1 column",
+            ));
         }
         if !(1..=5).contains(&self.decision.quorum) {
             return Err(invalid("decision.quorum", "must be 1-5"));
         }
         if !(0.0..=1.0).contains(&self.decision.low_confidence_threshold) {
-            return Err(invalid("decision.low_confidence_threshold", "must be within 0..1"));
+            return Err(invalid(
+                "decision.low_confidence_threshold",
+                "must be within 0..1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.decision.review_min_agreement) {
-            return Err(invalid("decision.review_min_agreement", "must be within 0..1"));
+            return Err(invalid(
+                "decision.review_min_agreement",
+                "must be within 0..1",
+            ));
         }
         if self.lis.transport == LisTransport::Mllp && self.lis.addr.parse::<SocketAddr>().is_err()
         {
-            let ok = self.lis.addr.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0)
-            });
+            let ok = self
+                .lis
+                .addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
             if !ok {
                 return Err(invalid("lis.addr", "must be host:port"));
             }
         }
         let lcs = &self.lis.local_coding_system;
         if !(lcs.starts_with("99") && (3..=5).contains(&lcs.len())) {
-            return Err(invalid("lis.local_coding_system", "must be 99 plus 1-3 characters"));
+            return Err(invalid(
+                "lis.local_coding_system",
+                "must be 99 plus 1-3 characters",
+            ));
         }
         if !matches!(self.lis.processing_id.as_str(), "P" | "T" | "D") {
             return Err(invalid("lis.processing_id", "must be P, T or D"));
@@ -372,7 +395,10 @@ impl Settings {
         }
         if self.lis.backoff_initial_ms == 0 || self.lis.backoff_max_ms < self.lis.backoff_initial_ms
         {
-            return Err(invalid("lis.backoff_max_ms", "must be >= lis.backoff_initial_ms > 0"));
+            return Err(invalid(
+                "lis.backoff_max_ms",
+                "must be >= lis.backoff_initial_ms > 0",
+            ));
         }
         if self.lis.max_frame_bytes < 1024 {
             return Err(invalid("lis.max_frame_bytes", "must be at least 1024"));
@@ -397,7 +423,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -406,7 +437,13 @@ mod tests {
         assert_eq!(s.amqp.queue, "iari.captures");
         assert_eq!(s.inference.device, Device::Auto);
         assert_eq!(s.lis.profile, LisProfile::OruR01);
-        assert_eq!(s.plate, PlateFormat { rows: 8, columns: 12 });
+        assert_eq!(
+            s.plate,
+            PlateFormat {
+                rows: 8,
+                columns: 12
+            }
+        );
     }
 
     #[test]
@@ -441,7 +478,9 @@ mod tests {
             ("IARI__AMQP__NO_SUCH_KEY", "1", "no_such_key"),
         ];
         for (k, v, needle) in cases {
-            let e = Settings::load_from(None, env(&[(k, v)])).unwrap_err().to_string();
+            let e = Settings::load_from(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{k}={v}: {e}");
         }
     }
@@ -451,7 +490,10 @@ mod tests {
         let s = Settings::load_from(
             None,
             env(&[
-                ("IARI__DATABASE__URL", "postgres://u:hunter2@db/iari?password=hunter3"),
+                (
+                    "IARI__DATABASE__URL",
+                    "postgres://u:hunter2@db/iari?password=hunter3",
+                ),
                 ("IARI__HTTP__REVIEW_TOKENS", "tok-secret"),
             ]),
         )
@@ -461,13 +503,22 @@ mod tests {
         assert!(!shown.contains("hunter3"), "{shown}");
         assert!(!shown.contains("tok-secret"), "{shown}");
         assert!(!shown.contains("guest:guest"), "{shown}");
-        assert_eq!(s.database.url.redacted(), "postgres://u:***@db/iari?password=***");
+        assert_eq!(
+            s.database.url.redacted(),
+            "postgres://u:***@db/iari?password=***"
+        );
         assert_eq!(s.http.review_tokens[0].expose(), "tok-secret");
     }
 
     #[test]
     fn redact_leaves_passwordless_urls_alone() {
-        assert_eq!(redact_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
-        assert_eq!(redact_url("amqp://a:b@h:5672/%2f"), "amqp://a:***@h:5672/%2f");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(
+            redact_url("amqp://a:b@h:5672/%2f"),
+            "amqp://a:***@h:5672/%2f"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod ingest;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;

@@ -51,20 +51,23 @@ pub struct Metrics {
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], b: Vec<f64>) -> HistogramVec {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(b), labels)
         .expect("valid metric definition");
-    r.register(Box::new(h.clone())).expect("metric registered once");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
     h
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
@@ -74,22 +77,73 @@ impl Metrics {
         let secs = exponential_buckets(0.0001, 2.0, 18).expect("valid buckets");
         let sizes = exponential_buckets(1.0, 2.0, 12).expect("valid buckets");
         let provider = IntGaugeVec::new(
-            Opts::new("execution_provider", "Execution provider in use (1) and fallback reason"),
+            Opts::new(
+                "execution_provider",
+                "Execution provider in use (1) and fallback reason",
+            ),
             &["provider", "requested", "fallback"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(provider.clone())).expect("metric registered once");
+        r.register(Box::new(provider.clone()))
+            .expect("metric registered once");
         Metrics {
-            captures_received: counter(&r, "captures_received_total", "Capture events received", &[]),
-            captures_classified: counter(&r, "captures_classified_total", "Captures decided", &["grade"]),
-            captures_dead_lettered: counter(&r, "captures_dead_lettered_total", "Captures dead-lettered", &["reason"]),
-            captures_retried: counter(&r, "captures_retried_total", "Transient failures left for redelivery", &["reason"]),
-            captures_duplicate: counter(&r, "captures_duplicate_total", "Redeliveries acknowledged without a new decision", &[]),
+            captures_received: counter(
+                &r,
+                "captures_received_total",
+                "Capture events received",
+                &[],
+            ),
+            captures_classified: counter(
+                &r,
+                "captures_classified_total",
+                "Captures decided",
+                &["grade"],
+            ),
+            captures_dead_lettered: counter(
+                &r,
+                "captures_dead_lettered_total",
+                "Captures dead-lettered",
+                &["reason"],
+            ),
+            captures_retried: counter(
+                &r,
+                "captures_retried_total",
+                "Transient failures left for redelivery",
+                &["reason"],
+            ),
+            captures_duplicate: counter(
+                &r,
+                "captures_duplicate_total",
+                "Redeliveries acknowledged without a new decision",
+                &[],
+            ),
             batch_size: histogram(&r, "batch_size", "Images per inference batch", &[], sizes),
-            stage_seconds: histogram(&r, "stage_seconds", "Seconds per pipeline stage", &["stage"], secs.clone()),
-            model_inference_seconds: histogram(&r, "model_inference_seconds", "Inference seconds per model and batch", &["model"], secs),
-            decisions_flagged: counter(&r, "decisions_flagged_total", "Decisions carrying a flag", &["flag"]),
-            model_pair_disagreements: counter(&r, "model_pair_disagreements_total", "Decisions where a model pair voted differently", &["model_a", "model_b"]),
+            stage_seconds: histogram(
+                &r,
+                "stage_seconds",
+                "Seconds per pipeline stage",
+                &["stage"],
+                secs.clone(),
+            ),
+            model_inference_seconds: histogram(
+                &r,
+                "model_inference_seconds",
+                "Inference seconds per model and batch",
+                &["model"],
+                secs,
+            ),
+            decisions_flagged: counter(
+                &r,
+                "decisions_flagged_total",
+                "Decisions carrying a flag",
+                &["flag"],
+            ),
+            model_pair_disagreements: counter(
+                &r,
+                "model_pair_disagreements_total",
+                "Decisions where a model pair voted differently",
+                &["model_a", "model_b"],
+            ),
             execution_provider: provider,
             reviews: counter(&r, "reviews_total", "Reviews recorded", &["overridden"]),
             hl7_sent: counter(&r, "hl7_sent_total", "HL7 messages sent", &["profile"]),
@@ -97,8 +151,16 @@ impl Metrics {
             hl7_failed: counter(&r, "hl7_failed_total", "HL7 messages failed", &["reason"]),
             hl7_retried: counter(&r, "hl7_retried_total", "HL7 resends", &["reason"]),
             outbox_depth: gauge(&r, "outbox_depth", "HL7 messages pending"),
-            outbox_oldest_pending_seconds: gauge(&r, "outbox_oldest_pending_seconds", "Age of the oldest pending HL7 message"),
-            broker_connected: gauge(&r, "broker_connected", "1 while the broker connection is up"),
+            outbox_oldest_pending_seconds: gauge(
+                &r,
+                "outbox_oldest_pending_seconds",
+                "Age of the oldest pending HL7 message",
+            ),
+            broker_connected: gauge(
+                &r,
+                "broker_connected",
+                "1 while the broker connection is up",
+            ),
             registry: r,
         }
     }

@@ -8,15 +8,30 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifest {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("manifest {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("manifest {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("model {name}: cannot read {path}: {source}")]
-    ModelRead { name: String, path: PathBuf, source: std::io::Error },
+    ModelRead {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model {name}: {path} has SHA-256 {actual}, manifest says {expected}")]
-    HashMismatch { name: String, path: PathBuf, expected: Sha256Digest, actual: Sha256Digest },
+    HashMismatch {
+        name: String,
+        path: PathBuf,
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,20 +91,31 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.into(), source })?;
-        let mut m: Manifest = serde_json::from_str(&text)
-            .map_err(|source| ManifestError::Parse { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut m: Manifest =
+            serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
+                path: path.into(),
+                source,
+            })?;
         m.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         m.check(path)?;
         Ok(m)
     }
 
     fn check(&self, path: &Path) -> Result<(), ManifestError> {
-        let invalid = |reason: String| ManifestError::Invalid { path: path.into(), reason };
+        let invalid = |reason: String| ManifestError::Invalid {
+            path: path.into(),
+            reason,
+        };
         let expected: Vec<&str> = Grade::ALL.iter().map(|g| g.label()).collect();
         if self.classes != expected {
-            return Err(invalid(format!("classes must be {expected:?}, found {:?}", self.classes)));
+            return Err(invalid(format!(
+                "classes must be {expected:?}, found {:?}",
+                self.classes
+            )));
         }
         if self.models.is_empty() {
             return Err(invalid("lists no models".into()));
@@ -103,7 +129,10 @@ impl Manifest {
         }
         for m in &self.models {
             if m.file.is_absolute() || m.file.components().any(|c| c.as_os_str() == "..") {
-                return Err(invalid(format!("model {} file must stay in the manifest's folder", m.name)));
+                return Err(invalid(format!(
+                    "model {} file must stay in the manifest's folder",
+                    m.name
+                )));
             }
         }
         Ok(())
@@ -114,7 +143,11 @@ impl Manifest {
     }
 
     pub fn model_ref(entry: &ModelEntry) -> ModelRef {
-        ModelRef { name: entry.name.clone(), version: entry.version.clone(), sha256: entry.sha256 }
+        ModelRef {
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            sha256: entry.sha256,
+        }
     }
 
     /// Reads each model file and checks its SHA-256; returns the bytes in manifest order,

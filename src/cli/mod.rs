@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "iari", version, about = "Grades solid-phase Coombs test wells with a CNN ensemble")]
+#[command(
+    name = "iari",
+    version,
+    about = "Grades solid-phase Coombs test wells with a CNN ensemble"
+)]
 pub struct Cli {
     /// Config file layered over the built-in defaults (IARI__SECTION__KEY variables override both).
     #[arg(long, global = true, env = "IARI_CONFIG", value_name = "FILE")]
@@ -52,13 +56,20 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     f: F,
 ) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -69,7 +80,10 @@ async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot prepare database {}", db.url.redacted()))?;
     let pool = crate::store::pool(db)?;
     let applied = crate::store::migrate(&pool).await?;
-    println!("migrations applied: {applied} (database {})", db.url.redacted());
+    println!(
+        "migrations applied: {applied} (database {})",
+        db.url.redacted()
+    );
     pool.close().await;
     Ok(ExitCode::SUCCESS)
 }

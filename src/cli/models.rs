@@ -26,7 +26,10 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
             Ok(bytes) => {
                 let actual = crate::domain::Sha256Digest::of(&bytes);
                 if actual == entry.sha256 {
-                    println!("ok        {:<16} {:<10} {}", entry.name, entry.version, actual);
+                    println!(
+                        "ok        {:<16} {:<10} {}",
+                        entry.name, entry.version, actual
+                    );
                 } else {
                     failed += 1;
                     println!(
@@ -37,11 +40,20 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                println!("MISSING   {:<16} {:<10} {}: {e}", entry.name, entry.version, path.display());
+                println!(
+                    "MISSING   {:<16} {:<10} {}: {e}",
+                    entry.name,
+                    entry.version,
+                    path.display()
+                );
             }
         }
     }
-    let synthetic = if manifest.synthetic { " (trained on SYNTHETIC wells)" } else { "" };
+    let synthetic = if manifest.synthetic {
+        " (trained on SYNTHETIC wells)"
+    } else {
+        ""
+    };
     println!(
         "ensemble {} {}: {} models{synthetic}",
         manifest.ensemble.name,

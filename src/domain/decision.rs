@@ -69,7 +69,10 @@ pub struct ModelRef {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ModelAnswer {
     /// Softmax probabilities in grade order, and the argmax.
-    Voted { probabilities: [f32; Grade::COUNT], vote: Grade },
+    Voted {
+        probabilities: [f32; Grade::COUNT],
+        vote: Grade,
+    },
     /// The model could not answer (its session failed); the text says why.
     Failed { error: String },
 }

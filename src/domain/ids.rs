@@ -25,7 +25,11 @@ impl CaptureId {
         let ok = (1..=64).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        if ok { Ok(CaptureId(s.to_string())) } else { Err(IdError::CaptureId) }
+        if ok {
+            Ok(CaptureId(s.to_string()))
+        } else {
+            Err(IdError::CaptureId)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -61,7 +65,10 @@ pub struct PlateFormat {
 
 impl Default for PlateFormat {
     fn default() -> Self {
-        PlateFormat { rows: 8, columns: 12 }
+        PlateFormat {
+            rows: 8,
+            columns: 12,
+        }
     }
 }
 
@@ -197,7 +204,10 @@ mod tests {
         for bad in ["", "A", "A0", "A13", "I1", "1A", "A1x", "A123", "Ä1"] {
             assert!(Well::parse(bad, p).is_err(), "{bad}");
         }
-        let p384 = PlateFormat { rows: 16, columns: 24 };
+        let p384 = PlateFormat {
+            rows: 16,
+            columns: 24,
+        };
         assert!(Well::parse("P24", p384).is_ok());
     }
 
@@ -209,7 +219,10 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(d.to_hex().parse::<Sha256Digest>().unwrap(), d);
-        assert_eq!(d.to_hex().to_uppercase().parse::<Sha256Digest>().unwrap(), d);
+        assert_eq!(
+            d.to_hex().to_uppercase().parse::<Sha256Digest>().unwrap(),
+            d
+        );
         assert!("abc".parse::<Sha256Digest>().is_err());
         assert!("zz".repeat(32).parse::<Sha256Digest>().is_err());
     }

@@ -38,7 +38,10 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| {
             // 08: connection exception, 40: transaction rollback (serialization, deadlock),
             // 53: insufficient resources, 57P: operator intervention (shutdown, restart).
-            c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57P")
+            c.starts_with("08")
+                || c.starts_with("40")
+                || c.starts_with("53")
+                || c.starts_with("57P")
         }),
         _ => false,
     }
@@ -72,7 +75,9 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> Result<(), StoreErr
             .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut admin).await {
+        // The name is quoted above (embedded quotes doubled), so the statement is safe.
+        let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"));
+        match sqlx::query(create).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it between our check and our CREATE.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -92,5 +97,7 @@ pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
 }
 
 async fn applied_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
 }

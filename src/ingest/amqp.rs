@@ -1,0 +1,1 @@
+//! RabbitMQ: topology, consuming, acknowledging and dead-lettering (filled in below).
