@@ -75,7 +75,7 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> Result<(), StoreErr
             .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        // The name is quoted above (embedded quotes doubled), so the statement is safe.
+        // `quoted` is a double-quoted identifier with inner quotes doubled: no injection.
         let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"));
         match sqlx::query(create).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
