@@ -1,5 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the batched write of decisions with their provenance.
 
+pub mod decisions;
+
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
