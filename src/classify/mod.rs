@@ -2,11 +2,16 @@
 //! sessions and the plurality vote.
 
 pub mod decode;
+pub mod engine;
 pub mod manifest;
 pub mod preprocess;
+pub mod runtime;
+pub mod session;
 pub mod vote;
 
 pub use decode::{DecodedImage, ImageError, ImageLimits, decode};
+pub use engine::{Engine, EngineError, EngineInfo, ImageTensor, ModelLogits};
 pub use manifest::{Manifest, ManifestError};
 pub use preprocess::{PreprocessError, Preprocessor};
+pub use session::Threading;
 pub use vote::{QuorumError, decide};

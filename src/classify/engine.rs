@@ -1,0 +1,311 @@
+//! The ensemble engine: verified models loaded into ONNX Runtime sessions, batched inference
+//! (N images → one run per model) and the decision for each image. Synchronous and CPU-bound:
+//! async callers run it on a blocking thread.
+
+use super::manifest::{EnsembleInfo, Manifest, ManifestError, ModelEntry};
+use super::preprocess::{PreprocessError, Preprocessor};
+use super::runtime::{RuntimeError, runtime};
+use super::session::{BuildError, Threading, create_sessions, record_provider};
+use super::vote::{QuorumError, answer_from_logits, decide};
+use crate::config::{DecisionSettings, Settings};
+use crate::domain::{Classification, ExecutionInfo, Grade, ModelAnswer, ModelRef, Sha256Digest};
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One preprocessed image: CHW f32 of the manifest's input size, and the image's hash.
+#[derive(Debug, Clone)]
+pub struct ImageTensor {
+    pub sha256: Sha256Digest,
+    pub data: Vec<f32>,
+}
+
+/// What the engine is, for provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    pub ensemble: EnsembleInfo,
+    pub synthetic: bool,
+    /// In manifest order, the models this engine runs.
+    pub models: Vec<ModelRef>,
+    pub execution: ExecutionInfo,
+    pub preprocessing_version: String,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error("inference.device = cuda, but {0}")]
+    CudaUnavailable(String),
+    #[error("model {model}: ONNX Runtime cannot load it: {reason}")]
+    ModelLoad { model: String, reason: String },
+    #[error("pinned model {name} {version} ({sha256}) is not in the current manifest")]
+    PinnedMissing {
+        name: String,
+        version: String,
+        sha256: Sha256Digest,
+    },
+    #[error("bad input: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+}
+
+impl EngineError {
+    /// Worth retrying later (the runtime failed on this batch); everything else needs a person
+    /// (deployment, configuration) or is a bug in the caller.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Quorum(_))
+    }
+}
+
+struct LoadedModel {
+    reference: ModelRef,
+    session: Mutex<Session>,
+}
+
+/// The loaded ensemble. `Send + Sync`: each session is behind its own mutex.
+pub struct Engine {
+    info: EngineInfo,
+    models: Vec<LoadedModel>,
+    preprocessor: Preprocessor,
+    rules: DecisionSettings,
+    input_name: String,
+    threading: Threading,
+}
+
+/// Logits of one model for a batch, or why its run failed.
+pub type ModelLogits = Result<Vec<[f32; Grade::COUNT]>, String>;
+
+impl Engine {
+    /// Loads the manifest's ensemble with the threading the settings ask for.
+    pub fn load(settings: &Settings) -> Result<Engine, EngineError> {
+        Self::load_with(
+            settings,
+            Threading::from_settings(&settings.inference),
+            None,
+        )
+    }
+
+    /// Loads only the `pinned` models (audit replay), by name and SHA-256, in that order;
+    /// refuses when the manifest no longer lists one of them.
+    pub fn load_pinned(settings: &Settings, pinned: &[ModelRef]) -> Result<Engine, EngineError> {
+        let threading = Threading::from_settings(&settings.inference);
+        Self::load_with(settings, threading, Some(pinned))
+    }
+
+    /// Like [`Engine::load`] with an explicit threading layout (benchmarks).
+    pub fn load_with(
+        settings: &Settings,
+        threading: Threading,
+        pinned: Option<&[ModelRef]>,
+    ) -> Result<Engine, EngineError> {
+        let rt = runtime(&settings.inference, threading.global_pool_threads())?;
+        let manifest = Manifest::load(&settings.models.manifest)?;
+        let preprocessor = Preprocessor::from_manifest(&manifest)?;
+        let verified = select(manifest.read_verified()?, pinned)?;
+        let named: Vec<(String, &[u8])> = verified
+            .iter()
+            .map(|(e, b)| (e.name.clone(), b.as_slice()))
+            .collect();
+        let (sessions, execution) = create_sessions(rt, &settings.inference, &named, threading)
+            .map_err(|e| match e {
+                BuildError::Cuda(reason) => EngineError::CudaUnavailable(reason),
+                BuildError::Model { model, reason } => EngineError::ModelLoad { model, reason },
+            })?;
+        record_provider(&execution);
+        let models: Vec<LoadedModel> = verified
+            .iter()
+            .zip(sessions)
+            .map(|((entry, _), session)| LoadedModel {
+                reference: Manifest::model_ref(entry),
+                session: Mutex::new(session),
+            })
+            .collect();
+        let info = EngineInfo {
+            ensemble: manifest.ensemble.clone(),
+            synthetic: manifest.synthetic,
+            models: models.iter().map(|m| m.reference.clone()).collect(),
+            execution,
+            preprocessing_version: preprocessor.version().to_string(),
+            batch_size: settings.inference.batch_size,
+        };
+        Ok(Engine {
+            info,
+            models,
+            preprocessor,
+            rules: settings.decision.clone(),
+            input_name: manifest.input.name.clone(),
+            threading,
+        })
+    }
+
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// The preprocessing the models were trained with.
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// Refuses unless `pinned` are exactly the models this engine runs (same order and hashes).
+    pub fn check_pinned(&self, pinned: &[ModelRef]) -> Result<(), EngineError> {
+        for p in pinned {
+            if !self
+                .info
+                .models
+                .iter()
+                .any(|m| m.name == p.name && m.sha256 == p.sha256)
+            {
+                return Err(missing(p));
+            }
+        }
+        if pinned.len() != self.info.models.len() {
+            return Err(EngineError::Input(format!(
+                "{} models pinned, the engine runs {}",
+                pinned.len(),
+                self.info.models.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Classifies a batch: one run per model over all images, then the decision per image.
+    pub fn classify(&self, batch: &[ImageTensor]) -> Result<Vec<Classification>, EngineError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = self.preprocessor.tensor_len();
+        let mut input = Vec::with_capacity(batch.len() * len);
+        for (i, t) in batch.iter().enumerate() {
+            if t.data.len() != len {
+                return Err(EngineError::Input(format!(
+                    "image {i} has {} values, the models take {len}",
+                    t.data.len()
+                )));
+            }
+            input.extend_from_slice(&t.data);
+        }
+        let logits = self.run_models(&input, batch.len());
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.decide_one(t.sha256, &logits, i))
+            .collect()
+    }
+
+    fn decide_one(
+        &self,
+        sha256: Sha256Digest,
+        logits: &[ModelLogits],
+        i: usize,
+    ) -> Result<Classification, EngineError> {
+        let answers: Vec<ModelAnswer> = logits
+            .iter()
+            .map(|r| match r {
+                Ok(rows) => answer_from_logits(&rows[i]),
+                Err(error) => ModelAnswer::Failed {
+                    error: error.clone(),
+                },
+            })
+            .collect();
+        let outcome = decide(&answers, &self.rules)?;
+        let models = self.info.models.iter().cloned().zip(answers).collect();
+        Ok(Classification {
+            image_sha256: sha256,
+            models,
+            outcome,
+        })
+    }
+
+    /// Raw logits of every model for `n` images packed as NCHW in `input`, in model order.
+    pub fn run_models(&self, input: &[f32], n: usize) -> Vec<ModelLogits> {
+        match self.threading {
+            Threading::ParallelModels if self.models.len() > 1 => std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .models
+                    .iter()
+                    .map(|m| s.spawn(move || self.run_one(m, input, n)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err("inference thread panicked".into()))
+                    })
+                    .collect()
+            }),
+            _ => self
+                .models
+                .iter()
+                .map(|m| self.run_one(m, input, n))
+                .collect(),
+        }
+    }
+
+    fn run_one(&self, model: &LoadedModel, input: &[f32], n: usize) -> ModelLogits {
+        let (w, h) = self.preprocessor.size();
+        let started = Instant::now();
+        // A poisoned mutex means a panic mid-run; the session itself holds no Rust invariant.
+        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
+        let tensor =
+            TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
+        let outputs = session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| format!("{}: {e}", model.reference.name))?;
+        let (shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| e.to_string())?;
+        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != Grade::COUNT {
+            return Err(format!(
+                "{}: output shape {shape:?}, expected [{n}, 5]",
+                model.reference.name
+            ));
+        }
+        let rows = data
+            .chunks_exact(Grade::COUNT)
+            .map(|c| [c[0], c[1], c[2], c[3], c[4]])
+            .collect();
+        crate::metrics::metrics()
+            .model_inference_seconds
+            .with_label_values(&[model.reference.name.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(rows)
+    }
+}
+
+fn missing(p: &ModelRef) -> EngineError {
+    EngineError::PinnedMissing {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        sha256: p.sha256,
+    }
+}
+
+/// The verified models to load: all, or the pinned ones by name and hash in pinned order.
+fn select(
+    verified: Vec<(ModelEntry, Vec<u8>)>,
+    pinned: Option<&[ModelRef]>,
+) -> Result<Vec<(ModelEntry, Vec<u8>)>, EngineError> {
+    let Some(pinned) = pinned else {
+        return Ok(verified);
+    };
+    pinned
+        .iter()
+        .map(|p| {
+            verified
+                .iter()
+                .find(|(e, _)| e.name == p.name && e.sha256 == p.sha256)
+                .cloned()
+                .ok_or_else(|| missing(p))
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! The ONNX Runtime library, loaded once per process from `inference.ort_library`
+//! (or `ORT_DYLIB_PATH`), and the one `ort` environment every session is created in.
+
+use crate::config::InferenceSettings;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// The runtime cannot be used: a deployment problem, permanent until someone fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime library not found at {}: run scripts/fetch-ort.sh or set ORT_DYLIB_PATH",
+        .0.display()
+    )]
+    Missing(PathBuf),
+    #[error("cannot load ONNX Runtime from {}: {reason}", .path.display())]
+    Load { path: PathBuf, reason: String },
+    #[error("cannot create the ONNX Runtime environment: {0}")]
+    Environment(String),
+}
+
+/// The loaded runtime: its environment (kept alive for the process) and version.
+#[derive(Debug)]
+pub struct Runtime {
+    environment: Environment,
+    version: String,
+    global_pool: bool,
+}
+
+impl Runtime {
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// ONNX Runtime version, e.g. `1.32.0`, for provenance.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether sessions share the environment's global intra-op pool.
+    pub fn has_global_pool(&self) -> bool {
+        self.global_pool
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
+
+/// The process's runtime, loading it on first use. `global_pool_threads` (Some) creates the
+/// environment with one shared intra-op pool of that many threads; it only has effect on the
+/// first call, since ONNX Runtime allows one environment per process.
+pub fn runtime(
+    settings: &InferenceSettings,
+    global_pool_threads: Option<usize>,
+) -> Result<&'static Runtime, RuntimeError> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    // Serialise first loads; the lock guards no data, so poisoning is harmless.
+    let _guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = load(&settings.ort_library_path(), global_pool_threads)?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+fn load(path: &Path, global_pool_threads: Option<usize>) -> Result<Runtime, RuntimeError> {
+    if !path.is_file() {
+        return Err(RuntimeError::Missing(path.to_path_buf()));
+    }
+    let builder = ort::init_from(path)
+        .map_err(|e| RuntimeError::Load {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?
+        .with_name("iari")
+        .with_telemetry(false);
+    let env_err = |e: ort::Error| RuntimeError::Environment(e.to_string());
+    let builder = match global_pool_threads {
+        Some(threads) => {
+            // Spinning off: five small sessions would otherwise burn the cores between runs.
+            let pool = GlobalThreadPoolOptions::default()
+                .with_intra_threads(threads)
+                .and_then(|p| p.with_inter_threads(1))
+                .and_then(|p| p.with_spin_control(false))
+                .map_err(env_err)?;
+            builder.with_global_thread_pool(pool)
+        }
+        None => builder,
+    };
+    let environment = builder.build().map_err(env_err)?;
+    let version = parse_version(ort::info());
+    tracing::info!(path = %path.display(), version = %version, "ONNX Runtime loaded");
+    Ok(Runtime {
+        environment,
+        version,
+        global_pool: global_pool_threads.is_some(),
+    })
+}
+
+/// `ORT Build Info: git-branch=rel-1.32.0, git-commit-id=…` → `1.32.0`.
+fn parse_version(info: &str) -> String {
+    info.split([',', ' '])
+        .find_map(|part| part.trim().strip_prefix("git-branch="))
+        .map(|b| b.strip_prefix("rel-").unwrap_or(b).to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_parsed_from_build_info() {
+        let info =
+            "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=26250ae, build type=Release";
+        assert_eq!(parse_version(info), "1.32.0");
+        assert_eq!(parse_version("ORT Build Info: git-branch=main, x"), "main");
+        assert_eq!(parse_version("something else"), "unknown");
+    }
+
+    #[test]
+    fn missing_library_says_how_to_fix_it_in_one_line() {
+        let e = load(Path::new("/nonexistent/libonnxruntime.so"), None).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("scripts/fetch-ort.sh") && msg.contains("ORT_DYLIB_PATH"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
+    }
+}
