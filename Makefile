@@ -20,8 +20,7 @@ build: ort
 	$(CARGO) build --release --locked
 
 demo: build services
-	$(IARI) migrate
-	$(IARI) models verify
+	$(IARI) demo
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,368 @@
+//! One processing step, free of AMQP: message bodies in, one [`Disposition`] per message out.
+//! prepare (blocking threads) → one inference batch (blocking) → one transaction → dispositions.
+
+use super::prepare::{PrepareContext, Prepared, prepare_all};
+use crate::classify::{Engine, ImageTensor};
+use crate::domain::{Classification, ModelAnswer};
+use crate::ingest::{DeadLetterReason, Failure};
+use crate::metrics::metrics;
+use crate::store::decisions::{
+    ImageRow, NewDecision, Provenance, Timings, WriteOutcome, write_batch,
+};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A message taken from the queue, as the processing step sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub body: Vec<u8>,
+    /// Earlier deliveries of this message (`x-delivery-count`; 0 on the first).
+    pub delivery_count: u32,
+    pub received_at: Instant,
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Committed (new decision id) or a redelivery of a decided capture: acknowledge.
+    Decided {
+        decision_id: i64,
+    },
+    Duplicate {
+        decision_id: i64,
+    },
+    /// Can never succeed (or ran out of attempts): publish to the DLX with the reason, then ack.
+    DeadLetter(Failure),
+    /// May succeed later: nack with requeue.
+    Retry(Failure),
+}
+
+/// The stages and what they share; cheap to clone.
+#[derive(Clone)]
+pub struct Processor {
+    pub engine: Arc<Engine>,
+    pub pool: PgPool,
+    pub prepare: Arc<PrepareContext>,
+    pub provenance: Arc<Provenance>,
+    /// Quorum queue `x-delivery-limit`: the last attempt dead-letters transient failures.
+    pub delivery_limit: u32,
+}
+
+fn observe(stage: &str, since: Instant) {
+    metrics()
+        .stage_seconds
+        .with_label_values(&[stage])
+        .observe(since.elapsed().as_secs_f64());
+}
+
+impl Processor {
+    /// Processes one batch. Store outages are retried here while the caller holds the acks;
+    /// `cancel` bounds that wait (the messages are then requeued, never acked).
+    pub async fn process_batch(
+        &self,
+        batch: &[Incoming],
+        cancel: &CancellationToken,
+    ) -> Vec<Disposition> {
+        metrics()
+            .captures_received
+            .with_label_values(&[] as &[&str])
+            .inc_by(batch.len() as u64);
+        let t0 = Instant::now();
+        let prepared = self.prepare(batch).await;
+        observe("prepare", t0);
+        let mut out: Vec<Option<Disposition>> = vec![None; batch.len()];
+        let mut ready: Vec<(usize, Prepared)> = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok(p) => ready.push((i, p)),
+                Err(f) => out[i] = Some(self.failed(f, &batch[i])),
+            }
+        }
+        if !ready.is_empty() {
+            for (i, d) in self.classify_and_store(batch, ready, cancel).await {
+                out[i] = Some(d);
+            }
+        }
+        out.into_iter()
+            .map(|d| d.unwrap_or_else(|| unreachable_failure()))
+            .collect()
+    }
+
+    async fn prepare(&self, batch: &[Incoming]) -> Vec<Result<Prepared, Failure>> {
+        let bodies: Vec<Vec<u8>> = batch.iter().map(|m| m.body.clone()).collect();
+        let (ctx, engine) = (self.prepare.clone(), self.engine.clone());
+        let job = move || {
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            prepare_all(&refs, &ctx, engine.preprocessor())
+        };
+        tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
+            let f = Failure::new(
+                DeadLetterReason::ClassificationFailed,
+                format!("prepare: {e}"),
+            );
+            (0..batch.len()).map(|_| Err(f.clone())).collect()
+        })
+    }
+
+    async fn classify_and_store(
+        &self,
+        batch: &[Incoming],
+        mut ready: Vec<(usize, Prepared)>,
+        cancel: &CancellationToken,
+    ) -> Vec<(usize, Disposition)> {
+        let tensors: Vec<ImageTensor> = ready
+            .iter_mut()
+            .map(|(_, p)| ImageTensor {
+                sha256: p.sha256,
+                data: std::mem::take(&mut p.tensor),
+            })
+            .collect();
+        metrics()
+            .batch_size
+            .with_label_values(&[] as &[&str])
+            .observe(tensors.len() as f64);
+        let t0 = Instant::now();
+        let engine = self.engine.clone();
+        let result = tokio::task::spawn_blocking(move || engine.classify(&tensors)).await;
+        observe("inference", t0);
+        let inference_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let classes = match result {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return self.fail_all(
+                    &ready,
+                    batch,
+                    DeadLetterReason::ClassificationFailed,
+                    &e.to_string(),
+                );
+            }
+            Err(e) => {
+                return self.fail_all(
+                    &ready,
+                    batch,
+                    DeadLetterReason::ClassificationFailed,
+                    &e.to_string(),
+                );
+            }
+        };
+        let n = ready.len();
+        let rows: Vec<NewDecision<'_>> = ready
+            .iter()
+            .zip(&classes)
+            .map(|((i, p), c)| new_decision(p, c, timings(p, &batch[*i], t0, inference_ms, n)))
+            .collect();
+        let t1 = Instant::now();
+        let written = self.write_with_retry(&rows, cancel).await;
+        observe("store", t1);
+        match written {
+            Ok(outcomes) => ready
+                .iter()
+                .zip(&classes)
+                .zip(outcomes)
+                .map(|(((i, p), c), o)| (*i, self.settled(o, p, c)))
+                .collect(),
+            Err(e) => self.fail_all(&ready, batch, DeadLetterReason::StoreFailed, &e),
+        }
+    }
+
+    /// Retries transient database errors with backoff until they pass or `cancel` fires.
+    async fn write_with_retry(
+        &self,
+        rows: &[NewDecision<'_>],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteOutcome>, String> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match write_batch(&self.pool, &self.provenance, rows).await {
+                Ok(o) => return Ok(o),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "database unavailable; holding the batch");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(format!("shutting down while the database is unavailable: {e}")),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "database refused the batch");
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn fail_all(
+        &self,
+        ready: &[(usize, Prepared)],
+        batch: &[Incoming],
+        reason: DeadLetterReason,
+        detail: &str,
+    ) -> Vec<(usize, Disposition)> {
+        ready
+            .iter()
+            .map(|(i, _)| (*i, self.failed(Failure::new(reason, detail), &batch[*i])))
+            .collect()
+    }
+
+    /// Permanent failures dead-letter; transient ones retry until the last allowed attempt.
+    fn failed(&self, f: Failure, msg: &Incoming) -> Disposition {
+        let d = settle_failure(f, msg.delivery_count, self.delivery_limit);
+        match &d {
+            Disposition::DeadLetter(f) => {
+                tracing::warn!(reason = f.reason.code(), detail = %f.detail, "dead-lettering capture");
+                metrics()
+                    .captures_dead_lettered
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+            }
+            Disposition::Retry(f) => {
+                tracing::info!(reason = f.reason.code(), detail = %f.detail, attempt = msg.delivery_count + 1, "capture will be retried");
+                metrics()
+                    .captures_retried
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+            }
+            _ => {}
+        }
+        d
+    }
+
+    fn settled(&self, o: WriteOutcome, p: &Prepared, c: &Classification) -> Disposition {
+        match o {
+            WriteOutcome::Decided { decision_id } => {
+                count_decision(c);
+                Disposition::Decided { decision_id }
+            }
+            WriteOutcome::Duplicate { decision_id } => {
+                metrics()
+                    .captures_duplicate
+                    .with_label_values(&[] as &[&str])
+                    .inc();
+                Disposition::Duplicate { decision_id }
+            }
+            WriteOutcome::Conflict { stored_sha256 } => {
+                tracing::error!(capture_id = %p.event.capture_id, stored = %stored_sha256, received = %p.sha256,
+                    "conflicting duplicate: capture id already decided from a different image");
+                let f = Failure::new(
+                    DeadLetterReason::ConflictingDuplicate,
+                    format!(
+                        "capture {} was decided from image {stored_sha256}, this one is {}",
+                        p.event.capture_id, p.sha256
+                    ),
+                );
+                metrics()
+                    .captures_dead_lettered
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+                Disposition::DeadLetter(f)
+            }
+        }
+    }
+}
+
+/// Transient failures on the last allowed delivery become dead letters (the broker would drop
+/// them silently at the limit otherwise).
+pub fn settle_failure(f: Failure, delivery_count: u32, delivery_limit: u32) -> Disposition {
+    if f.reason.is_transient() && delivery_count.saturating_add(1) < delivery_limit {
+        Disposition::Retry(f)
+    } else {
+        Disposition::DeadLetter(f)
+    }
+}
+
+fn unreachable_failure() -> Disposition {
+    // Every index is filled above; if not, retrying is the safe answer.
+    Disposition::Retry(Failure::new(
+        DeadLetterReason::ClassificationFailed,
+        "no outcome computed",
+    ))
+}
+
+fn timings(
+    p: &Prepared,
+    m: &Incoming,
+    inference_start: Instant,
+    inference_ms: f64,
+    n: usize,
+) -> Timings {
+    Timings {
+        decode_ms: p.decode_ms,
+        preprocess_ms: p.preprocess_ms,
+        inference_ms,
+        queue_ms: inference_start
+            .saturating_duration_since(m.received_at)
+            .as_secs_f64()
+            * 1000.0,
+        batch_size: n,
+    }
+}
+
+fn new_decision<'a>(p: &'a Prepared, c: &'a Classification, timings: Timings) -> NewDecision<'a> {
+    NewDecision {
+        event: &p.event,
+        image: ImageRow {
+            sha256: p.sha256,
+            media_type: &p.media_type,
+            width: p.width,
+            height: p.height,
+            bytes: &p.bytes,
+        },
+        classification: c,
+        timings,
+    }
+}
+
+fn count_decision(c: &Classification) {
+    let m = metrics();
+    m.captures_classified
+        .with_label_values(&[c.outcome.grade.label()])
+        .inc();
+    for f in &c.outcome.flags {
+        m.decisions_flagged.with_label_values(&[f.as_str()]).inc();
+    }
+    for (i, (a, va)) in c.models.iter().enumerate() {
+        for (b, vb) in &c.models[i + 1..] {
+            if let (ModelAnswer::Voted { vote: x, .. }, ModelAnswer::Voted { vote: y, .. }) =
+                (va, vb)
+                && x != y
+            {
+                m.model_pair_disagreements
+                    .with_label_values(&[&a.name, &b.name])
+                    .inc();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_dead_letter_on_the_last_attempt() {
+        let missing = || Failure::new(DeadLetterReason::ImageMissing, "x");
+        assert!(matches!(
+            settle_failure(missing(), 0, 5),
+            Disposition::Retry(_)
+        ));
+        assert!(matches!(
+            settle_failure(missing(), 3, 5),
+            Disposition::Retry(_)
+        ));
+        assert!(matches!(
+            settle_failure(missing(), 4, 5),
+            Disposition::DeadLetter(_)
+        ));
+        assert!(matches!(
+            settle_failure(missing(), 9, 5),
+            Disposition::DeadLetter(_)
+        ));
+        let bad = Failure::new(DeadLetterReason::PathOutsideRoot, "x");
+        assert!(matches!(
+            settle_failure(bad, 0, 5),
+            Disposition::DeadLetter(_)
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! The consumer loop: connect (with backoff), take deliveries in dynamic batches, process each
+//! batch, settle every message after commit; reconnect when the connection is lost, however it
+//! shows (stream error, stream end, failed ack, watchdog). Stops on the cancellation token.
+
+use super::process::{Disposition, Incoming, Processor};
+use crate::config::Settings;
+use crate::http::Readiness;
+use crate::ingest::amqp::{Broker, BrokerError, delivery_count};
+use crate::metrics::metrics;
+use futures::StreamExt;
+use lapin::message::Delivery;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+/// Runs until `cancel`; returns after the batch in hand is settled and the broker closed.
+pub async fn run(
+    processor: Processor,
+    settings: Arc<Settings>,
+    ready: Arc<Readiness>,
+    cancel: CancellationToken,
+) {
+    let w = &settings.worker;
+    let initial = Duration::from_secs(w.reconnect_initial_s.max(1));
+    let mut backoff = initial;
+    let name = format!("iari-worker@{}", std::process::id());
+    while !cancel.is_cancelled() {
+        match Broker::connect(&settings.amqp, &name).await {
+            Ok(broker) => {
+                backoff = initial;
+                ready.set_broker(true);
+                tracing::info!(queue = %settings.amqp.queue, "consuming");
+                let ended = consume(&processor, &broker, &settings, &cancel).await;
+                ready.set_broker(false);
+                broker.close().await;
+                match ended {
+                    Ended::Shutdown => break,
+                    Ended::Lost(why) => {
+                        tracing::warn!(%why, "broker connection lost; reconnecting")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "cannot reach the broker")
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(w.reconnect_max_s.max(1)));
+    }
+    tracing::info!("consumer stopped");
+}
+
+async fn consume(
+    p: &Processor,
+    broker: &Broker,
+    s: &Settings,
+    cancel: &CancellationToken,
+) -> Ended {
+    let tag = format!("iari-{}", uuid::Uuid::new_v4().simple());
+    let mut consumer = match broker.consume(&tag).await {
+        Ok(c) => c,
+        Err(e) => return Ended::Lost(e.to_string()),
+    };
+    // A consumer once hung silently with the connection gone: check the state every second.
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    let wait = Duration::from_millis(s.worker.batch_wait_ms);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                if let Err(e) = broker.cancel(&tag).await {
+                    tracing::warn!(error = %e, "basic.cancel failed during shutdown");
+                }
+                return Ended::Shutdown;
+            }
+            _ = watchdog.tick() => {
+                if broker.connected() { continue }
+                return Ended::Lost("watchdog: connection not connected".into());
+            }
+            next = consumer.next() => match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Ended::Lost(e.to_string()),
+                None => return Ended::Lost("consumer stream ended".into()),
+            },
+        };
+        let (batch, lost) = fill_batch(first, &mut consumer, s.inference.batch_size, wait).await;
+        let incoming: Vec<Incoming> = batch.iter().map(incoming).collect();
+        let dispositions = p.process_batch(&incoming, cancel).await;
+        let t0 = Instant::now();
+        for (d, disp) in batch.iter().zip(&dispositions) {
+            if let Err(e) = settle(broker, d, disp).await {
+                // The rest of the batch will be redelivered; idempotency makes that safe.
+                return Ended::Lost(format!("settling a delivery: {e}"));
+            }
+        }
+        metrics()
+            .stage_seconds
+            .with_label_values(&["ack"])
+            .observe(t0.elapsed().as_secs_f64());
+        if let Some(why) = lost {
+            return Ended::Lost(why);
+        }
+    }
+}
+
+/// Takes what is ready up to `max`, waiting at most `wait` after the first delivery.
+async fn fill_batch(
+    first: Delivery,
+    consumer: &mut lapin::Consumer,
+    max: usize,
+    wait: Duration,
+) -> (Vec<Delivery>, Option<String>) {
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Ok(Some(Ok(d))) => batch.push(d),
+            Ok(Some(Err(e))) => return (batch, Some(e.to_string())),
+            Ok(None) => return (batch, Some("consumer stream ended".into())),
+            Err(_) => break,
+        }
+    }
+    (batch, None)
+}
+
+fn incoming(d: &Delivery) -> Incoming {
+    Incoming {
+        body: d.data.clone(),
+        delivery_count: delivery_count(d),
+        received_at: Instant::now(),
+    }
+}
+
+async fn settle(broker: &Broker, d: &Delivery, disp: &Disposition) -> Result<(), BrokerError> {
+    match disp {
+        Disposition::Decided { .. } | Disposition::Duplicate { .. } => broker.ack(d).await,
+        Disposition::DeadLetter(f) => broker.dead_letter(d, f).await,
+        Disposition::Retry(_) => broker.requeue(d).await,
+    }
+}
