@@ -28,7 +28,8 @@ pub async fn run(
     let w = &settings.worker;
     let initial = Duration::from_secs(w.reconnect_initial_s.max(1));
     let mut backoff = initial;
-    let name = format!("iari-worker@{}", std::process::id());
+    // Named after the queue so operators (and tests) can tell workers apart.
+    let name = format!("iari-worker:{}:{}", settings.amqp.queue, std::process::id());
     while !cancel.is_cancelled() {
         match Broker::connect(&settings.amqp, &name).await {
             Ok(broker) => {

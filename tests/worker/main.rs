@@ -2,4 +2,6 @@
 //! database and queue names so they run in parallel.
 
 mod common;
+mod e2e;
+mod harness;
 mod store;
