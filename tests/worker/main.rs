@@ -4,4 +4,5 @@
 mod common;
 mod e2e;
 mod harness;
+mod resilience;
 mod store;
