@@ -82,7 +82,9 @@ fn media_type(format: ImageFormat) -> &'static str {
     }
 }
 
-fn reader(bytes: &[u8]) -> Result<(ImageReader<Cursor<&[u8]>>, ImageFormat), ImageError> {
+type MemReader<'a> = ImageReader<Cursor<&'a [u8]>>;
+
+fn reader(bytes: &[u8]) -> Result<(MemReader<'_>, ImageFormat), ImageError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Undecodable(e.to_string()))?;

@@ -91,7 +91,7 @@ fn load(path: &Path, global_pool_threads: Option<usize>) -> Result<Runtime, Runt
         None => builder,
     };
     let environment = builder.build().map_err(env_err)?;
-    let version = parse_version(ort::info());
+    let version = parse_version(ort::info(), path);
     tracing::info!(path = %path.display(), version = %version, "ONNX Runtime loaded");
     Ok(Runtime {
         environment,
@@ -100,12 +100,27 @@ fn load(path: &Path, global_pool_threads: Option<usize>) -> Result<Runtime, Runt
     })
 }
 
-/// `ORT Build Info: git-branch=rel-1.32.0, git-commit-id=…` → `1.32.0`.
-fn parse_version(info: &str) -> String {
-    info.split([',', ' '])
-        .find_map(|part| part.trim().strip_prefix("git-branch="))
-        .map(|b| b.strip_prefix("rel-").unwrap_or(b).to_string())
-        .unwrap_or_else(|| "unknown".into())
+/// The version for provenance: `git-branch=rel-X` from the build info when the release branch is
+/// named there, else the resolved library file name (`libonnxruntime.so.X.Y.Z`); the git
+/// commit is appended when known (`1.32.0 (git fab30a4)`).
+fn parse_version(info: &str, library: &Path) -> String {
+    let field = |key: &str| {
+        info.split([',', ' '])
+            .find_map(|part| part.trim().strip_prefix(key).map(str::to_string))
+    };
+    let from_branch = field("git-branch=").and_then(|b| b.strip_prefix("rel-").map(str::to_string));
+    let from_file = std::fs::canonicalize(library).ok().and_then(|p| {
+        let name = p.file_name()?.to_str()?.to_string();
+        let v = name.split_once(".so.")?.1.to_string();
+        v.starts_with(|c: char| c.is_ascii_digit()).then_some(v)
+    });
+    let version = from_branch
+        .or(from_file)
+        .unwrap_or_else(|| "unknown".into());
+    match field("git-commit-id=") {
+        Some(commit) => format!("{version} (git {commit})"),
+        None => version,
+    }
 }
 
 #[cfg(test)]
@@ -114,11 +129,21 @@ mod tests {
 
     #[test]
     fn version_is_parsed_from_build_info() {
+        let nowhere = Path::new("/nonexistent/libonnxruntime.so");
         let info =
             "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=26250ae, build type=Release";
-        assert_eq!(parse_version(info), "1.32.0");
-        assert_eq!(parse_version("ORT Build Info: git-branch=main, x"), "main");
-        assert_eq!(parse_version("something else"), "unknown");
+        assert_eq!(parse_version(info, nowhere), "1.32.0 (git 26250ae)");
+        assert_eq!(
+            parse_version("ORT Build Info: git-branch=HEAD", nowhere),
+            "unknown"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("libonnxruntime.so.1.31.2");
+        std::fs::write(&file, b"").unwrap();
+        let link = dir.path().join("libonnxruntime.so");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let info = "ORT Build Info: git-branch=HEAD, git-commit-id=fab30a4, build type=Release";
+        assert_eq!(parse_version(info, &link), "1.31.2 (git fab30a4)");
     }
 
     #[test]

@@ -53,9 +53,7 @@ fn builder(rt: &Runtime, threading: Threading) -> ort::Result<SessionBuilder> {
         Threading::GlobalPool { threads } => Some(threads),
     };
     let b = match intra {
-        Some(n) => b
-            .with_intra_threads(n)
-            .and_then(|b| b.with_intra_op_spinning(false))?,
+        Some(n) => b.with_intra_threads(n)?.with_intra_op_spinning(false)?,
         None => b,
     };
     Ok(b.with_inter_threads(1)?)

@@ -1,0 +1,6 @@
+//! Classification integration tests against the real ONNX Runtime and the committed models:
+//! golden parity with the Python training pipeline, device selection and fallback, batching.
+
+mod common;
+mod engine;
+mod golden;
