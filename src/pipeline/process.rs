@@ -86,7 +86,7 @@ impl Processor {
             }
         }
         out.into_iter()
-            .map(|d| d.unwrap_or_else(|| unreachable_failure()))
+            .map(|d| d.unwrap_or_else(unreachable_failure))
             .collect()
     }
 
