@@ -216,3 +216,32 @@ async fn every_bad_input_gets_its_outcome_and_the_worker_keeps_working() {
     std::fs::remove_file(&outside).unwrap();
     w.finish().await;
 }
+
+#[tokio::test]
+async fn readyz_names_what_is_down() {
+    use iari::http::{AppState, Readiness, router};
+    let (pool, _) = crate::common::fresh_db().await;
+    let readiness = std::sync::Arc::new(Readiness::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let app = router(AppState {
+        pool,
+        readiness: readiness.clone(),
+    });
+    let (task, addr) =
+        iari::pipeline::service::serve(app, "127.0.0.1:0".parse().unwrap(), cancel.clone())
+            .await
+            .unwrap();
+    let (code, body) = http_get(addr, "/readyz").await;
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("broker") && body.contains("models") && !body.contains("database"),
+        "{body}"
+    );
+    readiness.set_models(true);
+    readiness.set_broker(true);
+    assert_eq!(http_get(addr, "/readyz").await.0, 200);
+    let (code, _) = http_get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    cancel.cancel();
+    task.await.unwrap();
+}

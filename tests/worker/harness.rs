@@ -189,10 +189,18 @@ impl TestWorker {
 
     /// Messages ready in the capture queue (passive declare).
     pub async fn queue_depth(&self) -> u32 {
+        self.depth(&self.settings.amqp.queue).await
+    }
+
+    pub async fn dead_letter_depth(&self) -> u32 {
+        self.depth(&self.settings.amqp.dead_letter_queue).await
+    }
+
+    async fn depth(&self, queue: &str) -> u32 {
         let q = self
             .channel
             .queue_declare(
-                self.settings.amqp.queue.as_str().into(),
+                queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()

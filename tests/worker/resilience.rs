@@ -98,3 +98,45 @@ async fn shutdown_with_work_in_flight_loses_nothing() {
     assert_exactly_once(&w, n as i64).await;
     w.finish().await;
 }
+
+/// Kills the worker's database sessions (as a PostgreSQL restart would) until `stop`.
+async fn kill_db_sessions(w: &TestWorker, rounds: usize) {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    let admin = sqlx::PgPool::connect(crate::common::ADMIN_URL)
+        .await
+        .unwrap();
+    for _ in 0..rounds {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+            .bind(&db)
+            .execute(&admin)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    admin.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_sessions_killed_mid_stream_lose_nothing() {
+    let w = TestWorker::start(&[
+        ("IARI__INFERENCE__BATCH_SIZE", "4"),
+        ("IARI__AMQP__DELIVERY_LIMIT", "10"),
+    ])
+    .await;
+    let n = 100;
+    publish_many(&w, "D", n).await;
+    kill_db_sessions(&w, 10).await;
+    w.wait_decisions(n as i64, 180).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_exactly_once(&w, n as i64).await;
+    assert_eq!(w.queue_depth().await, 0);
+    assert_eq!(
+        w.dead_letter_depth().await,
+        0,
+        "no capture dead-lettered for a database outage"
+    );
+    w.finish().await;
+}
