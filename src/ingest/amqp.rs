@@ -106,20 +106,21 @@ impl Broker {
         }
     }
 
-    /// Returns the message to the queue for another attempt (counted in `x-delivery-count`).
-    pub async fn requeue(&self, d: &Delivery) -> Result<(), BrokerError> {
-        // requeue = true: transient failure, try again; multiple = false: just this one.
-        match d
-            .acker
-            .nack(BasicNackOptions {
+    /// Returns the message to the queue after `delay` (counted in `x-delivery-count`), without
+    /// holding up the batch loop. If the channel dies meanwhile the broker requeues it anyway.
+    pub fn requeue_after(&self, d: &Delivery, delay: std::time::Duration) {
+        let acker = d.acker.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            // requeue = true: transient failure, try again; multiple = false: just this one.
+            let opts = BasicNackOptions {
                 multiple: false,
                 requeue: true,
-            })
-            .await?
-        {
-            true => Ok(()),
-            false => Err(BrokerError::AckLost),
-        }
+            };
+            if let Err(e) = acker.nack(opts).await {
+                tracing::warn!(error = %e, "requeue failed; the broker redelivers on channel close");
+            }
+        });
     }
 
     /// Publishes the message with its reason to the DLX, waits for the confirm, then acks it.

@@ -3,7 +3,7 @@
 //! shows (stream error, stream end, failed ack, watchdog). Stops on the cancellation token.
 
 use super::process::{Disposition, Incoming, Processor};
-use crate::config::Settings;
+use crate::config::{Settings, WorkerSettings};
 use crate::http::Readiness;
 use crate::ingest::amqp::{Broker, BrokerError, delivery_count};
 use crate::metrics::metrics;
@@ -97,7 +97,7 @@ async fn consume(
         let dispositions = p.process_batch(&incoming, cancel).await;
         let t0 = Instant::now();
         for (d, disp) in batch.iter().zip(&dispositions) {
-            if let Err(e) = settle(broker, d, disp).await {
+            if let Err(e) = settle(broker, d, disp, &s.worker).await {
                 // The rest of the batch will be redelivered; idempotency makes that safe.
                 return Ended::Lost(format!("settling a delivery: {e}"));
             }
@@ -140,10 +140,47 @@ fn incoming(d: &Delivery) -> Incoming {
     }
 }
 
-async fn settle(broker: &Broker, d: &Delivery, disp: &Disposition) -> Result<(), BrokerError> {
+async fn settle(
+    broker: &Broker,
+    d: &Delivery,
+    disp: &Disposition,
+    w: &WorkerSettings,
+) -> Result<(), BrokerError> {
     match disp {
         Disposition::Decided { .. } | Disposition::Duplicate { .. } => broker.ack(d).await,
         Disposition::DeadLetter(f) => broker.dead_letter(d, f).await,
-        Disposition::Retry(_) => broker.requeue(d).await,
+        Disposition::Retry(_) => {
+            broker.requeue_after(d, retry_delay(w, delivery_count(d)));
+            Ok(())
+        }
+    }
+}
+
+/// `retry_delay_ms` doubled per earlier delivery, capped at `reconnect_max_s`: a file still
+/// being written gets time to appear before the next attempt.
+pub fn retry_delay(w: &WorkerSettings, earlier_deliveries: u32) -> Duration {
+    let factor = 1u64 << earlier_deliveries.min(16);
+    let ms = w
+        .retry_delay_ms
+        .saturating_mul(factor)
+        .min(w.reconnect_max_s.saturating_mul(1000));
+    Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let s = Settings::load_from(None, Some(Default::default())).unwrap();
+        let w = WorkerSettings {
+            retry_delay_ms: 100,
+            reconnect_max_s: 1,
+            ..s.worker
+        };
+        assert_eq!(retry_delay(&w, 0), Duration::from_millis(100));
+        assert_eq!(retry_delay(&w, 2), Duration::from_millis(400));
+        assert_eq!(retry_delay(&w, 40), Duration::from_secs(1));
     }
 }

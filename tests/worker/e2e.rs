@@ -245,3 +245,46 @@ async fn readyz_names_what_is_down() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_arrives_late_is_decided_after_a_retry() {
+    let w = TestWorker::start(&[("IARI__WORKER__RETRY_DELAY_MS", "300")]).await;
+    w.publish_json("LATE", &event("LATE", json!({"path": "late/x.png"})))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    w.put_file("late/x.png", &sample("3+/3p-000.png"));
+    w.wait_decisions(1, 60).await;
+    assert_eq!(w.decisions_for("LATE").await, 1);
+    assert_eq!(w.dead_letter_depth().await, 0);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_workers_decide_each_capture_once() {
+    let w = TestWorker::start(&[("IARI__INFERENCE__BATCH_SIZE", "4")]).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let second = iari::pipeline::service::start(w.settings.clone(), false, cancel.clone())
+        .await
+        .unwrap();
+    w.put_file("c.png", &sample("neg/neg-002.png"));
+    let n = 80;
+    for i in 0..n {
+        let id = format!("CC-{i:03}");
+        let ev = event(&id, json!({"path": "c.png"}));
+        // Every capture twice: the copies race between the two workers.
+        w.publish_json(&id, &ev).await;
+        w.publish_json(&id, &ev).await;
+    }
+    w.wait_decisions(n, 120).await;
+    // Both copies of every capture are settled before counting.
+    while w.queue_depth().await > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(w.count("SELECT count(*) FROM decisions").await, n);
+    assert_eq!(w.count("SELECT count(*) FROM hl7_messages").await, n);
+    assert_eq!(w.dead_letter_depth().await, 0);
+    cancel.cancel();
+    second.join().await;
+    w.finish().await;
+}

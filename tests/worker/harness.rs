@@ -44,6 +44,7 @@ impl TestWorker {
             ("IARI__IMAGES__ROOT", &root_s),
             ("IARI__AMQP__DELIVERY_LIMIT", "3"),
             ("IARI__WORKER__RECONNECT_INITIAL_S", "1"),
+            ("IARI__WORKER__RETRY_DELAY_MS", "50"),
             ("IARI__HTTP__ADDR", "127.0.0.1:0"),
         ];
         all.extend_from_slice(extra);
