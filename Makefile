@@ -40,3 +40,15 @@ models:
 
 clean:
 	$(CARGO) clean
+
+# Classification throughput (BENCHMARKS.md): the Rust harness, then the Python onnxruntime +
+# Pillow reference on the same images. BENCH_PYTHON may point at an existing venv with
+# onnxruntime 1.32, numpy and pillow; otherwise .venv-bench is created.
+BENCH_IMAGES ?= onnx/samples
+BENCH_SECONDS ?= 3
+BENCH_PYTHON ?= .venv-bench/bin/python
+bench: ort
+	BENCH_IMAGES=$(BENCH_IMAGES) BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --locked --bench classify
+	@test -x $(BENCH_PYTHON) || { python3 -m venv .venv-bench && \
+		.venv-bench/bin/pip install -q onnxruntime==1.32.0 numpy pillow; }
+	$(BENCH_PYTHON) scripts/bench_reference.py onnx/models/manifest.json $(BENCH_IMAGES) $(BENCH_SECONDS)

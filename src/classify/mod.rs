@@ -3,7 +3,9 @@
 
 pub mod decode;
 pub mod engine;
+pub mod files;
 pub mod manifest;
+pub mod metrics;
 pub mod preprocess;
 pub mod runtime;
 pub mod session;

@@ -3,8 +3,9 @@
 
 use crate::config::InferenceSettings;
 use ort::environment::{Environment, GlobalThreadPoolOptions};
+use ort::logging::LogLevel;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The runtime cannot be used: a deployment problem, permanent until someone fixes it.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,8 @@ fn load(path: &Path, global_pool_threads: Option<usize>) -> Result<Runtime, Runt
             reason: e.to_string(),
         })?
         .with_name("iari")
-        .with_telemetry(false);
+        .with_telemetry(false)
+        .with_logger(Arc::new(forward_log));
     let env_err = |e: ort::Error| RuntimeError::Environment(e.to_string());
     let builder = match global_pool_threads {
         Some(threads) => {
@@ -98,6 +100,18 @@ fn load(path: &Path, global_pool_threads: Option<usize>) -> Result<Runtime, Runt
         version,
         global_pool: global_pool_threads.is_some(),
     })
+}
+
+/// ONNX Runtime's own log: its info level narrates every graph rewrite, so only warnings and
+/// errors are passed on.
+fn forward_log(level: LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+    match level {
+        LogLevel::Verbose | LogLevel::Info => {}
+        LogLevel::Warning => tracing::warn!(category, location, "onnxruntime: {message}"),
+        LogLevel::Error | LogLevel::Fatal => {
+            tracing::error!(category, location, "onnxruntime: {message}")
+        }
+    }
 }
 
 /// The version for provenance: `git-branch=rel-X` from the build info when the release branch is

@@ -22,6 +22,9 @@ pub enum Threading {
     /// Models run one after another on the environment's one shared pool (set up when the
     /// runtime is first loaded).
     GlobalPool { threads: usize },
+    /// ONNX Runtime's defaults (a spinning pool per session sized to the machine); kept only
+    /// as the baseline the others are measured against.
+    OrtDefault,
 }
 
 impl Threading {
@@ -51,6 +54,7 @@ fn builder(rt: &Runtime, threading: Threading) -> ort::Result<SessionBuilder> {
         // The environment's pool serves every session when it has one.
         Threading::GlobalPool { .. } if rt.has_global_pool() => None,
         Threading::GlobalPool { threads } => Some(threads),
+        Threading::OrtDefault => return Ok(b),
     };
     let b = match intra {
         Some(n) => b.with_intra_threads(n)?.with_intra_op_spinning(false)?,

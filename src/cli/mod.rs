@@ -1,7 +1,10 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
+mod classify;
 pub mod demo;
+mod eval;
 mod models;
+mod plot;
 pub mod publish;
 pub mod worker;
 
@@ -38,6 +41,10 @@ pub enum Command {
     /// Work with the model ensemble.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Grade image files and folders with the ensemble (no broker or database needed).
+    Classify(classify::ClassifyArgs),
+    /// Measure the ensemble and each model on a labelled folder (neg, 1+..4+ or 1p..4p).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -56,6 +63,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Worker => block_on(worker::run(&settings)),
         Command::Publish(args) => block_on(publish::run(&settings, args)),
         Command::Demo(args) => block_on(demo::run(&settings, args)),
+        Command::Classify(args) => classify::run(&settings, args),
+        Command::Eval(args) => eval::run(&settings, args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! Classification integration tests against the real ONNX Runtime and the committed models:
 //! golden parity with the Python training pipeline, device selection and fallback, batching.
 
+mod cli;
 mod common;
 mod engine;
 mod golden;

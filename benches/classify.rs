@@ -1,0 +1,229 @@
+//! `make bench` (`cargo bench --bench classify`): a plain harness (no criterion; it reports
+//! images per second, which criterion does not) for the classification path on the sample
+//! images: decode + preprocess alone, inference alone at batch 1/8/32/64, the full
+//! `classify_files` path, and the ONNX Runtime threading layouts. Each layout runs in its own
+//! process because ONNX Runtime allows one environment (and global pool) per process.
+//!
+//! Environment: `BENCH_IMAGES` (folder, default `onnx/samples`), `BENCH_SECONDS` (per
+//! measurement, default 3), `ORT_DYLIB_PATH`.
+
+use iari::classify::files::{RunOptions, classify_files, collect_images};
+use iari::classify::{Engine, ImageLimits, Threading, decode};
+use iari::config::Settings;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Process CPU time (user + system) from /proc/self/stat, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Measure {
+    images: usize,
+    wall: f64,
+    cpu: f64,
+}
+
+impl Measure {
+    fn per_second(&self) -> f64 {
+        self.images as f64 / self.wall
+    }
+    fn cpu_ms_per_image(&self) -> f64 {
+        self.cpu * 1000.0 / self.images as f64
+    }
+}
+
+/// Repeats `f` (which handles `n` images per call) for at least `budget`.
+fn measure(budget: Duration, n: usize, mut f: impl FnMut()) -> Measure {
+    f(); // warm-up: caches, arenas, weight matrices
+    let (start, cpu0) = (Instant::now(), cpu_seconds());
+    let mut images = 0;
+    while start.elapsed() < budget {
+        f();
+        images += n;
+    }
+    Measure {
+        images,
+        wall: start.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - cpu0,
+    }
+}
+
+fn settings() -> Settings {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let env: HashMap<String, String> = [
+        ("IARI__INFERENCE__DEVICE", "cpu".to_string()),
+        (
+            "IARI__MODELS__MANIFEST",
+            root.join("onnx/models/manifest.json").display().to_string(),
+        ),
+        ("IARI__LOG__LEVEL", "warn".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Settings::load_from(None, Some(env)).expect("bench settings")
+}
+
+fn images() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var("BENCH_IMAGES").map_or(root.join("onnx/samples"), PathBuf::from);
+    let files = collect_images(std::slice::from_ref(&dir)).expect("bench images");
+    assert!(!files.is_empty(), "no images under {}", dir.display());
+    files
+}
+
+fn budget() -> Duration {
+    let s = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(s)
+}
+
+fn threading(name: &str) -> Threading {
+    match name {
+        "parallel-models" => Threading::ParallelModels,
+        "sequential-1" => Threading::Sequential { intra_threads: 1 },
+        "sequential-2" => Threading::Sequential { intra_threads: 2 },
+        "global-pool-2" => Threading::GlobalPool { threads: 2 },
+        "ort-default" => Threading::OrtDefault,
+        other => panic!("unknown threading {other}"),
+    }
+}
+
+/// Preprocessed tensors of the sample images, packed NCHW, cycled to `n` images.
+fn packed(engine: &Engine, tensors: &[Vec<f32>], n: usize) -> Vec<f32> {
+    let len = engine.preprocessor().tensor_len();
+    let mut out = Vec::with_capacity(n * len);
+    for t in tensors.iter().cycle().take(n) {
+        out.extend_from_slice(t);
+    }
+    out
+}
+
+fn inference_at(engine: &Engine, tensors: &[Vec<f32>], batch: usize) -> Measure {
+    let input = packed(engine, tensors, batch);
+    measure(budget(), batch, || {
+        let out = engine.run_models(&input, batch);
+        assert!(out.iter().all(Result::is_ok));
+    })
+}
+
+/// Child process: inference alone under one threading layout, one line of output.
+fn run_layout(name: &str, tensors: &[Vec<f32>]) {
+    let engine = Engine::load_with(&settings(), threading(name), None).expect("engine");
+    let cells: Vec<String> = [1, 8, 32, 64]
+        .iter()
+        .map(|&b| format!("{:>8.0}", inference_at(&engine, tensors, b).per_second()))
+        .collect();
+    println!("{name:<16} {}", cells.join(" "));
+}
+
+fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
+    let out: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for b in &out {
+        decode(b, limits).expect("bench image decodes");
+    }
+    out
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let files = images();
+    let s = settings();
+    let limits = ImageLimits::from(&s.images);
+    let bytes = read_all(&files, &limits);
+    if let Ok(layout) = std::env::var("IARI_BENCH_LAYOUT") {
+        let engine = Engine::load_with(&s, Threading::Sequential { intra_threads: 1 }, None);
+        let engine = engine.expect("engine");
+        let tensors: Vec<Vec<f32>> = bytes
+            .iter()
+            .map(|b| engine.preprocessor().run(&decode(b, &limits).unwrap().rgb))
+            .collect();
+        drop(engine);
+        return run_layout(&layout, &tensors);
+    }
+    let engine = Engine::load(&s).expect("engine");
+    let threading = iari::classify::Threading::from_settings(&s.inference);
+    println!(
+        "IARI classification bench: {} images from {}, {} CPU(s), ONNX Runtime {}, layout {threading:?}",
+        files.len(),
+        files[0]
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap_or(&files[0])
+            .display(),
+        num_cpus::get(),
+        engine.info().execution.onnxruntime_version
+    );
+    let pre = engine.preprocessor();
+    let mut i = 0;
+    let dp = measure(budget(), 1, || {
+        let b = &bytes[i % bytes.len()];
+        i += 1;
+        let img = decode(b, &limits).unwrap();
+        std::hint::black_box(pre.run(&img.rgb));
+    });
+    println!(
+        "decode+preprocess (1 thread):      {:>8.0} images/s  {:.3} ms CPU/image",
+        dp.per_second(),
+        dp.cpu_ms_per_image()
+    );
+    let tensors: Vec<Vec<f32>> = bytes
+        .iter()
+        .map(|b| pre.run(&decode(b, &limits).unwrap().rgb))
+        .collect();
+    let mut infer_cpu_32 = 0.0;
+    for batch in [1, 8, 32, 64] {
+        let m = inference_at(&engine, &tensors, batch);
+        if batch == 32 {
+            infer_cpu_32 = m.cpu_ms_per_image();
+        }
+        println!(
+            "inference alone, batch {batch:>2}:         {:>8.0} images/s  {:.3} ms CPU/image",
+            m.per_second(),
+            m.cpu_ms_per_image()
+        );
+    }
+    let opts = RunOptions {
+        batch_size: 32,
+        decode_threads: num_cpus::get().saturating_sub(1).max(1),
+        limits,
+    };
+    let full = measure(budget(), files.len(), || {
+        let r = classify_files(&engine, &files, &opts, &|_| {});
+        assert!(r.iter().all(|r| r.outcome.is_ok()));
+    });
+    println!(
+        "full classify path (files, batch 32): {:>6.0} images/s  {:.3} ms CPU/image (decode+preprocess {:.3} + inference {:.3} = {:.3})",
+        full.per_second(),
+        full.cpu_ms_per_image(),
+        dp.cpu_ms_per_image(),
+        infer_cpu_32,
+        dp.cpu_ms_per_image() + infer_cpu_32
+    );
+    drop(engine);
+    println!("\ninference alone by threading layout, images/s at batch 1 / 8 / 32 / 64:");
+    let exe = std::env::current_exe().expect("own path");
+    for layout in [
+        "ort-default",
+        "sequential-1",
+        "sequential-2",
+        "parallel-models",
+        "global-pool-2",
+    ] {
+        let status = std::process::Command::new(&exe)
+            .env("IARI_BENCH_LAYOUT", layout)
+            .status()
+            .expect("layout run");
+        assert!(status.success(), "layout {layout} failed");
+    }
+}

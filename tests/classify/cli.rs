@@ -1,0 +1,116 @@
+//! `iari classify` and `iari eval` as a user runs them: the real binary on real files.
+
+use crate::common::{golden_dir, repo};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn iari(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iari"))
+        .args(args)
+        .current_dir(repo())
+        .env("IARI__INFERENCE__DEVICE", "cpu")
+        .env("IARI__LOG__LEVEL", "warn")
+        .output()
+        .expect("iari runs")
+}
+
+fn copy(from: &str, to: &Path) {
+    std::fs::copy(golden_dir().join(from), to).unwrap();
+}
+
+#[test]
+fn classify_reports_each_image_and_each_unreadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    copy("g4-4p.png", &dir.path().join("a.png"));
+    std::fs::write(
+        dir.path().join("broken.png"),
+        b"\x89PNG\r\n\x1a\n truncated",
+    )
+    .unwrap();
+    let nested = dir.path().join("more");
+    std::fs::create_dir(&nested).unwrap();
+    copy("g0-neg.png", &nested.join("b.png"));
+    let out = iari(&["classify", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a broken file makes the exit non-zero"
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["grade"], "4+");
+    assert!(rows[1]["error"].as_str().unwrap().contains("undecodable"));
+    assert_eq!(rows[2]["grade"], "neg");
+    assert_eq!(rows[2]["votes"].as_object().unwrap().len(), 5);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.png: image undecodable"), "{stderr}");
+}
+
+#[test]
+fn classify_csv_and_table_have_one_row_per_image() {
+    let g = golden_dir();
+    let files = [g.join("g2-2p.png"), g.join("g7-3p-300x280.png")];
+    let args: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let csv = iari(
+        &[
+            &["classify", "--format", "csv", "--batch-size", "1"],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("path,grade,agreement"));
+    assert!(
+        lines[1].contains(",2+,") && lines[2].contains(",4+,"),
+        "{text}"
+    );
+    let table = iari(&[&["classify"], &args[..]].concat());
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.lines().next().unwrap().contains("densenet-cbam"));
+}
+
+#[test]
+fn eval_scores_a_labelled_folder_and_draws_the_matrices() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, file) in [
+        ("neg", "g0-neg.png"),
+        ("neg", "g5-neg-bubble.png"),
+        ("2p", "g2-2p.png"),
+        ("4+", "g4-4p.png"),
+    ] {
+        let sub = dir.path().join(folder);
+        std::fs::create_dir_all(&sub).unwrap();
+        copy(file, &sub.join(file));
+    }
+    let plot = dir.path().join("cm.png");
+    let out = iari(&[
+        "eval",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["images"], 4);
+    assert_eq!(e["models"].as_array().unwrap().len(), 5);
+    // Golden decisions: neg, neg, 2+, 4+ — all right.
+    assert_eq!(e["ensemble"]["accuracy"], 1.0);
+    assert_eq!(e["ensemble"]["confusion"]["counts"][0][0], 2);
+    assert_eq!(e["review"]["errors"], 0);
+    let png = std::fs::read(&plot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+}
