@@ -73,10 +73,13 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     let decided = wait_for_decisions(&worker.pool, &ids, Duration::from_secs(args.timeout_s)).await;
     let elapsed = t0.elapsed();
     let summary = summarize(&worker.pool, &ids).await;
+    let timing = end_to_end(&worker.pool, &ids).await;
     cancel.cancel();
     worker.join().await;
-    let (rows, decided) = (summary?, decided?);
+    let (rows, decided, timing) = (summary?, decided?, timing?);
     print_summary(&rows, &files, decided, ids.len(), elapsed);
+    print_timing(&timing);
+    print_next();
     if decided < ids.len() {
         bail!(
             "only {decided} of {} captures were decided in time",
@@ -119,6 +122,49 @@ async fn summarize(pool: &sqlx::PgPool, ids: &[String]) -> anyhow::Result<Vec<Ro
     .bind(ids)
     .fetch_all(pool)
     .await?)
+}
+
+/// Publish → committed: captures per second over the whole run and latency percentiles (s).
+#[derive(Debug, sqlx::FromRow)]
+struct EndToEnd {
+    n: i64,
+    span_s: Option<f64>,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+async fn end_to_end(pool: &sqlx::PgPool, ids: &[String]) -> anyhow::Result<EndToEnd> {
+    // captured_at is the publisher's clock at publish; decided_at is the transaction's start,
+    // just before its commit. Same host, same clock.
+    Ok(sqlx::query_as(
+        "WITH l AS (SELECT c.captured_at, d.decided_at, \
+           extract(epoch FROM d.decided_at - c.captured_at)::float8 AS s \
+           FROM decisions d JOIN captures c USING (capture_id) WHERE d.capture_id = ANY($1)) \
+         SELECT count(*) AS n, extract(epoch FROM max(decided_at) - min(captured_at))::float8 AS span_s, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50, \
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY s) AS p95, \
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY s) AS p99 FROM l",
+    )
+    .bind(ids)
+    .fetch_one(pool)
+    .await?)
+}
+
+fn print_timing(t: &EndToEnd) {
+    let (Some(span), Some(p50), Some(p95), Some(p99)) = (t.span_s, t.p50, t.p95, t.p99) else {
+        return;
+    };
+    let ms = |s: f64| s * 1000.0;
+    println!(
+        "  end to end     {} captures, {:.1} captures/s (first publish → last commit); \
+         latency p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+        t.n,
+        t.n as f64 / span.max(1e-9),
+        ms(p50),
+        ms(p95),
+        ms(p99)
+    );
 }
 
 fn print_summary(
@@ -166,6 +212,9 @@ fn print_summary(
     );
     println!("  needs review   {review} (sent as preliminary)");
     println!("  folder label   {agree} of {total} match the synthetic sample's folder");
+}
+
+fn print_next() {
     println!("\nNext: `iari audit list --limit 20`, `iari audit show <ID>`, `iari audit verify`;");
     println!(
         "      the worker's metrics at /metrics (captures, stages, flags) while `iari worker` runs."
