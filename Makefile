@@ -22,6 +22,10 @@ build: ort
 demo: build services
 	$(IARI) demo
 
+# Worker end to end (publish → committed) for 5,000 captures next to `iari classify`.
+bench-worker: build services
+	scripts/bench-worker.sh 5000 $(IARI)
+
 fmt-check:
 	$(CARGO) fmt --all -- --check
 

@@ -1,9 +1,10 @@
 //! One processing step, free of AMQP: message bodies in, one [`Disposition`] per message out.
 //! prepare (blocking threads) → one inference batch (blocking) → one transaction → dispositions.
 
+use super::outcome::{count_decision, settle_failure};
 use super::prepare::{PrepareContext, Prepared, prepare_all};
 use crate::classify::{Engine, ImageTensor};
-use crate::domain::{Classification, ModelAnswer};
+use crate::domain::Classification;
 use crate::ingest::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
 use crate::store::decisions::{
@@ -76,7 +77,16 @@ impl Processor {
         let mut ready: Vec<(usize, Prepared)> = Vec::new();
         for (i, p) in prepared.into_iter().enumerate() {
             match p {
-                Ok(p) => ready.push((i, p)),
+                Ok(p) => {
+                    let stage = &metrics().stage_seconds;
+                    stage
+                        .with_label_values(&["decode"])
+                        .observe(p.decode_ms / 1000.0);
+                    stage
+                        .with_label_values(&["preprocess"])
+                        .observe(p.preprocess_ms / 1000.0);
+                    ready.push((i, p));
+                }
                 Err(f) => out[i] = Some(self.failed(f, &batch[i])),
             }
         }
@@ -262,16 +272,6 @@ impl Processor {
     }
 }
 
-/// Transient failures on the last allowed delivery become dead letters (the broker would drop
-/// them silently at the limit otherwise).
-pub fn settle_failure(f: Failure, delivery_count: u32, delivery_limit: u32) -> Disposition {
-    if f.reason.is_transient() && delivery_count.saturating_add(1) < delivery_limit {
-        Disposition::Retry(f)
-    } else {
-        Disposition::DeadLetter(f)
-    }
-}
-
 fn unreachable_failure() -> Disposition {
     // Every index is filled above; if not, retrying is the safe answer.
     Disposition::Retry(Failure::new(
@@ -311,58 +311,5 @@ fn new_decision<'a>(p: &'a Prepared, c: &'a Classification, timings: Timings) ->
         },
         classification: c,
         timings,
-    }
-}
-
-fn count_decision(c: &Classification) {
-    let m = metrics();
-    m.captures_classified
-        .with_label_values(&[c.outcome.grade.label()])
-        .inc();
-    for f in &c.outcome.flags {
-        m.decisions_flagged.with_label_values(&[f.as_str()]).inc();
-    }
-    for (i, (a, va)) in c.models.iter().enumerate() {
-        for (b, vb) in &c.models[i + 1..] {
-            if let (ModelAnswer::Voted { vote: x, .. }, ModelAnswer::Voted { vote: y, .. }) =
-                (va, vb)
-                && x != y
-            {
-                m.model_pair_disagreements
-                    .with_label_values(&[&a.name, &b.name])
-                    .inc();
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transient_failures_dead_letter_on_the_last_attempt() {
-        let missing = || Failure::new(DeadLetterReason::ImageMissing, "x");
-        assert!(matches!(
-            settle_failure(missing(), 0, 5),
-            Disposition::Retry(_)
-        ));
-        assert!(matches!(
-            settle_failure(missing(), 3, 5),
-            Disposition::Retry(_)
-        ));
-        assert!(matches!(
-            settle_failure(missing(), 4, 5),
-            Disposition::DeadLetter(_)
-        ));
-        assert!(matches!(
-            settle_failure(missing(), 9, 5),
-            Disposition::DeadLetter(_)
-        ));
-        let bad = Failure::new(DeadLetterReason::PathOutsideRoot, "x");
-        assert!(matches!(
-            settle_failure(bad, 0, 5),
-            Disposition::DeadLetter(_)
-        ));
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the batched write of decisions with their provenance.
 
 pub mod decisions;
+pub mod provenance;
 
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
