@@ -23,4 +23,4 @@ rm -f "$DIR.csv"
 echo "== iari demo (worker, publish → committed): $N captures"
 IARI__IMAGES__ROOT="$DIR" IARI__HTTP__ADDR=127.0.0.1:0 \
   IARI__DATABASE__URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/iari_bench} \
-  "$IARI" demo --samples "$DIR" --timeout-s 1800 2>/dev/null | grep -E "decided|end to end"
+  "$IARI" demo --samples "$DIR" --timeout-s 1800 2>/dev/null | grep -E "decided|end to end|stage time"
