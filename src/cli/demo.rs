@@ -218,16 +218,28 @@ fn print_summary(
 /// Where the worker's time went, from this process's metrics.
 fn print_stages() {
     let h = &crate::metrics::metrics().stage_seconds;
-    let parts: Vec<String> = ["prepare", "decode", "preprocess", "inference", "store", "ack"]
-        .iter()
-        .map(|s| {
-            let m = h.with_label_values(&[*s]);
-            format!("{s} {:.1} s/{}", m.get_sample_sum(), m.get_sample_count())
-        })
-        .collect();
-    let b = crate::metrics::metrics().batch_size.with_label_values(&[] as &[&str]);
+    let parts: Vec<String> = [
+        "prepare",
+        "decode",
+        "preprocess",
+        "inference",
+        "store",
+        "ack",
+    ]
+    .iter()
+    .map(|s| {
+        let m = h.with_label_values(&[*s]);
+        format!("{s} {:.1} s/{}", m.get_sample_sum(), m.get_sample_count())
+    })
+    .collect();
+    let b = crate::metrics::metrics()
+        .batch_size
+        .with_label_values(&[] as &[&str]);
     let mean = b.get_sample_sum() / (b.get_sample_count().max(1) as f64);
-    println!("  stage time     {} (mean batch {mean:.1})", parts.join(", "));
+    println!(
+        "  stage time     {} (mean batch {mean:.1})",
+        parts.join(", ")
+    );
 }
 
 fn print_next() {

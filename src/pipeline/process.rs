@@ -58,14 +58,28 @@ fn observe(stage: &str, since: Instant) {
         .observe(since.elapsed().as_secs_f64());
 }
 
+/// A batch after inference, waiting for the store: failures already have their disposition.
+pub struct Classified {
+    out: Vec<Option<Disposition>>,
+    counts: Vec<u32>,
+    ready: Vec<(usize, Prepared)>,
+    classes: Vec<Classification>,
+    timings: Vec<Timings>,
+}
+
 impl Processor {
-    /// Processes one batch. Store outages are retried here while the caller holds the acks;
-    /// `cancel` bounds that wait (the messages are then requeued, never acked).
+    /// Processes one batch: [`Processor::classify_batch`] then [`Processor::store_batch`].
     pub async fn process_batch(
         &self,
         batch: &[Incoming],
         cancel: &CancellationToken,
     ) -> Vec<Disposition> {
+        let classified = self.classify_batch(batch).await;
+        self.store_batch(classified, cancel).await
+    }
+
+    /// Parses, fetches, decodes and preprocesses (blocking threads), then one inference run.
+    pub async fn classify_batch(&self, batch: &[Incoming]) -> Classified {
         metrics()
             .captures_received
             .with_label_values(&[] as &[&str])
@@ -73,8 +87,13 @@ impl Processor {
         let t0 = Instant::now();
         let prepared = self.prepare(batch).await;
         observe("prepare", t0);
-        let mut out: Vec<Option<Disposition>> = vec![None; batch.len()];
-        let mut ready: Vec<(usize, Prepared)> = Vec::new();
+        let mut c = Classified {
+            out: vec![None; batch.len()],
+            counts: batch.iter().map(|m| m.delivery_count).collect(),
+            ready: Vec::new(),
+            classes: Vec::new(),
+            timings: Vec::new(),
+        };
         for (i, p) in prepared.into_iter().enumerate() {
             match p {
                 Ok(p) => {
@@ -85,17 +104,52 @@ impl Processor {
                     stage
                         .with_label_values(&["preprocess"])
                         .observe(p.preprocess_ms / 1000.0);
-                    ready.push((i, p));
+                    c.ready.push((i, p));
                 }
-                Err(f) => out[i] = Some(self.failed(f, &batch[i])),
+                Err(f) => c.out[i] = Some(self.failed(f, c.counts[i])),
             }
         }
-        if !ready.is_empty() {
-            for (i, d) in self.classify_and_store(batch, ready, cancel).await {
-                out[i] = Some(d);
+        if !c.ready.is_empty() {
+            self.infer(batch, &mut c).await;
+        }
+        c
+    }
+
+    /// Commits the classified captures in one transaction; returns every message's disposition.
+    /// Store outages are retried here while the caller holds the acks; `cancel` bounds that
+    /// wait (the messages are then requeued, never acked).
+    pub async fn store_batch(
+        &self,
+        mut c: Classified,
+        cancel: &CancellationToken,
+    ) -> Vec<Disposition> {
+        if !c.ready.is_empty() {
+            let rows: Vec<NewDecision<'_>> = c
+                .ready
+                .iter()
+                .zip(&c.classes)
+                .zip(&c.timings)
+                .map(|(((_, p), cl), t)| new_decision(p, cl, *t))
+                .collect();
+            let t1 = Instant::now();
+            let written = self.write_with_retry(&rows, cancel).await;
+            observe("store", t1);
+            let settled: Vec<(usize, Disposition)> = match written {
+                Ok(outcomes) => c
+                    .ready
+                    .iter()
+                    .zip(&c.classes)
+                    .zip(outcomes)
+                    .map(|(((i, p), cl), o)| (*i, self.settled(o, p, cl)))
+                    .collect(),
+                Err(e) => self.fail_all(&c.ready, &c.counts, DeadLetterReason::StoreFailed, &e),
+            };
+            for (i, d) in settled {
+                c.out[i] = Some(d);
             }
         }
-        out.into_iter()
+        c.out
+            .into_iter()
             .map(|d| d.unwrap_or_else(unreachable_failure))
             .collect()
     }
@@ -116,13 +170,10 @@ impl Processor {
         })
     }
 
-    async fn classify_and_store(
-        &self,
-        batch: &[Incoming],
-        mut ready: Vec<(usize, Prepared)>,
-        cancel: &CancellationToken,
-    ) -> Vec<(usize, Disposition)> {
-        let tensors: Vec<ImageTensor> = ready
+    /// One inference run over the prepared images; on failure they get their dispositions.
+    async fn infer(&self, batch: &[Incoming], c: &mut Classified) {
+        let tensors: Vec<ImageTensor> = c
+            .ready
             .iter_mut()
             .map(|(_, p)| ImageTensor {
                 sha256: p.sha256,
@@ -138,43 +189,25 @@ impl Processor {
         let result = tokio::task::spawn_blocking(move || engine.classify(&tensors)).await;
         observe("inference", t0);
         let inference_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let classes = match result {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                return self.fail_all(
-                    &ready,
-                    batch,
-                    DeadLetterReason::ClassificationFailed,
-                    &e.to_string(),
-                );
+        let error = match result {
+            Ok(Ok(classes)) => {
+                let n = c.ready.len();
+                c.timings = c
+                    .ready
+                    .iter()
+                    .map(|(i, p)| timings(p, &batch[*i], t0, inference_ms, n))
+                    .collect();
+                c.classes = classes;
+                return;
             }
-            Err(e) => {
-                return self.fail_all(
-                    &ready,
-                    batch,
-                    DeadLetterReason::ClassificationFailed,
-                    &e.to_string(),
-                );
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
         };
-        let n = ready.len();
-        let rows: Vec<NewDecision<'_>> = ready
-            .iter()
-            .zip(&classes)
-            .map(|((i, p), c)| new_decision(p, c, timings(p, &batch[*i], t0, inference_ms, n)))
-            .collect();
-        let t1 = Instant::now();
-        let written = self.write_with_retry(&rows, cancel).await;
-        observe("store", t1);
-        match written {
-            Ok(outcomes) => ready
-                .iter()
-                .zip(&classes)
-                .zip(outcomes)
-                .map(|(((i, p), c), o)| (*i, self.settled(o, p, c)))
-                .collect(),
-            Err(e) => self.fail_all(&ready, batch, DeadLetterReason::StoreFailed, &e),
+        let reason = DeadLetterReason::ClassificationFailed;
+        for (i, d) in self.fail_all(&c.ready, &c.counts, reason, &error) {
+            c.out[i] = Some(d);
         }
+        c.ready.clear();
     }
 
     /// Retries transient database errors with backoff until they pass or `cancel` fires.
@@ -206,19 +239,19 @@ impl Processor {
     fn fail_all(
         &self,
         ready: &[(usize, Prepared)],
-        batch: &[Incoming],
+        counts: &[u32],
         reason: DeadLetterReason,
         detail: &str,
     ) -> Vec<(usize, Disposition)> {
         ready
             .iter()
-            .map(|(i, _)| (*i, self.failed(Failure::new(reason, detail), &batch[*i])))
+            .map(|(i, _)| (*i, self.failed(Failure::new(reason, detail), counts[*i])))
             .collect()
     }
 
     /// Permanent failures dead-letter; transient ones retry until the last allowed attempt.
-    fn failed(&self, f: Failure, msg: &Incoming) -> Disposition {
-        let d = settle_failure(f, msg.delivery_count, self.delivery_limit);
+    fn failed(&self, f: Failure, delivery_count: u32) -> Disposition {
+        let d = settle_failure(f, delivery_count, self.delivery_limit);
         match &d {
             Disposition::DeadLetter(f) => {
                 tracing::warn!(reason = f.reason.code(), detail = %f.detail, "dead-lettering capture");
@@ -228,7 +261,7 @@ impl Processor {
                     .inc();
             }
             Disposition::Retry(f) => {
-                tracing::info!(reason = f.reason.code(), detail = %f.detail, attempt = msg.delivery_count + 1, "capture will be retried");
+                tracing::info!(reason = f.reason.code(), detail = %f.detail, attempt = delivery_count + 1, "capture will be retried");
                 metrics()
                     .captures_retried
                     .with_label_values(&[f.reason.code()])

@@ -2,7 +2,7 @@
 //! batch, settle every message after commit; reconnect when the connection is lost, however it
 //! shows (stream error, stream end, failed ack, watchdog). Stops on the cancellation token.
 
-use super::process::{Disposition, Incoming, Processor};
+use super::process::{Classified, Disposition, Incoming, Processor};
 use crate::config::{Settings, WorkerSettings};
 use crate::http::Readiness;
 use crate::ingest::amqp::{Broker, BrokerError, delivery_count};
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 enum Ended {
@@ -33,6 +34,7 @@ pub async fn run(
     while !cancel.is_cancelled() {
         match Broker::connect(&settings.amqp, &name).await {
             Ok(broker) => {
+                let broker = Arc::new(broker);
                 backoff = initial;
                 ready.set_broker(true);
                 tracing::info!(queue = %settings.amqp.queue, "consuming");
@@ -59,11 +61,32 @@ pub async fn run(
     tracing::info!("consumer stopped");
 }
 
+type Pending = Option<JoinHandle<Result<(), String>>>;
+
+/// Consumes until shutdown or loss; the batch being stored is always settled before returning.
 async fn consume(
     p: &Processor,
-    broker: &Broker,
+    broker: &Arc<Broker>,
     s: &Settings,
     cancel: &CancellationToken,
+) -> Ended {
+    let mut pending: Pending = None;
+    let ended = consume_batches(p, broker, s, cancel, &mut pending).await;
+    match (finish(pending.take()).await, ended) {
+        (Err(why), Ended::Shutdown) => {
+            tracing::warn!(%why, "last batch not settled; the broker redelivers it");
+            Ended::Shutdown
+        }
+        (_, ended) => ended,
+    }
+}
+
+async fn consume_batches(
+    p: &Processor,
+    broker: &Arc<Broker>,
+    s: &Settings,
+    cancel: &CancellationToken,
+    pending: &mut Pending,
 ) -> Ended {
     let tag = format!("iari-{}", uuid::Uuid::new_v4().simple());
     let mut consumer = match broker.consume(&tag).await {
@@ -94,22 +117,56 @@ async fn consume(
         };
         let (batch, lost) = fill_batch(first, &mut consumer, s.inference.batch_size, wait).await;
         let incoming: Vec<Incoming> = batch.iter().map(incoming).collect();
-        let dispositions = p.process_batch(&incoming, cancel).await;
-        let t0 = Instant::now();
-        for (d, disp) in batch.iter().zip(&dispositions) {
-            if let Err(e) = settle(broker, d, disp, &s.worker).await {
-                // The rest of the batch will be redelivered; idempotency makes that safe.
-                return Ended::Lost(format!("settling a delivery: {e}"));
-            }
+        let classified = p.classify_batch(&incoming).await;
+        // One store at a time and in order: the previous batch committed while this one was
+        // classified, so inference and the database work overlap.
+        if let Err(why) = finish(pending.take()).await {
+            return Ended::Lost(why);
         }
-        metrics()
-            .stage_seconds
-            .with_label_values(&["ack"])
-            .observe(t0.elapsed().as_secs_f64());
+        let job = store_and_settle(
+            p.clone(),
+            broker.clone(),
+            batch,
+            classified,
+            s.worker.clone(),
+            cancel.clone(),
+        );
+        *pending = Some(tokio::spawn(job));
         if let Some(why) = lost {
             return Ended::Lost(why);
         }
     }
+}
+
+async fn finish(pending: Pending) -> Result<(), String> {
+    match pending {
+        None => Ok(()),
+        Some(h) => h.await.map_err(|e| format!("store task failed: {e}"))?,
+    }
+}
+
+/// Commits the batch, then settles every message (ack, dead-letter or delayed requeue).
+async fn store_and_settle(
+    p: Processor,
+    broker: Arc<Broker>,
+    batch: Vec<Delivery>,
+    classified: Classified,
+    w: WorkerSettings,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let dispositions = p.store_batch(classified, &cancel).await;
+    let t0 = Instant::now();
+    for (d, disp) in batch.iter().zip(&dispositions) {
+        // On failure the rest of the batch is redelivered; idempotency makes that safe.
+        settle(&broker, d, disp, &w)
+            .await
+            .map_err(|e| format!("settling a delivery: {e}"))?;
+    }
+    metrics()
+        .stage_seconds
+        .with_label_values(&["ack"])
+        .observe(t0.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Takes what is ready up to `max`, waiting at most `wait` after the first delivery.

@@ -23,7 +23,9 @@ mod linux {
     use std::os::fd::{BorrowedFd, RawFd};
 
     pub fn apply(port: u16) {
-        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
         for entry in dir.flatten() {
             let is_socket = std::fs::read_link(entry.path())
                 .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
