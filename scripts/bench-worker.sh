@@ -24,3 +24,7 @@ echo "== iari demo (worker, publish → committed): $N captures"
 IARI__IMAGES__ROOT="$DIR" IARI__HTTP__ADDR=127.0.0.1:0 \
   IARI__DATABASE__URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/iari_bench} \
   "$IARI" demo --samples "$DIR" --timeout-s 1800 2>/dev/null | grep -E "decided|end to end|stage time"
+echo "== iari demo --prefill (worker alone draining $N queued captures)"
+IARI__IMAGES__ROOT="$DIR" IARI__HTTP__ADDR=127.0.0.1:0 \
+  IARI__DATABASE__URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/iari_bench} \
+  "$IARI" demo --prefill --samples "$DIR" --timeout-s 1800 2>/dev/null | grep -E "decided|stage time"

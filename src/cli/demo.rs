@@ -5,7 +5,7 @@
 use super::publish::{PublishArgs, collect_images, publish};
 use crate::config::Settings;
 use crate::domain::Grade;
-use crate::pipeline::service;
+use crate::pipeline::service::{self, WorkerHandle};
 use anyhow::bail;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ pub struct DemoArgs {
     /// Sample images (default: the bundled synthetic set under `images.root`).
     #[arg(long)]
     pub samples: Option<PathBuf>,
+    /// Publish everything before the worker starts (measures draining a full queue).
+    #[arg(long)]
+    pub prefill: bool,
     /// Longest wait for all decisions, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_s: u64,
@@ -44,14 +47,6 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         bail!("no sample images under {}", samples.display());
     }
     let cancel = CancellationToken::new();
-    let worker = service::start(s.clone(), true, cancel.clone()).await?;
-    println!(
-        "worker started (queue {}, metrics at http://{}/metrics)",
-        s.amqp.queue,
-        worker
-            .http_addr
-            .map_or_else(|| "-".into(), |a| a.to_string())
-    );
     let stamp = chrono::Utc::now().format("%H%M%S").to_string();
     let pub_args = PublishArgs {
         paths: vec![samples],
@@ -67,8 +62,17 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         rate: 0.0,
         repeat: 1,
     };
-    let t0 = Instant::now();
-    let ids = publish(&s, &pub_args, &files).await?;
+    // --prefill measures the worker alone draining a full queue; otherwise publishing and
+    // consuming run together and latency is publish → committed.
+    let (worker, ids, t0) = if args.prefill {
+        let ids = publish(&s, &pub_args, &files).await?;
+        let worker = start_worker(&s, &cancel).await?;
+        (worker, ids, Instant::now())
+    } else {
+        let worker = start_worker(&s, &cancel).await?;
+        let t0 = Instant::now();
+        (worker, publish(&s, &pub_args, &files).await?, t0)
+    };
     println!("published {} synthetic sample captures", ids.len());
     let decided = wait_for_decisions(&worker.pool, &ids, Duration::from_secs(args.timeout_s)).await;
     let elapsed = t0.elapsed();
@@ -78,7 +82,9 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     worker.join().await;
     let (rows, decided, timing) = (summary?, decided?, timing?);
     print_summary(&rows, &files, decided, ids.len(), elapsed);
-    print_timing(&timing);
+    if !args.prefill {
+        print_timing(&timing);
+    }
     print_stages();
     print_next();
     if decided < ids.len() {
@@ -88,6 +94,21 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn start_worker(
+    s: &Arc<Settings>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<WorkerHandle> {
+    let worker = service::start(s.clone(), true, cancel.clone()).await?;
+    let http = worker
+        .http_addr
+        .map_or_else(|| "-".into(), |a| a.to_string());
+    println!(
+        "worker started (queue {}, metrics at http://{http}/metrics)",
+        s.amqp.queue
+    );
+    Ok(worker)
 }
 
 async fn count_decided(pool: &sqlx::PgPool, ids: &[String]) -> Result<usize, sqlx::Error> {

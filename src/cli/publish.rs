@@ -7,7 +7,7 @@ use crate::ingest::amqp::{declare_topology, event_properties};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties, PublisherConfirm};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,24 +76,38 @@ pub async fn publish(
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ").to_string();
     let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut ids = Vec::new();
+    let mut in_flight = Vec::new();
     for round in 0..args.repeat {
         for (i, file) in files.iter().enumerate() {
             let n = round as usize * files.len() + i;
             let (id, body) = build_event(settings, args, &root, file, n, &stamp)?;
-            send(&ch, settings, &id, &body).await?;
+            in_flight.push((send(&ch, settings, &id, &body).await?, id.clone()));
             ids.push(id);
+            // Confirms are awaited in windows: one round trip per window, not per event.
+            if in_flight.len() >= CONFIRM_WINDOW || gap.is_some() {
+                confirmed(std::mem::take(&mut in_flight)).await?;
+            }
             if let Some(g) = gap {
                 tokio::time::sleep(g).await;
             }
         }
     }
+    confirmed(in_flight).await?;
     let _ = ch.close(200, "done".into()).await;
     let _ = conn.close(200, "done".into()).await;
     Ok(ids)
 }
 
-async fn send(ch: &Channel, settings: &Settings, id: &str, body: &[u8]) -> anyhow::Result<()> {
-    let confirm = ch
+/// Unconfirmed publishes allowed before waiting for the broker.
+const CONFIRM_WINDOW: usize = 256;
+
+async fn send(
+    ch: &Channel,
+    settings: &Settings,
+    id: &str,
+    body: &[u8],
+) -> anyhow::Result<PublisherConfirm> {
+    Ok(ch
         .basic_publish(
             settings.amqp.exchange.as_str().into(),
             settings.amqp.routing_key.as_str().into(),
@@ -101,10 +115,15 @@ async fn send(ch: &Channel, settings: &Settings, id: &str, body: &[u8]) -> anyho
             body,
             event_properties(id),
         )
-        .await?
-        .await?;
-    if !confirm.is_ack() {
-        bail!("broker did not confirm capture {id}");
+        .await?)
+}
+
+/// Waits for every confirm; a nack means the broker did not take the event.
+async fn confirmed(in_flight: Vec<(PublisherConfirm, String)>) -> anyhow::Result<()> {
+    for (confirm, id) in in_flight {
+        if !confirm.await?.is_ack() {
+            bail!("broker did not confirm capture {id}");
+        }
     }
     Ok(())
 }
