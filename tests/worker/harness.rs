@@ -222,6 +222,19 @@ impl TestWorker {
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
+        // The database goes too, so test runs do not pile up databases on the shared server.
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        self.pool.close().await;
+        let admin = PgPool::connect(crate::common::ADMIN_URL).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
     }
 }
 
