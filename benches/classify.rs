@@ -7,7 +7,7 @@
 //! Environment: `BENCH_IMAGES` (folder, default `onnx/samples`), `BENCH_SECONDS` (per
 //! measurement, default 3), `ORT_DYLIB_PATH`.
 
-use iari::classify::files::{RunOptions, classify_files, collect_images};
+use iari::classify::files::{RunOptions, classify_files, collect_images, load_tensor};
 use iari::classify::{Engine, ImageLimits, Threading, decode};
 use iari::config::Settings;
 use std::collections::HashMap;
@@ -117,14 +117,34 @@ fn inference_at(engine: &Engine, tensors: &[Vec<f32>], batch: usize) -> Measure 
     })
 }
 
-/// Child process: inference alone under one threading layout, one line of output.
-fn run_layout(name: &str, tensors: &[Vec<f32>]) {
+/// The whole `classify_files` path over the image files, batch 32.
+fn full_path(engine: &Engine, files: &[PathBuf], limits: ImageLimits) -> Measure {
+    let decode_threads = num_cpus::get().saturating_sub(1).max(1);
+    let opts = RunOptions {
+        batch_size: 32,
+        decode_threads,
+        limits,
+    };
+    measure(budget(), files.len(), || {
+        let r = classify_files(engine, files, &opts, &|_| {});
+        assert!(r.iter().all(|r| r.outcome.is_ok()));
+    })
+}
+
+/// Child process: inference alone and the full path under one threading layout, one line.
+fn run_layout(name: &str, tensors: &[Vec<f32>], files: &[PathBuf], limits: ImageLimits) {
     let engine = Engine::load_with(&settings(), threading(name), None).expect("engine");
     let cells: Vec<String> = [1, 8, 32, 64]
         .iter()
         .map(|&b| format!("{:>8.0}", inference_at(&engine, tensors, b).per_second()))
         .collect();
-    println!("{name:<16} {}", cells.join(" "));
+    let full = full_path(&engine, files, limits);
+    println!(
+        "{name:<16} {}   {:>8.0} ({:.3} ms CPU/image)",
+        cells.join(" "),
+        full.per_second(),
+        full.cpu_ms_per_image()
+    );
 }
 
 fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
@@ -136,47 +156,38 @@ fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; ignore arguments.
+    // `cargo bench` passes `--bench`; arguments are ignored.
     let files = images();
     let s = settings();
     let limits = ImageLimits::from(&s.images);
     let bytes = read_all(&files, &limits);
     if let Ok(layout) = std::env::var("IARI_BENCH_LAYOUT") {
-        let engine = Engine::load_with(&s, Threading::Sequential { intra_threads: 1 }, None);
-        let engine = engine.expect("engine");
+        let pre = Engine::load_with(&s, Threading::Sequential { intra_threads: 1 }, None);
+        let pre = pre.expect("engine");
         let tensors: Vec<Vec<f32>> = bytes
             .iter()
-            .map(|b| engine.preprocessor().run(&decode(b, &limits).unwrap().rgb))
+            .map(|b| pre.preprocessor().run(&decode(b, &limits).unwrap().rgb))
             .collect();
-        drop(engine);
-        return run_layout(&layout, &tensors);
+        drop(pre);
+        return run_layout(&layout, &tensors, &files, limits);
     }
     let engine = Engine::load(&s).expect("engine");
-    let threading = iari::classify::Threading::from_settings(&s.inference);
+    let layout = Threading::from_settings(&s.inference);
     println!(
-        "IARI classification bench: {} images from {}, {} CPU(s), ONNX Runtime {}, layout {threading:?}",
+        "IARI classification bench: {} images, {} CPU(s), ONNX Runtime {}, layout {layout:?}",
         files.len(),
-        files[0]
-            .parent()
-            .and_then(|p| p.parent())
-            .unwrap_or(&files[0])
-            .display(),
         num_cpus::get(),
         engine.info().execution.onnxruntime_version
     );
-    let pre = engine.preprocessor();
+    // The same per-file work as the full path: read, hash, decode, preprocess.
     let mut i = 0;
     let dp = measure(budget(), 1, || {
-        let b = &bytes[i % bytes.len()];
+        let t = load_tensor(&engine, &files[i % files.len()], &limits).unwrap();
         i += 1;
-        let img = decode(b, &limits).unwrap();
-        std::hint::black_box(pre.run(&img.rgb));
+        std::hint::black_box(t);
     });
-    println!(
-        "decode+preprocess (1 thread):      {:>8.0} images/s  {:.3} ms CPU/image",
-        dp.per_second(),
-        dp.cpu_ms_per_image()
-    );
+    report("read+hash+decode+preprocess, 1 thread", &dp);
+    let pre = engine.preprocessor();
     let tensors: Vec<Vec<f32>> = bytes
         .iter()
         .map(|b| pre.run(&decode(b, &limits).unwrap().rgb))
@@ -187,31 +198,16 @@ fn main() {
         if batch == 32 {
             infer_cpu_32 = m.cpu_ms_per_image();
         }
-        println!(
-            "inference alone, batch {batch:>2}:         {:>8.0} images/s  {:.3} ms CPU/image",
-            m.per_second(),
-            m.cpu_ms_per_image()
-        );
+        report(&format!("inference alone, batch {batch}"), &m);
     }
-    let opts = RunOptions {
-        batch_size: 32,
-        decode_threads: num_cpus::get().saturating_sub(1).max(1),
-        limits,
-    };
-    let full = measure(budget(), files.len(), || {
-        let r = classify_files(&engine, &files, &opts, &|_| {});
-        assert!(r.iter().all(|r| r.outcome.is_ok()));
-    });
-    println!(
-        "full classify path (files, batch 32): {:>6.0} images/s  {:.3} ms CPU/image (decode+preprocess {:.3} + inference {:.3} = {:.3})",
-        full.per_second(),
-        full.cpu_ms_per_image(),
-        dp.cpu_ms_per_image(),
-        infer_cpu_32,
-        dp.cpu_ms_per_image() + infer_cpu_32
-    );
+    let full = full_path(&engine, &files, limits);
+    report("full classify path, batch 32", &full);
+    let sum = dp.cpu_ms_per_image() + infer_cpu_32;
+    println!("  (decode+preprocess + inference at batch 32 = {sum:.3} ms CPU/image)");
     drop(engine);
-    println!("\ninference alone by threading layout, images/s at batch 1 / 8 / 32 / 64:");
+    println!(
+        "\nby threading layout: inference alone, images/s at batch 1 / 8 / 32 / 64; full path:"
+    );
     let exe = std::env::current_exe().expect("own path");
     for layout in [
         "ort-default",
@@ -226,4 +222,12 @@ fn main() {
             .expect("layout run");
         assert!(status.success(), "layout {layout} failed");
     }
+}
+
+fn report(what: &str, m: &Measure) {
+    println!(
+        "{what:<40} {:>7.0} images/s  {:.3} ms CPU/image",
+        m.per_second(),
+        m.cpu_ms_per_image()
+    );
 }

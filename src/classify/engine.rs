@@ -111,6 +111,14 @@ impl Engine {
         let manifest = Manifest::load(&settings.models.manifest)?;
         let preprocessor = Preprocessor::from_manifest(&manifest)?;
         let verified = select(manifest.read_verified()?, pinned)?;
+        if verified.len() < settings.decision.quorum {
+            // Every batch would fail the quorum: say so now, as the permanent problem it is.
+            return Err(EngineError::Input(format!(
+                "decision.quorum is {} but only {} model(s) are loaded",
+                settings.decision.quorum,
+                verified.len()
+            )));
+        }
         let named: Vec<(String, &[u8])> = verified
             .iter()
             .map(|(e, b)| (e.name.clone(), b.as_slice()))

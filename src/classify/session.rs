@@ -28,11 +28,14 @@ pub enum Threading {
 }
 
 impl Threading {
-    /// The layout for `inference.intra_threads`: 0 lets the engine choose (the measured best),
-    /// n > 0 asks for sequential models with n threads each.
+    /// The layout for `inference.intra_threads`: n > 0 asks for sequential models with n
+    /// threads each; 0 lets the engine choose: sequential models on half the cores, leaving
+    /// the other half to decoding (the best full path measured, BENCHMARKS.md).
     pub fn from_settings(s: &InferenceSettings) -> Threading {
         match s.intra_threads {
-            0 => Threading::ParallelModels,
+            0 => Threading::Sequential {
+                intra_threads: (num_cpus::get() / 2).max(1),
+            },
             n => Threading::Sequential { intra_threads: n },
         }
     }

@@ -101,6 +101,8 @@ fn pinned_models_load_by_hash_and_missing_ones_are_refused() {
     assert_eq!(pinned.info().models, two);
     assert!(pinned.check_pinned(&two).is_ok());
     assert!(engine().check_pinned(&two).is_err());
+    let e = Engine::load_pinned(&settings(&[]), &two).err().unwrap();
+    assert!(e.to_string().contains("quorum"), "{e}");
     let mut gone = all[0].clone();
     gone.sha256 = Sha256Digest::of(b"an older model");
     let e = Engine::load_pinned(&s, &[gone]).err().unwrap();
@@ -114,4 +116,17 @@ fn missing_manifest_is_a_clear_permanent_error() {
     let e = Engine::load(&s).err().unwrap();
     assert!(e.to_string().contains("/nonexistent/manifest.json"), "{e}");
     assert!(!e.is_transient());
+}
+
+#[test]
+fn engine_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    shareable(engine());
+    let grades: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| engine().classify(&[tensor(1.0)]).unwrap()[0].outcome.grade))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(grades.windows(2).all(|w| w[0] == w[1]));
 }
