@@ -62,6 +62,7 @@ fn observe(stage: &str, since: Instant) {
 pub struct Classified {
     out: Vec<Option<Disposition>>,
     counts: Vec<u32>,
+    received: Vec<Instant>,
     ready: Vec<(usize, Prepared)>,
     classes: Vec<Classification>,
     timings: Vec<Timings>,
@@ -80,6 +81,13 @@ impl Processor {
 
     /// Parses, fetches, decodes and preprocesses (blocking threads), then one inference run.
     pub async fn classify_batch(&self, batch: &[Incoming]) -> Classified {
+        let prepared = self.prepare_batch(batch).await;
+        self.infer_batch(prepared).await
+    }
+
+    /// Parses, fetches, decodes and preprocesses on blocking threads; failures get their
+    /// dispositions here, the rest wait for [`Processor::infer_batch`].
+    pub async fn prepare_batch(&self, batch: &[Incoming]) -> Classified {
         metrics()
             .captures_received
             .with_label_values(&[] as &[&str])
@@ -90,6 +98,7 @@ impl Processor {
         let mut c = Classified {
             out: vec![None; batch.len()],
             counts: batch.iter().map(|m| m.delivery_count).collect(),
+            received: batch.iter().map(|m| m.received_at).collect(),
             ready: Vec::new(),
             classes: Vec::new(),
             timings: Vec::new(),
@@ -109,8 +118,13 @@ impl Processor {
                 Err(f) => c.out[i] = Some(self.failed(f, c.counts[i])),
             }
         }
+        c
+    }
+
+    /// One inference run over the prepared images of the batch.
+    pub async fn infer_batch(&self, mut c: Classified) -> Classified {
         if !c.ready.is_empty() {
-            self.infer(batch, &mut c).await;
+            self.infer(&mut c).await;
         }
         c
     }
@@ -171,7 +185,7 @@ impl Processor {
     }
 
     /// One inference run over the prepared images; on failure they get their dispositions.
-    async fn infer(&self, batch: &[Incoming], c: &mut Classified) {
+    async fn infer(&self, c: &mut Classified) {
         let tensors: Vec<ImageTensor> = c
             .ready
             .iter_mut()
@@ -195,7 +209,7 @@ impl Processor {
                 c.timings = c
                     .ready
                     .iter()
-                    .map(|(i, p)| timings(p, &batch[*i], t0, inference_ms, n))
+                    .map(|(i, p)| timings(p, c.received[*i], t0, inference_ms, n))
                     .collect();
                 c.classes = classes;
                 return;
@@ -315,7 +329,7 @@ fn unreachable_failure() -> Disposition {
 
 fn timings(
     p: &Prepared,
-    m: &Incoming,
+    received_at: Instant,
     inference_start: Instant,
     inference_ms: f64,
     n: usize,
@@ -325,7 +339,7 @@ fn timings(
         preprocess_ms: p.preprocess_ms,
         inference_ms,
         queue_ms: inference_start
-            .saturating_duration_since(m.received_at)
+            .saturating_duration_since(received_at)
             .as_secs_f64()
             * 1000.0,
         batch_size: n,

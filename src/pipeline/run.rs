@@ -81,6 +81,11 @@ async fn consume(
     }
 }
 
+/// A batch taken from the queue, being prepared on blocking threads.
+type Staged = Option<(Vec<Delivery>, JoinHandle<Classified>)>;
+
+/// Three stages overlap: batch N+1 is prepared while batch N runs inference and batch N-1 is
+/// stored. Each stage holds at most one batch, and batches are stored in order.
 async fn consume_batches(
     p: &Processor,
     broker: &Arc<Broker>,
@@ -95,43 +100,61 @@ async fn consume_batches(
     };
     // A consumer once hung silently with the connection gone: check the state every second.
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-    let wait = Duration::from_millis(s.worker.batch_wait_ms);
+    let (max, wait) = (
+        s.inference.batch_size,
+        Duration::from_millis(s.worker.batch_wait_ms),
+    );
+    let mut staged: Staged = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                if let Err(e) = broker.cancel(&tag).await {
-                    tracing::warn!(error = %e, "basic.cancel failed during shutdown");
+        let (batch, lost) = if staged.is_some() {
+            // Work is in hand: take what is already there, never wait long for more.
+            match cancel.is_cancelled() {
+                true => (Vec::new(), None),
+                false => take_ready(&mut consumer, Vec::new(), max, wait).await,
+            }
+        } else {
+            let first = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    if let Err(e) = broker.cancel(&tag).await {
+                        tracing::warn!(error = %e, "basic.cancel failed during shutdown");
+                    }
+                    return Ended::Shutdown;
                 }
-                return Ended::Shutdown;
-            }
-            _ = watchdog.tick() => {
-                if broker.connected() { continue }
-                return Ended::Lost("watchdog: connection not connected".into());
-            }
-            next = consumer.next() => match next {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => return Ended::Lost(e.to_string()),
-                None => return Ended::Lost("consumer stream ended".into()),
-            },
+                _ = watchdog.tick() => {
+                    if broker.connected() { continue }
+                    return Ended::Lost("watchdog: connection not connected".into());
+                }
+                next = consumer.next() => match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return Ended::Lost(e.to_string()),
+                    None => return Ended::Lost("consumer stream ended".into()),
+                },
+            };
+            take_ready(&mut consumer, vec![first], max, wait).await
         };
-        let (batch, lost) = fill_batch(first, &mut consumer, s.inference.batch_size, wait).await;
-        let incoming: Vec<Incoming> = batch.iter().map(incoming).collect();
-        let classified = p.classify_batch(&incoming).await;
-        // One store at a time and in order: the previous batch committed while this one was
-        // classified, so inference and the database work overlap.
-        if let Err(why) = finish(pending.take()).await {
-            return Ended::Lost(why);
+        let next = (!batch.is_empty()).then(|| {
+            let incoming: Vec<Incoming> = batch.iter().map(incoming).collect();
+            let p = p.clone();
+            (
+                batch,
+                tokio::spawn(async move { p.prepare_batch(&incoming).await }),
+            )
+        });
+        if let Some((deliveries, job)) = staged.take() {
+            let prepared = match job.await {
+                Ok(c) => c,
+                Err(e) => return Ended::Lost(format!("prepare task failed: {e}")),
+            };
+            let classified = p.infer_batch(prepared).await;
+            if let Err(why) = finish(pending.take()).await {
+                return Ended::Lost(why);
+            }
+            let (w, c) = (s.worker.clone(), cancel.clone());
+            let job = store_and_settle(p.clone(), broker.clone(), deliveries, classified, w, c);
+            *pending = Some(tokio::spawn(job));
         }
-        let job = store_and_settle(
-            p.clone(),
-            broker.clone(),
-            batch,
-            classified,
-            s.worker.clone(),
-            cancel.clone(),
-        );
-        *pending = Some(tokio::spawn(job));
+        staged = next;
         if let Some(why) = lost {
             return Ended::Lost(why);
         }
@@ -169,14 +192,13 @@ async fn store_and_settle(
     Ok(())
 }
 
-/// Takes what is ready up to `max`, waiting at most `wait` after the first delivery.
-async fn fill_batch(
-    first: Delivery,
+/// Adds what is ready to `batch` up to `max`, waiting at most `wait`.
+async fn take_ready(
     consumer: &mut lapin::Consumer,
+    mut batch: Vec<Delivery>,
     max: usize,
     wait: Duration,
 ) -> (Vec<Delivery>, Option<String>) {
-    let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + wait;
     while batch.len() < max {
         match tokio::time::timeout_at(deadline, consumer.next()).await {
