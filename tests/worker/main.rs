@@ -4,5 +4,6 @@
 mod common;
 mod e2e;
 mod harness;
+mod process;
 mod resilience;
 mod store;
