@@ -4,7 +4,7 @@ CARGO ?= cargo
 export ORT_DYLIB_PATH ?= $(CURDIR)/.ort/lib/libonnxruntime.so
 IARI := target/release/iari
 
-.PHONY: all ort services build demo test fmt-check clippy unit models bench clean
+.PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools
 
 all: build
 
@@ -32,15 +32,21 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit: ort services
+unit: ort services test-tools
 	$(CARGO) test --locked
 
 test: fmt-check clippy unit
 
+# Independent HL7 v2.5.1 validator (hl7apy) used by tests/deliver to check built messages.
+test-tools: .venv-test/.hl7apy-1.3.5
+.venv-test/.hl7apy-1.3.5:
+	python3 -m venv .venv-test && .venv-test/bin/pip install -q hl7apy==1.3.5 && touch $@
+
 # Regenerates the five demo models, manifest, golden files and model card (needs torch; not in CI).
 models:
-	cd onnx/train && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && \
-		.venv/bin/python -m iari_train all --out ../models
+	test -x .venv-train/bin/python || python3 -m venv .venv-train
+	.venv-train/bin/pip install -q -r onnx/train/requirements.txt
+	cd onnx/train && ../../.venv-train/bin/python -m iari_train all --out ../models
 
 clean:
 	$(CARGO) clean

@@ -75,10 +75,24 @@ CREATE TABLE reviews (
 );
 CREATE INDEX reviews_decision ON reviews (decision_id, id);
 
--- The canonical text of a chained row: table name, then the row as jsonb without its own hash.
--- Times are rendered in UTC and floats in shortest exact form, whatever the session says.
+-- The canonical text of a chained row: table name, then the chained columns as jsonb (keys in
+-- jsonb's fixed order). The column list is fixed here, so a later migration that adds a column
+-- does not change the hash of rows already written; chaining a new column means a new version
+-- of this function. Times are rendered in UTC and floats in shortest exact form (the trigger
+-- and `iari audit verify` both set timezone and extra_float_digits).
 CREATE FUNCTION audit_canonical(tbl text, r jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT tbl || ':' || (r - 'row_hash')::text $$;
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT tbl || ':' || (
+        SELECT jsonb_object_agg(k, r -> k)
+        FROM unnest(CASE tbl
+            WHEN 'decisions' THEN ARRAY['id', 'capture_id', 'image_sha256', 'grade', 'agreement',
+                'confidence', 'flags', 'needs_review', 'ensemble_name', 'ensemble_version',
+                'models', 'runtime', 'timings', 'worker', 'decided_at', 'chain_seq', 'prev_hash']
+            WHEN 'reviews' THEN ARRAY['id', 'decision_id', 'grade', 'reviewer', 'comment',
+                'reviewed_at', 'chain_seq', 'prev_hash']
+        END) AS k
+    )::text
+$$;
 
 CREATE FUNCTION audit_chain_append() RETURNS trigger
 LANGUAGE plpgsql SET timezone = 'UTC' SET extra_float_digits = 1 AS $$

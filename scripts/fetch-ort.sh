@@ -15,7 +15,7 @@ case "$flavour" in
   gpu)
     pkg=onnxruntime-gpu; ver=1.31.1; dest=.ort/gpu/lib
     wheel=onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
-    sha="${IARI_ORT_GPU_SHA256:-}" ;;
+    sha=e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6 ;;
   *) echo "usage: $0 [cpu|gpu]" >&2; exit 2 ;;
 esac
 
@@ -34,10 +34,10 @@ if [ ! -f "$tmp/$wheel" ]; then
   echo "fetch-ort: expected $wheel, got: $(ls "$tmp")" >&2; exit 1
 fi
 got=$(sha256sum "$tmp/$wheel" | cut -d' ' -f1)
-if [ -n "$sha" ] && [ "$got" != "$sha" ]; then
+if [ "$got" != "$sha" ]; then
   echo "fetch-ort: SHA-256 mismatch for $wheel: expected $sha, got $got" >&2; exit 1
 fi
-[ -n "$sha" ] || echo "fetch-ort: warning: no pinned SHA-256 for $wheel (got $got)" >&2
+
 
 mkdir -p "$tmp/x" "$dest"
 # Only the C API libraries; the pybind module is not needed.

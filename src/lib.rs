@@ -3,9 +3,11 @@
 //! committed to PostgreSQL (`store`), and an HL7 v2 result goes to the LIS (`deliver`);
 //! `audit` answers what was decided, from what, and what the LIS accepted.
 
+pub mod audit;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod domain;
 pub mod http;
 pub mod ingest;

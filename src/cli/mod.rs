@@ -1,5 +1,6 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
+mod audit;
 mod classify;
 pub mod demo;
 mod eval;
@@ -45,6 +46,13 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Measure the ensemble and each model on a labelled folder (neg, 1+..4+ or 1p..4p).
     Eval(eval::EvalArgs),
+    /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Record a person's confirmation or correction of a decision (sent to the LIS).
+    Review(audit::ReviewArgs),
+    /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
+    Replay(audit::ReplayArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
@@ -65,6 +73,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => block_on(demo::run(&settings, args)),
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),
+        Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
+        Command::Review(args) => block_on(audit::review(&settings, args)),
+        Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {
         Ok(code) => code,

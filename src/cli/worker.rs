@@ -12,6 +12,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(settings.clone());
     let cancel = CancellationToken::new();
     let handle = service::start(settings.clone(), true, cancel.clone()).await?;
+    // HL7 delivery reads the outbox the pipeline writes; same pool, same shutdown.
+    let (pool, s, c) = (handle.pool.clone(), settings.clone(), cancel.clone());
+    let sender = tokio::spawn(async move {
+        if let Err(e) = crate::deliver::run_sender(pool, &s, c).await {
+            tracing::error!(error = %e, "HL7 sender cannot start; decisions stay in the outbox");
+        }
+    });
     shutdown_signal().await;
     tracing::info!(
         grace_s = settings.worker.shutdown_grace_s,
@@ -19,7 +26,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     );
     cancel.cancel();
     let grace = Duration::from_secs(settings.worker.shutdown_grace_s);
-    if tokio::time::timeout(grace, handle.join()).await.is_err() {
+    let stopped = async {
+        let _ = sender.await;
+        handle.join().await;
+    };
+    if tokio::time::timeout(grace, stopped).await.is_err() {
         // Unacknowledged deliveries return to the queue when the process exits.
         tracing::warn!("shutdown grace period over; exiting with work unacknowledged");
     }

@@ -1,5 +1,7 @@
-//! HTTP: liveness, readiness and Prometheus metrics. Other routers (the decisions API) are
-//! merged onto [`router`] by the caller.
+//! HTTP: liveness, readiness and Prometheus metrics here; the decisions API in `api`, merged
+//! onto [`router`] by the caller.
+
+pub mod api;
 
 use crate::metrics::metrics;
 use axum::Router;

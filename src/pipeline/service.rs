@@ -74,12 +74,10 @@ pub async fn start(
             pool: pool.clone(),
             readiness: readiness.clone(),
         };
-        let (h, a) = serve(
-            crate::http::router(state),
-            settings.http.addr,
-            cancel.clone(),
-        )
-        .await?;
+        // Health and metrics, plus the decisions API (`http::api`) on the same listener.
+        let api = crate::http::api::routes(pool.clone(), &settings.http);
+        let app = crate::http::router(state).merge(api);
+        let (h, a) = serve(app, settings.http.addr, cancel.clone()).await?;
         (Some(h), Some(a))
     } else {
         (None, None)

@@ -88,7 +88,7 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> Result<(), StoreErr
             .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        // `quoted` is a double-quoted identifier with inner quotes doubled: no injection.
+        // The name is quoted as an identifier (embedded quotes doubled), so it cannot inject.
         let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"));
         match sqlx::query(create).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),

@@ -1,0 +1,205 @@
+//! One decision's full provenance (`iari audit show`, `GET /api/v1/decisions/{id}`): the capture
+//! event as received, the image, the models and runtime that decided, the outcome, the chain
+//! position, every review, and every HL7 message with each delivery attempt and its ACK.
+
+use super::AuditError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub decision: DecisionRecord,
+    pub capture: CaptureRecord,
+    pub image: ImageRecord,
+    pub reviews: Vec<ReviewRecord>,
+    pub hl7_messages: Vec<Hl7Record>,
+}
+
+/// The stored decision; `models`, `runtime`, `timings` and `worker` are shown as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DecisionRecord {
+    pub id: i64,
+    pub capture_id: String,
+    pub decided_at: DateTime<Utc>,
+    pub grade: String,
+    pub agreement: f32,
+    pub confidence: f32,
+    pub flags: Vec<String>,
+    pub needs_review: bool,
+    pub ensemble_name: String,
+    pub ensemble_version: String,
+    /// `[{name, version, sha256, status, probabilities, vote, error}]` in manifest order.
+    pub models: Value,
+    /// `{onnxruntime_version, provider, requested, fallback_reason, preprocessing}`.
+    pub runtime: Value,
+    pub timings: Value,
+    /// `{version, build, host, pid}`.
+    pub worker: Value,
+    pub chain_seq: i64,
+    pub prev_hash: String,
+    pub row_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CaptureRecord {
+    pub capture_id: String,
+    /// The capture event exactly as stored (jsonb).
+    pub event: Value,
+    pub captured_at: DateTime<Utc>,
+    pub analyzer_id: String,
+    pub plate_id: String,
+    pub well: String,
+    pub accession: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ImageRecord {
+    pub sha256: String,
+    pub media_type: String,
+    pub width: i32,
+    pub height: i32,
+    pub size_bytes: i32,
+    pub stored_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ReviewRecord {
+    pub id: i64,
+    pub grade: String,
+    pub reviewer: String,
+    pub comment: Option<String>,
+    pub reviewed_at: DateTime<Utc>,
+    pub chain_seq: i64,
+    pub row_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Hl7Record {
+    pub id: i64,
+    pub review_id: Option<i64>,
+    pub filler_number: String,
+    pub control_id: String,
+    pub result_status: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub ack_code: Option<String>,
+    pub ack_text: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub acked_at: Option<DateTime<Utc>>,
+    /// The bytes sent (segments separated by CR), once the sender has built them.
+    #[sqlx(skip)]
+    pub payload: Option<String>,
+    #[sqlx(skip)]
+    pub delivery_attempts: Vec<AttemptRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AttemptRecord {
+    pub message_id: i64,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: String,
+    pub ack_code: Option<String>,
+    pub ack_text: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Everything recorded about decision `id`, read in one consistent snapshot.
+pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let decision: DecisionRecord = sqlx::query_as(
+        "SELECT id, capture_id, decided_at, grade, agreement, confidence, flags, needs_review, \
+         ensemble_name, ensemble_version, models, runtime, timings, worker, chain_seq, \
+         encode(prev_hash, 'hex') AS prev_hash, encode(row_hash, 'hex') AS row_hash \
+         FROM decisions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AuditError::UnknownDecision(id))?;
+    let capture: CaptureRecord = sqlx::query_as(
+        "SELECT capture_id, event, captured_at, analyzer_id, plate_id, well, accession, \
+         received_at FROM captures WHERE capture_id = $1",
+    )
+    .bind(&decision.capture_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let image: ImageRecord = sqlx::query_as(
+        "SELECT encode(i.sha256, 'hex') AS sha256, media_type, width, height, \
+         octet_length(bytes) AS size_bytes, stored_at \
+         FROM images i JOIN decisions d ON d.image_sha256 = i.sha256 WHERE d.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let reviews: Vec<ReviewRecord> = sqlx::query_as(
+        "SELECT id, grade, reviewer, comment, reviewed_at, chain_seq, \
+         encode(row_hash, 'hex') AS row_hash FROM reviews WHERE decision_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let hl7_messages = messages(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Provenance {
+        decision,
+        capture,
+        image,
+        reviews,
+        hl7_messages,
+    })
+}
+
+async fn messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+) -> Result<Vec<Hl7Record>, AuditError> {
+    let rows = sqlx::query_as::<_, Hl7Record>(
+        "SELECT id, review_id, filler_number, control_id, result_status, state, attempts, \
+         next_attempt_at, last_error, ack_code, ack_text, created_at, acked_at \
+         FROM hl7_messages WHERE decision_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let payloads: Vec<(i64, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, payload FROM hl7_messages WHERE decision_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let attempts: Vec<AttemptRecord> = sqlx::query_as(
+        "SELECT a.message_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.ack_code, \
+         a.ack_text, a.error FROM hl7_attempts a JOIN hl7_messages m ON m.id = a.message_id \
+         WHERE m.decision_id = $1 ORDER BY a.message_id, a.attempt",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|mut m| {
+            m.payload = payloads
+                .iter()
+                .find(|(pid, _)| *pid == m.id)
+                .and_then(|(_, p)| {
+                    p.as_deref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                });
+            m.delivery_attempts = attempts
+                .iter()
+                .filter(|a| a.message_id == m.id)
+                .cloned()
+                .collect();
+            m
+        })
+        .collect())
+}

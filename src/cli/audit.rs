@@ -1,0 +1,184 @@
+//! `iari audit …` and `iari review`: thin wrappers that open the pool, call `crate::audit`, and
+//! print the result.
+
+use crate::audit::format::{self, Format};
+use crate::audit::{self as audit, Filter, ReviewRequest};
+use crate::config::Settings;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List stored decisions, oldest first; page with --limit and --after.
+    List {
+        #[command(flatten)]
+        filter: Box<Filter>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One decision with its full provenance, reviews and HL7 delivery history.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Check the tamper-evident chain over decisions and reviews, and the stored images.
+    Verify {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Disagreement figures: counts by flag and model pair, review override rate.
+    Stats {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+/// `iari review <ID> --grade G --by USER [--comment TEXT]`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The decision id.
+    pub id: i64,
+    /// The grade the reviewer reads: neg, 1+, 2+, 3+ or 4+.
+    #[arg(long)]
+    pub grade: String,
+    /// Who reviewed (recorded and sent to the LIS).
+    #[arg(long)]
+    pub by: String,
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let pool = crate::store::pool(&settings.database)?;
+    let out = match cmd {
+        AuditCommand::List { filter, format } => list(&pool, &filter, format).await,
+        AuditCommand::Show { id, format } => show(&pool, id, format).await,
+        AuditCommand::Verify { format } => verify(&pool, format).await,
+        AuditCommand::Stats { format } => {
+            let st = audit::stats(&pool).await?;
+            Ok(match format {
+                Format::Table => (format::stats_table(&st), ExitCode::SUCCESS),
+                _ => (serde_json::to_string_pretty(&st)? + "\n", ExitCode::SUCCESS),
+            })
+        }
+    };
+    pool.close().await;
+    let (text, code) = out?;
+    print!("{text}");
+    Ok(code)
+}
+
+async fn list(
+    pool: &sqlx::PgPool,
+    f: &Filter,
+    format: Format,
+) -> anyhow::Result<(String, ExitCode)> {
+    let page = audit::list(pool, f).await?;
+    let text = match format {
+        Format::Table => {
+            let more = page
+                .next_after
+                .map_or(String::new(), |a| format!("more: --after {a}\n"));
+            format::list_table(&page.items) + &more
+        }
+        Format::Csv => format::list_csv(&page.items),
+        Format::Json => serde_json::to_string_pretty(&page)? + "\n",
+    };
+    Ok((text, ExitCode::SUCCESS))
+}
+
+async fn show(pool: &sqlx::PgPool, id: i64, format: Format) -> anyhow::Result<(String, ExitCode)> {
+    let p = audit::show(pool, id).await?;
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&p)? + "\n",
+        _ => format::show_table(&p),
+    };
+    Ok((text, ExitCode::SUCCESS))
+}
+
+async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, ExitCode)> {
+    let r = audit::verify(pool).await?;
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&r)? + "\n",
+        _ if r.first_break.is_some() => format!(
+            "chain good up to seq {} ({} decisions, {} reviews); stopped at the first broken link\n",
+            r.head_seq, r.decisions, r.reviews
+        ),
+        _ => format!(
+            "checked {} decisions, {} reviews, {} images; chain head seq {} hash {}\n",
+            r.decisions, r.reviews, r.images, r.head_seq, r.head_hash
+        ),
+    };
+    match r.first_break {
+        // The one-line error on stderr names the first broken row; the summary still prints.
+        Some(b) => {
+            print!("{text}");
+            anyhow::bail!("audit chain broken at {b}")
+        }
+        None => Ok((text + "chain intact\n", ExitCode::SUCCESS)),
+    }
+}
+
+pub async fn review(settings: &Settings, args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let pool = crate::store::pool(&settings.database)?;
+    let req = ReviewRequest {
+        grade: args.grade,
+        by: args.by,
+        comment: args.comment,
+    };
+    let result = audit::record_review(&pool, args.id, &req).await;
+    pool.close().await;
+    let o = result.with_context(|| format!("review of decision {} refused", args.id))?;
+    println!(
+        "review {} recorded for decision {}: {} (was {}{})",
+        o.review_id,
+        o.decision_id,
+        o.grade,
+        o.previous_grade,
+        if o.overridden {
+            ", overrides the ensemble"
+        } else {
+            ""
+        }
+    );
+    match (o.hl7_message_id, &o.result_status, &o.note) {
+        (Some(m), Some(s), _) => println!("HL7 result {s} enqueued as outbox message {m}"),
+        (_, _, Some(note)) => println!("{note}"),
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `iari replay <ID>`: exit 0 when the replay is identical, non-zero naming the differences.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The decision id.
+    pub id: i64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use crate::audit::replay::{load_stored, rerun};
+    let pool = crate::store::pool(&settings.database)?;
+    let stored = load_stored(&pool, args.id).await;
+    pool.close().await;
+    let stored = stored?;
+    let owned = settings.clone();
+    // Model loading and inference are CPU-bound: off the async threads.
+    let report = tokio::task::spawn_blocking(move || rerun(&owned, &stored)).await??;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        _ => print!("{}", format::replay_table(&report)),
+    }
+    if report.identical {
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!(
+        "replay of decision {} differs: {}",
+        args.id,
+        report.differences.join("; ")
+    )
+}

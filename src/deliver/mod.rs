@@ -1,0 +1,14 @@
+//! LIS delivery: HL7 v2 result messages built from the outbox, an MLLP codec, ACK rules, the
+//! outbox sender and its transports (MLLP over TCP/TLS, or files).
+
+pub mod ack;
+pub mod hl7;
+pub mod mllp;
+pub mod outbox;
+pub mod report;
+mod runner;
+mod store;
+pub mod transport;
+
+pub use outbox::{Sender, Step};
+pub use runner::run_sender;

@@ -1,0 +1,184 @@
+//! The outbox's SQL: claiming the next deliverable message under a lease, storing its payload
+//! once, and recording each attempt with the message's new state.
+//!
+//! Why a lease and not a row lock held across the send: a send can wait seconds for an ACK, and
+//! during an LIS outage many sends do. Holding a transaction open that long would pin one database
+//! connection per sender and hold locks across network I/O. The claim is instead a short
+//! `FOR UPDATE SKIP LOCKED` transaction that stamps `claimed_by`/`claimed_until`; others skip
+//! rows under a live lease, and outcomes are only recorded while the lease is still ours. If a
+//! sender dies mid-send its lease expires and another sender resends the same stored bytes with
+//! the same MSH-10, which the LIS recognises as a duplicate (at-least-once, never two payloads).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// A claimed outbox row.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub control_id: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Order per filler number: a message is claimable only when no earlier message with the same
+/// filler number is still pending, so a correction never overtakes its original.
+const CLAIM_SQL: &str = "UPDATE hl7_messages SET claimed_by = $1, \
+      claimed_until = now() + make_interval(secs => $2) \
+    WHERE id = (SELECT m.id FROM hl7_messages m \
+      WHERE m.state = 'pending' AND m.next_attempt_at <= now() \
+        AND (m.claimed_until IS NULL OR m.claimed_until < now()) \
+        AND NOT EXISTS (SELECT 1 FROM hl7_messages e WHERE e.filler_number = m.filler_number \
+                        AND e.id < m.id AND e.state = 'pending') \
+      ORDER BY m.next_attempt_at, m.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, control_id, attempts, payload";
+
+pub async fn claim(
+    pool: &PgPool,
+    me: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    let row: Option<(i64, String, i32, Option<Vec<u8>>)> = sqlx::query_as(CLAIM_SQL)
+        .bind(me)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(id, control_id, attempts, payload)| Claimed {
+        id,
+        control_id,
+        attempts,
+        payload,
+    }))
+}
+
+/// Stores the payload unless one is stored already; returns the stored bytes either way, so
+/// every attempt sends exactly the bytes of the first.
+pub async fn store_payload(pool: &PgPool, id: i64, bytes: &[u8]) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query("UPDATE hl7_messages SET payload = $2 WHERE id = $1 AND payload IS NULL")
+        .bind(id)
+        .bind(bytes)
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("SELECT payload FROM hl7_messages WHERE id = $1 AND payload IS NOT NULL")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// How an attempt ended, as stored in `hl7_attempts.outcome`, and what it does to the message.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub outcome: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub ack_code: Option<String>,
+    pub ack_text: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The state the message moves to after an attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum Next {
+    Acked,
+    Failed,
+    /// Stays pending; retried after this delay.
+    RetryAfter(Duration),
+    /// Stays pending and due; the sender stops (configuration error).
+    Hold,
+}
+
+/// Records attempt `c.attempts + 1` and the message's new state in one transaction, only while
+/// our lease holds. Returns false when the lease was lost (another sender owns the row now).
+pub async fn record(
+    pool: &PgPool,
+    me: &str,
+    c: &Claimed,
+    a: &Attempt,
+    next: Next,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (state, delay_s, acked) = match next {
+        Next::Acked => ("acked", 0.0, true),
+        Next::Failed => ("failed", 0.0, false),
+        Next::RetryAfter(d) => ("pending", d.as_secs_f64(), false),
+        Next::Hold => ("pending", 0.0, false),
+    };
+    let updated = sqlx::query(
+        "UPDATE hl7_messages SET state = $3, attempts = attempts + 1, \
+           next_attempt_at = now() + make_interval(secs => $4), \
+           last_error = $5, ack_code = COALESCE($6, ack_code), ack_text = COALESCE($7, ack_text), \
+           acked_at = CASE WHEN $8 THEN now() ELSE acked_at END, \
+           claimed_by = NULL, claimed_until = NULL \
+         WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
+    )
+    .bind(c.id)
+    .bind(me)
+    .bind(state)
+    .bind(delay_s)
+    .bind(&a.error)
+    .bind(&a.ack_code)
+    .bind(&a.ack_text)
+    .bind(acked)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
+           ack_code, ack_text, error) VALUES ($1, $2, $3, now(), $4, $5, $6, $7)",
+    )
+    .bind(c.id)
+    .bind(c.attempts + 1)
+    .bind(a.started_at)
+    .bind(a.outcome)
+    .bind(&a.ack_code)
+    .bind(&a.ack_text)
+    .bind(&a.error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Parks a message whose report cannot be built (bad stored data): retrying cannot help.
+pub async fn park_unbuildable(
+    pool: &PgPool,
+    me: &str,
+    id: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE hl7_messages SET state = 'failed', last_error = $3, claimed_by = NULL, \
+           claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(me)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Releases our claim without recording an attempt (shutdown, or nothing was sent).
+pub async fn release(pool: &PgPool, me: &str, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2")
+        .bind(id)
+        .bind(me)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Pending count and the age in seconds of the oldest pending message.
+pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::bigint, 0) \
+         FROM hl7_messages WHERE state = 'pending'",
+    )
+    .fetch_one(pool)
+    .await
+}

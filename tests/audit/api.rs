@@ -1,0 +1,222 @@
+//! The decisions API: bearer roles (401/403/200), filters and paging over HTTP, the review
+//! endpoint, and the OpenAPI document.
+
+use crate::common::{Seed, TestDb, count, seed};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use iari::config::{HttpSettings, SecretToken};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn app(db: &TestDb) -> axum::Router {
+    let http = HttpSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        read_tokens: vec![SecretToken::new("read-token-1")],
+        review_tokens: vec![SecretToken::new("review-token-1")],
+    };
+    iari::http::api::routes(db.pool.clone(), &http)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn tokens_and_roles() {
+    let db = TestDb::new().await;
+    let id = seed(
+        &db.pool,
+        &Seed {
+            needs_review: true,
+            ..Seed::default()
+        },
+    )
+    .await;
+    let app = app(&db);
+    let one = format!("/api/v1/decisions/{id}");
+    let rev = format!("/api/v1/decisions/{id}/review");
+    let body = json!({"grade": "2+", "by": "dr.api"});
+    for (method, uri) in [
+        ("GET", "/api/v1/decisions"),
+        ("GET", one.as_str()),
+        ("POST", rev.as_str()),
+    ] {
+        for token in [None, Some("wrong"), Some(""), Some("read-token-1x")] {
+            let (s, v) = call(&app, method, uri, token, Some(body.clone())).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri} {token:?}");
+            assert!(v["error"].is_string());
+        }
+    }
+    let (s, _) = call(&app, "POST", &rev, Some("read-token-1"), Some(body.clone())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(count(&db.pool, "reviews").await, 0);
+    for token in ["read-token-1", "review-token-1"] {
+        let (s, v) = call(&app, "GET", "/api/v1/decisions", Some(token), None).await;
+        assert_eq!(s, StatusCode::OK, "{token}");
+        assert_eq!(v["items"][0]["id"], id);
+        let (s, v) = call(&app, "GET", &one, Some(token), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["decision"]["models"].as_array().unwrap().len(), 5);
+    }
+    let (s, v) = call(&app, "POST", &rev, Some("review-token-1"), Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["result_status"], "F");
+    assert_eq!(count(&db.pool, "reviews").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn filters_paging_and_errors_over_http() {
+    let db = TestDb::new().await;
+    let a = seed(
+        &db.pool,
+        &Seed {
+            grade: "1+",
+            ..Seed::default()
+        },
+    )
+    .await;
+    let b = seed(&db.pool, &Seed::default()).await;
+    let c = seed(&db.pool, &Seed::default()).await;
+    let app = app(&db);
+    let t = Some("read-token-1");
+    let (s, v) = call(&app, "GET", "/api/v1/decisions?grade=1%2B", t, None).await;
+    assert_eq!(
+        (
+            s,
+            v["items"].as_array().unwrap().len(),
+            v["items"][0]["id"].as_i64()
+        ),
+        (StatusCode::OK, 1, Some(a))
+    );
+    let flagged =
+        "/api/v1/decisions?flagged=false&delivery=pending&since=2026-11-26&until=2026-11-26";
+    let (s, v) = call(&app, "GET", flagged, t, None).await;
+    assert_eq!(
+        (s, v["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 3),
+        "{v}"
+    );
+    let (_, v) = call(&app, "GET", "/api/v1/decisions?flagged=true", t, None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    let (_, v) = call(&app, "GET", "/api/v1/decisions?limit=2", t, None).await;
+    assert_eq!(v["next_after"], b);
+    let (_, v) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/decisions?limit=2&after={b}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (v["items"][0]["id"].as_i64(), &v["next_after"]),
+        (Some(c), &Value::Null)
+    );
+    let hostile = "/api/v1/decisions?accession=%27%3B%20DROP%20TABLE%20decisions%3B%20--";
+    let (s, v) = call(&app, "GET", hostile, t, None).await;
+    assert_eq!(
+        (s, v["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+    assert_eq!(count(&db.pool, "decisions").await, 3);
+    for uri in [
+        "/api/v1/decisions?grade=9%2B",
+        "/api/v1/decisions?limit=x",
+        "/api/v1/decisions?bogus=1",
+        "/api/v1/decisions/abc",
+    ] {
+        let (s, v) = call(&app, "GET", uri, t, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(v["error"].is_string());
+    }
+    let (s, _) = call(&app, "GET", "/api/v1/decisions/424242", t, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let r = Some("review-token-1");
+    let (s, v) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/decisions/{a}/review"),
+        r,
+        Some(json!({"grade": "2+", "by": "  "})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("empty"));
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/v1/decisions/424242/review",
+        r,
+        Some(json!({"grade": "2+", "by": "x"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_describes_the_paths() {
+    let db = TestDb::new().await;
+    let (s, v) = call(&app(&db), "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let on_disk: Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
+    assert_eq!(v, on_disk);
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/decisions",
+        "/api/v1/decisions/{id}",
+        "/api/v1/decisions/{id}/review",
+    ] {
+        assert!(v["paths"].get(path).is_some(), "{path}");
+    }
+    // Every list filter the handler accepts is documented.
+    let params: Vec<&str> = v["paths"]["/api/v1/decisions"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for f in [
+        "capture",
+        "accession",
+        "plate",
+        "well",
+        "grade",
+        "flagged",
+        "delivery",
+        "model_version",
+        "since",
+        "until",
+        "limit",
+        "after",
+    ] {
+        assert!(params.contains(&f), "{f}");
+    }
+    db.drop().await;
+}

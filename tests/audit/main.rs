@@ -1,0 +1,11 @@
+//! Audit, review and the decisions API against a real PostgreSQL: one database per test,
+//! seeded with SQL the way the worker and the HL7 sender write their rows.
+
+mod api;
+mod common;
+mod list;
+mod replay;
+mod review;
+mod roles;
+mod show;
+mod verify;

@@ -1,0 +1,56 @@
+//! The role the service should connect as (`iari_worker`, migration 0004) can append to the
+//! audit trail but cannot change it, disable its triggers, or move the chain head.
+
+use crate::common::{Seed, TestDb, seed};
+use iari::audit::verify;
+
+async fn as_role(db: &TestDb, role: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+#[tokio::test]
+async fn the_worker_role_appends_but_cannot_rewrite() {
+    let db = TestDb::new().await;
+    let id = seed(&db.pool, &Seed::default()).await;
+    // Appending through the chain trigger works for the worker role.
+    let insert = format!(
+        "INSERT INTO reviews (decision_id, grade, reviewer) VALUES ({id}, '1+', 'dr.role')"
+    );
+    as_role(&db, "iari_worker", &insert).await.unwrap();
+    as_role(
+        &db,
+        "iari_worker",
+        &format!("UPDATE hl7_messages SET state = 'acked' WHERE decision_id = {id}"),
+    )
+    .await
+    .unwrap();
+    for sql in [
+        format!("UPDATE decisions SET grade = '4+' WHERE id = {id}"),
+        format!("DELETE FROM reviews WHERE decision_id = {id}"),
+        "ALTER TABLE decisions DISABLE TRIGGER decisions_append_only".to_string(),
+        "UPDATE audit_chain_head SET seq = 0".to_string(),
+        "TRUNCATE hl7_attempts".to_string(),
+        "DELETE FROM hl7_messages".to_string(),
+    ] {
+        let err = as_role(&db, "iari_worker", &sql).await.expect_err(&sql);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("permission denied")
+                || msg.contains("must be owner")
+                || msg.contains("append-only"),
+            "{sql}: {msg}"
+        );
+    }
+    let err = as_role(&db, "iari_auditor", &insert).await.unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    let r = verify(&db.pool).await.unwrap();
+    assert_eq!((r.first_break, r.decisions, r.reviews), (None, 1, 1));
+    db.drop().await;
+}

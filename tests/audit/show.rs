@@ -1,0 +1,131 @@
+//! `audit show`: the provenance a QA reviewer needs is all there.
+
+use crate::common::{MODEL_NAMES, Seed, TestDb, add_review, deliver, seed};
+use iari::audit::{AuditError, ReviewRequest, record_review, show};
+
+#[tokio::test]
+async fn show_returns_full_provenance() {
+    let db = TestDb::new().await;
+    let id = seed(
+        &db.pool,
+        &Seed {
+            needs_review: true,
+            flags: vec!["disagree_adjacent"],
+            votes: ["2+", "2+", "2+", "3+", "2+"],
+            ..Seed::default()
+        },
+    )
+    .await;
+    deliver(&db.pool, id, "acked").await;
+    let req = ReviewRequest {
+        grade: "3+".into(),
+        by: "dr.y".into(),
+        comment: Some("rim visible".into()),
+    };
+    record_review(&db.pool, id, &req).await.unwrap();
+
+    let p = show(&db.pool, id).await.unwrap();
+    let d = &p.decision;
+    assert_eq!((d.id, d.grade.as_str(), d.needs_review), (id, "2+", true));
+    assert_eq!(d.flags, vec!["disagree_adjacent".to_string()]);
+    assert_eq!(
+        (d.ensemble_name.as_str(), d.ensemble_version.as_str()),
+        ("iari-cbam", "ENS-1.0.0")
+    );
+    let models = d.models.as_array().unwrap();
+    assert_eq!(models.len(), 5);
+    for (m, name) in models.iter().zip(MODEL_NAMES) {
+        assert_eq!(m["name"], name);
+        assert_eq!(m["version"], "1.0.0");
+        assert_eq!(m["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(m["probabilities"].as_array().unwrap().len(), 5);
+    }
+    assert_eq!(models[3]["vote"], "3+");
+    assert_eq!(d.runtime["provider"], "CPUExecutionProvider");
+    assert_eq!(d.runtime["fallback_reason"], "CUDA not available");
+    assert_eq!(d.runtime["onnxruntime_version"], "1.22.0");
+    assert_eq!(d.timings["inference_ms"], 12.25);
+    assert_eq!(
+        (d.worker["host"].as_str(), d.worker["build"].as_str()),
+        (Some("lab-host-1"), Some("abc123"))
+    );
+    assert_eq!(d.chain_seq, 1);
+    assert_eq!(d.prev_hash, "0".repeat(64));
+    assert_eq!(d.row_hash.len(), 64);
+
+    assert_eq!(p.capture.event["capture_id"], p.capture.capture_id);
+    assert_eq!(p.capture.analyzer_id, "HCM-01");
+    let bytes = format!("png bytes of {}", p.capture.capture_id);
+    assert_eq!(
+        p.image.sha256,
+        iari::domain::Sha256Digest::of(bytes.as_bytes()).to_hex()
+    );
+    assert_eq!(
+        (p.image.width, p.image.height, p.image.size_bytes as usize),
+        (229, 230, bytes.len())
+    );
+
+    assert_eq!(p.reviews.len(), 1);
+    assert_eq!(
+        (p.reviews[0].grade.as_str(), p.reviews[0].reviewer.as_str()),
+        ("3+", "dr.y")
+    );
+    assert_eq!(p.reviews[0].comment.as_deref(), Some("rim visible"));
+    assert_eq!(p.reviews[0].chain_seq, 2);
+
+    assert_eq!(p.hl7_messages.len(), 2);
+    let original = &p.hl7_messages[0];
+    assert_eq!(
+        (original.result_status.as_str(), original.state.as_str()),
+        ("P", "acked")
+    );
+    assert_eq!(original.ack_code.as_deref(), Some("AA"));
+    assert!(original.payload.as_deref().unwrap().starts_with("MSH|"));
+    let outcomes: Vec<&str> = original
+        .delivery_attempts
+        .iter()
+        .map(|a| a.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["timeout", "acked"]);
+    assert_eq!(
+        original.delivery_attempts[1].ack_code.as_deref(),
+        Some("AA")
+    );
+    let correction = &p.hl7_messages[1];
+    assert_eq!(correction.review_id, Some(p.reviews[0].id));
+    assert_eq!(
+        (correction.result_status.as_str(), correction.state.as_str()),
+        ("F", "pending")
+    );
+    assert_eq!(correction.filler_number, original.filler_number);
+
+    // The JSON form carries the same sections.
+    let json = serde_json::to_value(&p).unwrap();
+    for key in ["decision", "capture", "image", "reviews", "hl7_messages"] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+    let text = iari::audit::format::show_table(&p);
+    for needle in [
+        "lab-host-1",
+        "CUDA not available",
+        "dr.y",
+        "attempt 2",
+        "alexnet-cbam",
+        &p.image.sha256,
+    ] {
+        assert!(text.contains(needle), "table lacks {needle}");
+    }
+    add_review(&db.pool, id, "3+").await;
+    assert_eq!(show(&db.pool, id).await.unwrap().reviews.len(), 2);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn show_of_unknown_decision_says_so() {
+    let db = TestDb::new().await;
+    match show(&db.pool, 999).await {
+        Err(AuditError::UnknownDecision(999)) => {}
+        other => panic!("expected UnknownDecision, got {other:?}"),
+    }
+    db.drop().await;
+}

@@ -1,0 +1,210 @@
+//! `audit verify`: an intact chain passes; a row changed, deleted or appended behind the
+//! database's back is named; concurrent writers keep the chain linear.
+
+use crate::common::{Seed, TestDb, add_review, seed};
+use iari::audit::verify;
+use sqlx::PgPool;
+
+/// Runs `sql` (statements separated by "; ") with the append-only trigger of `table` disabled, as an attacker with DDL could.
+async fn behind_the_back(pool: &PgPool, table: &str, sql: &str) {
+    let mut tx = pool.begin().await.unwrap();
+    for stmt in [format!(
+        "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+    )]
+    .into_iter()
+    .chain(sql.split("; ").map(str::to_string))
+    .chain([format!(
+        "ALTER TABLE {table} ENABLE TRIGGER {table}_append_only"
+    )]) {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn seed_chain(pool: &PgPool) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(seed(pool, &Seed::default()).await);
+    }
+    add_review(pool, ids[1], "3+").await;
+    ids
+}
+
+#[tokio::test]
+async fn intact_chain_verifies_and_updates_are_refused() {
+    let db = TestDb::new().await;
+    let ids = seed_chain(&db.pool).await;
+    let r = verify(&db.pool).await.unwrap();
+    assert_eq!(r.first_break, None);
+    assert_eq!((r.decisions, r.reviews, r.images, r.head_seq), (4, 1, 4, 5));
+    for sql in [
+        "UPDATE decisions SET grade = '4+'",
+        "DELETE FROM decisions",
+        "UPDATE reviews SET grade = 'neg'",
+        "TRUNCATE decisions CASCADE",
+    ] {
+        let err = sqlx::query(sql).execute(&db.pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        crate::common::count(&db.pool, "decisions").await,
+        ids.len() as i64
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_changed_decision_is_named() {
+    let db = TestDb::new().await;
+    let ids = seed_chain(&db.pool).await;
+    behind_the_back(
+        &db.pool,
+        "decisions",
+        &format!("UPDATE decisions SET grade = '4+' WHERE id = {}", ids[2]),
+    )
+    .await;
+    let b = verify(&db.pool)
+        .await
+        .unwrap()
+        .first_break
+        .expect("tampering detected");
+    assert_eq!(
+        (b.table.as_str(), b.id.clone(), b.chain_seq),
+        ("decisions", ids[2].to_string(), Some(3))
+    );
+    assert!(b.problem.contains("content changed"), "{}", b.problem);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_changed_float_or_review_is_named() {
+    let db = TestDb::new().await;
+    let ids = seed_chain(&db.pool).await;
+    behind_the_back(&db.pool, "reviews", "UPDATE reviews SET comment = 'edited'").await;
+    let b = verify(&db.pool).await.unwrap().first_break.unwrap();
+    assert_eq!((b.table.as_str(), b.chain_seq), ("reviews", Some(5)));
+    // A change in the last bit of a real is still a change.
+    let db2 = TestDb::new().await;
+    let id = seed(&db2.pool, &Seed::default()).await;
+    behind_the_back(
+        &db2.pool,
+        "decisions",
+        &format!("UPDATE decisions SET confidence = 0.71000004 WHERE id = {id}"),
+    )
+    .await;
+    let b = verify(&db2.pool).await.unwrap().first_break.unwrap();
+    assert_eq!(
+        (b.table.as_str(), b.id.as_str()),
+        ("decisions", id.to_string().as_str())
+    );
+    assert!(!ids.is_empty());
+    db.drop().await;
+    db2.drop().await;
+}
+
+#[tokio::test]
+async fn deleted_rows_in_the_middle_and_at_the_tail_are_named() {
+    let db = TestDb::new().await;
+    let ids = seed_chain(&db.pool).await;
+    let del = |id: i64| {
+        format!(
+            "DELETE FROM hl7_messages WHERE decision_id = {id}; DELETE FROM decisions WHERE id = {id}"
+        )
+    };
+    // Middle: decision ids[2] is chain_seq 3; the next row (ids[3], seq 4) then names the gap.
+    behind_the_back(&db.pool, "decisions", &del(ids[2])).await;
+    let b = verify(&db.pool).await.unwrap().first_break.unwrap();
+    assert_eq!(
+        (b.table.as_str(), b.id.clone(), b.chain_seq),
+        ("decisions", ids[3].to_string(), Some(4))
+    );
+    assert!(b.problem.contains("missing"), "{}", b.problem);
+
+    let db2 = TestDb::new().await;
+    let ids = seed_chain(&db2.pool).await;
+    let last = seed(&db2.pool, &Seed::default()).await;
+    behind_the_back(&db2.pool, "decisions", &del(last)).await;
+    let b = verify(&db2.pool).await.unwrap().first_break.unwrap();
+    assert_eq!(b.table, "audit_chain_head");
+    assert!(b.problem.contains("removed"), "{}", b.problem);
+    assert!(ids.len() == 4);
+    db.drop().await;
+    db2.drop().await;
+}
+
+#[tokio::test]
+async fn changed_image_bytes_are_named() {
+    let db = TestDb::new().await;
+    seed_chain(&db.pool).await;
+    behind_the_back(
+        &db.pool,
+        "images",
+        "UPDATE images SET bytes = 'x'::bytea WHERE sha256 = (SELECT sha256 FROM images ORDER BY stored_at LIMIT 1)",
+    )
+    .await;
+    let b = verify(&db.pool).await.unwrap().first_break.unwrap();
+    assert_eq!(b.table, "images");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_keep_one_linear_chain() {
+    let db = TestDb::new().await;
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..8 {
+                let id = seed(
+                    &pool,
+                    &Seed {
+                        capture: format!("W{w}-{i}"),
+                        ..Seed::default()
+                    },
+                )
+                .await;
+                if i % 3 == 0 {
+                    add_review(&pool, id, "1+").await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = verify(&db.pool).await.unwrap();
+    assert_eq!(r.first_break, None);
+    assert_eq!((r.decisions, r.reviews), (48, 18));
+    assert_eq!(r.head_seq, 66);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_command_exits_non_zero_on_a_broken_chain() {
+    use std::process::ExitCode;
+    let db = TestDb::new().await;
+    let ids = seed_chain(&db.pool).await;
+    assert_eq!(
+        crate::common::run_cli(&db, &["audit", "verify"]),
+        ExitCode::SUCCESS
+    );
+    let sql = format!(
+        "UPDATE decisions SET flags = '{{tie}}' WHERE id = {}",
+        ids[0]
+    );
+    behind_the_back(&db.pool, "decisions", &sql).await;
+    assert_eq!(
+        crate::common::run_cli(&db, &["audit", "verify"]),
+        ExitCode::FAILURE
+    );
+    // What the one-line error names:
+    let b = verify(&db.pool).await.unwrap().first_break.unwrap();
+    assert_eq!(
+        b.to_string().split(':').next().unwrap(),
+        format!("decisions id {} (chain_seq 1)", ids[0])
+    );
+    db.drop().await;
+}

@@ -1,0 +1,7 @@
+//! LIS delivery tests: one binary, real PostgreSQL (a database per test), a fake LIS.
+
+mod acks;
+mod common;
+mod golden;
+mod outbox;
+mod tls;
