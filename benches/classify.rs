@@ -202,6 +202,17 @@ fn main() {
     }
     let full = full_path(&engine, &files, limits);
     report("full classify path, batch 32", &full);
+    // Same work on one thread, no overlap: separates pipeline cost from two-thread contention.
+    let serial = measure(budget(), files.len(), || {
+        for chunk in files.chunks(32) {
+            let batch: Vec<_> = chunk
+                .iter()
+                .map(|p| load_tensor(&engine, p, &limits).unwrap())
+                .collect();
+            std::hint::black_box(engine.classify(&batch).unwrap());
+        }
+    });
+    report("same work, one thread, no overlap", &serial);
     let sum = dp.cpu_ms_per_image() + infer_cpu_32;
     println!("  (decode+preprocess + inference at batch 32 = {sum:.3} ms CPU/image)");
     drop(engine);

@@ -33,3 +33,14 @@ pub fn engine() -> &'static Engine {
 pub fn golden_dir() -> PathBuf {
     repo().join("onnx/models/golden")
 }
+
+/// The decision the training pipeline recorded for a golden image (`golden.json`).
+pub fn golden_decision(image: &str) -> String {
+    let text = std::fs::read_to_string(golden_dir().join("golden.json")).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let case = cases
+        .iter()
+        .find(|c| c["image"] == image)
+        .expect("golden image listed");
+    case["decision"].as_str().unwrap().to_string()
+}
