@@ -74,14 +74,31 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         (worker, publish(&s, &pub_args, &files).await?, t0)
     };
     println!("published {} synthetic sample captures", ids.len());
+    // HL7 results go out from the outbox as in `iari worker` (lis.transport, default file).
+    let (pool, st, c) = (worker.pool.clone(), s.clone(), cancel.clone());
+    let sender = tokio::spawn(async move {
+        if let Err(e) = crate::deliver::run_sender(pool, &st, c).await {
+            tracing::error!(error = %e, "HL7 sender cannot start");
+        }
+    });
     let decided = wait_for_decisions(&worker.pool, &ids, Duration::from_secs(args.timeout_s)).await;
     let elapsed = t0.elapsed();
+    let delivered = wait_for_delivery(&worker.pool, &ids, Duration::from_secs(30)).await;
     let summary = summarize(&worker.pool, &ids).await;
     let timing = end_to_end(&worker.pool, &ids).await;
     cancel.cancel();
+    let _ = sender.await;
     worker.join().await;
     let (rows, decided, timing) = (summary?, decided?, timing?);
     print_summary(&rows, &files, decided, ids.len(), elapsed);
+    let dest = match s.lis.transport {
+        crate::config::LisTransport::File => format!("file → {}", s.lis.dir.display()),
+        crate::config::LisTransport::Mllp => format!("MLLP → {}", s.lis.addr),
+    };
+    println!(
+        "  HL7 delivered  {} of {decided} acknowledged ({dest})",
+        delivered?
+    );
     if !args.prefill {
         print_timing(&timing);
     }
@@ -117,6 +134,28 @@ async fn count_decided(pool: &sqlx::PgPool, ids: &[String]) -> Result<usize, sql
         .fetch_one(pool)
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Waits (bounded) until the demo's HL7 results are acknowledged; returns how many are.
+async fn wait_for_delivery(
+    pool: &sqlx::PgPool,
+    ids: &[String],
+    timeout: Duration,
+) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
+             WHERE d.capture_id = ANY($1) AND m.state = 'acked'",
+        )
+        .bind(ids)
+        .fetch_one(pool)
+        .await?;
+        if n >= ids.len() as i64 || Instant::now() >= deadline {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn wait_for_decisions(
