@@ -20,8 +20,11 @@ build: ort
 	$(CARGO) build --release --locked
 
 demo: build services
-	$(IARI) migrate
-	$(IARI) models verify
+	$(IARI) demo
+
+# Worker end to end (publish → committed) for 5,000 captures next to `iari classify`.
+bench-worker: build services
+	scripts/bench-worker.sh 5000 $(IARI)
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -146,6 +146,7 @@ pub struct WorkerSettings {
     pub shutdown_grace_s: u64,
     pub reconnect_initial_s: u64,
     pub reconnect_max_s: u64,
+    pub retry_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,8 @@ pub mod config;
 pub mod deliver;
 pub mod domain;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
+pub mod pipeline;
 pub mod store;
 pub mod telemetry;

@@ -2,9 +2,12 @@
 
 mod audit;
 mod classify;
+pub mod demo;
 mod eval;
 mod models;
 mod plot;
+pub mod publish;
+pub mod worker;
 
 use crate::config::Settings;
 use clap::{Parser, Subcommand};
@@ -30,6 +33,12 @@ pub struct Cli {
 pub enum Command {
     /// Apply database migrations (creates the database when missing).
     Migrate,
+    /// The service: consume capture events, classify, store, serve HTTP (stops on SIGTERM/SIGINT).
+    Worker,
+    /// Analyzer simulator: publish one capture event per image.
+    Publish(publish::PublishArgs),
+    /// End-to-end demo on local services: migrate, run a worker, publish the samples, summarize.
+    Demo(demo::DemoArgs),
     /// Work with the model ensemble.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -59,6 +68,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Migrate => block_on(migrate(&settings)),
         Command::Models(cmd) => models::run(&settings, cmd),
+        Command::Worker => block_on(worker::run(&settings)),
+        Command::Publish(args) => block_on(publish::run(&settings, args)),
+        Command::Demo(args) => block_on(demo::run(&settings, args)),
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),

@@ -1,5 +1,9 @@
 //! PostgreSQL: the pool, migrations, and the batched write of decisions with their provenance.
 
+pub mod decisions;
+mod nodelay;
+pub mod provenance;
+
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -55,10 +59,19 @@ pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, 
 
 /// A lazily connecting pool: start-up does not fail when the database is briefly down.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let options = connect_options(settings)?;
+    let port = options.get_port();
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_s))
-        .connect_lazy_with(connect_options(settings)?))
+        // sqlx 0.9 leaves Nagle on: see `nodelay`.
+        .after_connect(move |_, _| {
+            Box::pin(async move {
+                nodelay::apply(port);
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options))
 }
 
 /// Creates the database named in the URL when it does not exist yet (needs CREATEDB).

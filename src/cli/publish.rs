@@ -1,0 +1,227 @@
+//! `iari publish`: an analyzer simulator. One capture event v1 per image (path or inline),
+//! published with confirms, persistent, `message_id` = capture id.
+
+use crate::config::Settings;
+use crate::domain::{Sha256Digest, Well};
+use crate::ingest::amqp::{declare_topology, event_properties};
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{Channel, Connection, ConnectionProperties, PublisherConfirm};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// Image files or folders (searched recursively for png, jpg, tif, bmp).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Embed the image as base64 instead of a path relative to `images.root`.
+    #[arg(long)]
+    pub inline: bool,
+    /// Include the image's SHA-256 in the event.
+    #[arg(long)]
+    pub sha256: bool,
+    /// Capture id prefix (default: the plate id).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long, default_value = "SIM-01")]
+    pub analyzer: String,
+    #[arg(long, default_value = "PLT0001")]
+    pub plate: String,
+    #[arg(long, default_value = "S26-000001")]
+    pub accession: String,
+    #[arg(long)]
+    pub mrn: Option<String>,
+    #[arg(long)]
+    pub family: Option<String>,
+    #[arg(long)]
+    pub given: Option<String>,
+    /// Events per second (0 = as fast as confirms allow).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Publish the whole set this many times (new capture ids each round).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+}
+
+pub async fn run(settings: &Settings, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let files = collect_images(&args.paths)?;
+    if files.is_empty() {
+        bail!("no images found under the given paths");
+    }
+    let ids = publish(settings, &args, &files).await?;
+    println!(
+        "published {} capture events to {}",
+        ids.len(),
+        settings.amqp.exchange
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes the events; returns their capture ids in order.
+pub async fn publish(
+    settings: &Settings,
+    args: &PublishArgs,
+    files: &[PathBuf],
+) -> anyhow::Result<Vec<String>> {
+    let root = settings.images.root.canonicalize().context("images.root")?;
+    let conn =
+        Connection::connect(settings.amqp.url.expose(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    declare_topology(&ch, &settings.amqp).await?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ").to_string();
+    let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let mut ids = Vec::new();
+    let mut in_flight = Vec::new();
+    for round in 0..args.repeat {
+        for (i, file) in files.iter().enumerate() {
+            let n = round as usize * files.len() + i;
+            let (id, body) = build_event(settings, args, &root, file, n, &stamp)?;
+            in_flight.push((send(&ch, settings, &id, &body).await?, id.clone()));
+            ids.push(id);
+            // Confirms are awaited in windows: one round trip per window, not per event.
+            if in_flight.len() >= CONFIRM_WINDOW || gap.is_some() {
+                confirmed(std::mem::take(&mut in_flight)).await?;
+            }
+            if let Some(g) = gap {
+                tokio::time::sleep(g).await;
+            }
+        }
+    }
+    confirmed(in_flight).await?;
+    let _ = ch.close(200, "done".into()).await;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(ids)
+}
+
+/// Unconfirmed publishes allowed before waiting for the broker.
+const CONFIRM_WINDOW: usize = 256;
+
+async fn send(
+    ch: &Channel,
+    settings: &Settings,
+    id: &str,
+    body: &[u8],
+) -> anyhow::Result<PublisherConfirm> {
+    Ok(ch
+        .basic_publish(
+            settings.amqp.exchange.as_str().into(),
+            settings.amqp.routing_key.as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            event_properties(id),
+        )
+        .await?)
+}
+
+/// Waits for every confirm; a nack means the broker did not take the event.
+async fn confirmed(in_flight: Vec<(PublisherConfirm, String)>) -> anyhow::Result<()> {
+    for (confirm, id) in in_flight {
+        if !confirm.await?.is_ack() {
+            bail!("broker did not confirm capture {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The `n`-th well of the plate, row by row (A1, A2 … H12, then around again).
+fn well(settings: &Settings, n: usize) -> String {
+    let (rows, cols) = (
+        usize::from(settings.plate.rows),
+        usize::from(settings.plate.columns),
+    );
+    let k = n % (rows * cols);
+    let w = format!("{}{}", (b'A' + (k / cols) as u8) as char, k % cols + 1);
+    Well::parse(&w, settings.plate).map_or(w, |w| w.to_string())
+}
+
+fn build_event(
+    settings: &Settings,
+    a: &PublishArgs,
+    root: &Path,
+    file: &Path,
+    n: usize,
+    stamp: &str,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let w = well(settings, n);
+    let prefix = a.prefix.clone().unwrap_or_else(|| a.plate.clone());
+    let id = format!("{prefix}-{w}-{stamp}-{n:06}");
+    let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
+    let mut image = if a.inline {
+        json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&bytes), "media_type": media_type(file) })
+    } else {
+        let abs = file.canonicalize()?;
+        let rel = abs.strip_prefix(root).with_context(|| {
+            format!(
+                "{} is not under images.root {}",
+                file.display(),
+                root.display()
+            )
+        })?;
+        json!({ "path": rel })
+    };
+    if a.sha256 {
+        image["sha256"] = Value::String(Sha256Digest::of(&bytes).to_hex());
+    }
+    let mut ev = json!({
+        "schema": "iari.capture.v1",
+        "capture_id": id,
+        "captured_at": chrono::Utc::now().to_rfc3339(),
+        "analyzer": { "id": a.analyzer, "software_version": env!("CARGO_PKG_VERSION") },
+        "plate": { "id": a.plate, "well": w },
+        "specimen": { "accession": a.accession },
+        "image": image,
+    });
+    if a.mrn.is_some() || a.family.is_some() || a.given.is_some() {
+        ev["patient"] = json!({ "mrn": a.mrn, "family": a.family, "given": a.given });
+    }
+    Ok((id, serde_json::to_vec(&ev)?))
+}
+
+fn media_type(file: &Path) -> &'static str {
+    match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("tif" | "tiff") => "image/tiff",
+        Some("bmp") => "image/bmp",
+        _ => "image/png",
+    }
+}
+
+/// Image files under `paths`, sorted for a reproducible order.
+pub fn collect_images(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out).with_context(|| p.display().to_string())?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        for entry in std::fs::read_dir(p)? {
+            walk(&entry?.path(), out)?;
+        }
+    } else {
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if matches!(
+            ext.as_deref(),
+            Some("png" | "jpg" | "jpeg" | "tif" | "tiff" | "bmp")
+        ) {
+            out.push(p.to_path_buf());
+        }
+    }
+    Ok(())
+}

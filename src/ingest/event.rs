@@ -1,0 +1,241 @@
+//! Capture event v1 (`capture-event.md`): bytes off the queue → a typed [`CaptureEvent`], or an
+//! `invalid_event` failure that says which field is wrong. Nothing past this module sees raw JSON
+//! except the stored copy of the original event.
+
+use super::reason::{DeadLetterReason, Failure};
+use crate::domain::{CaptureId, PlateFormat, Sha256Digest, Well};
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+pub const SCHEMA_V1: &str = "iari.capture.v1";
+/// Inline media types the spec allows.
+pub const MEDIA_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/tiff", "image/bmp"];
+
+/// What the parser needs from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct EventLimits {
+    pub plate: PlateFormat,
+    /// Largest body accepted, checked before parsing (inline images arrive base64-encoded).
+    pub max_body_bytes: usize,
+}
+
+impl EventLimits {
+    /// Room for an inline image of `max_image_bytes` in base64 (4/3) plus the metadata.
+    pub fn for_images(plate: PlateFormat, max_image_bytes: u64) -> Self {
+        let b64 = usize::try_from(max_image_bytes.div_ceil(3) * 4).unwrap_or(usize::MAX);
+        EventLimits {
+            plate,
+            max_body_bytes: b64.saturating_add(64 * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analyzer {
+    pub id: String,
+    pub software_version: Option<String>,
+}
+
+/// Free text about the patient; may hold any Unicode and HL7 delimiters (escaped on output).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Patient {
+    pub mrn: Option<String>,
+    pub family: Option<String>,
+    pub given: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+}
+
+/// The LIS order this result answers, when the analyzer knows it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Order {
+    pub placer_order_number: Option<String>,
+    pub test_code: Option<String>,
+    pub test_name: Option<String>,
+}
+
+/// Where the image bytes are: a file under the image root, or base64 in the event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    Path(PathBuf),
+    Inline { base64: String, media_type: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRef {
+    pub source: ImageSource,
+    /// When given, the bytes must match it.
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// A validated capture event, version 1, with the original JSON kept for storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureEvent {
+    pub capture_id: CaptureId,
+    pub captured_at: DateTime<FixedOffset>,
+    pub analyzer: Analyzer,
+    pub plate_id: String,
+    pub well: Well,
+    pub accession: String,
+    pub collected_at: Option<DateTime<FixedOffset>>,
+    pub patient: Option<Patient>,
+    pub order: Option<Order>,
+    pub image: ImageRef,
+    pub raw: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    capture_id: String,
+    captured_at: String,
+    analyzer: RawAnalyzer,
+    plate: RawPlate,
+    specimen: RawSpecimen,
+    patient: Option<Patient>,
+    order: Option<Order>,
+    image: RawImage,
+}
+
+#[derive(Deserialize)]
+struct RawAnalyzer {
+    id: String,
+    software_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPlate {
+    id: String,
+    well: String,
+}
+
+#[derive(Deserialize)]
+struct RawSpecimen {
+    accession: String,
+    collected_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawImage {
+    path: Option<String>,
+    data_base64: Option<String>,
+    media_type: Option<String>,
+    sha256: Option<String>,
+}
+
+fn invalid(detail: impl Into<String>) -> Failure {
+    Failure::new(DeadLetterReason::InvalidEvent, detail)
+}
+
+/// Parses and validates one message body.
+pub fn parse(body: &[u8], limits: &EventLimits) -> Result<CaptureEvent, Failure> {
+    if body.len() > limits.max_body_bytes {
+        return Err(invalid(format!(
+            "body of {} bytes exceeds the limit of {} bytes",
+            body.len(),
+            limits.max_body_bytes
+        )));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| invalid(format!("body is not UTF-8 (at byte {})", e.valid_up_to())))?;
+    // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot blow the stack.
+    let raw: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    match raw.get("schema").and_then(serde_json::Value::as_str) {
+        Some(SCHEMA_V1) => {}
+        Some(other) => return Err(invalid(format!("unknown schema {other:?}"))),
+        None => return Err(invalid("missing field `schema`")),
+    }
+    // The path in the error names the field for the integrator (`plate.well`, `image`).
+    let fields: RawEvent = serde_path_to_error::deserialize(raw.clone())
+        .map_err(|e| invalid(format!("{}: {}", e.path(), e.inner())))?;
+    validate(fields, raw, limits)
+}
+
+fn validate(
+    e: RawEvent,
+    raw: serde_json::Value,
+    limits: &EventLimits,
+) -> Result<CaptureEvent, Failure> {
+    let capture_id =
+        CaptureId::parse(&e.capture_id).map_err(|err| invalid(format!("capture_id: {err}")))?;
+    let well = Well::parse(&e.plate.well, limits.plate)
+        .map_err(|err| invalid(format!("plate.well: {err}")))?;
+    Ok(CaptureEvent {
+        capture_id,
+        captured_at: timestamp("captured_at", &e.captured_at)?,
+        analyzer: Analyzer {
+            id: short_text("analyzer.id", e.analyzer.id)?,
+            software_version: e.analyzer.software_version,
+        },
+        plate_id: short_text("plate.id", e.plate.id)?,
+        well,
+        accession: short_text("specimen.accession", e.specimen.accession)?,
+        collected_at: e
+            .specimen
+            .collected_at
+            .map(|t| timestamp("specimen.collected_at", &t))
+            .transpose()?,
+        patient: e.patient,
+        order: e.order,
+        image: image_ref(e.image)?,
+        raw,
+    })
+}
+
+/// RFC 3339 with an explicit offset (`Z` or `±hh:mm`).
+fn timestamp(key: &str, s: &str) -> Result<DateTime<FixedOffset>, Failure> {
+    DateTime::parse_from_rfc3339(s).map_err(|e| {
+        invalid(format!(
+            "{key}: {s:?} is not an RFC 3339 time with offset: {e}"
+        ))
+    })
+}
+
+/// 1–32 printable characters (no control characters, not blank).
+fn short_text(key: &str, s: String) -> Result<String, Failure> {
+    let n = s.chars().count();
+    if !(1..=32).contains(&n) || s.chars().any(char::is_control) || s.trim().is_empty() {
+        return Err(invalid(format!("{key}: must be 1-32 printable characters")));
+    }
+    Ok(s)
+}
+
+fn image_ref(img: RawImage) -> Result<ImageRef, Failure> {
+    let sha256 = img
+        .sha256
+        .map(|s| s.parse::<Sha256Digest>())
+        .transpose()
+        .map_err(|e| invalid(format!("image.sha256: {e}")))?;
+    let source = match (img.path, img.data_base64) {
+        (Some(path), None) => {
+            if path.is_empty() || path.chars().any(char::is_control) {
+                return Err(invalid(
+                    "image.path: must be a non-empty path without control characters",
+                ));
+            }
+            ImageSource::Path(PathBuf::from(path))
+        }
+        (None, Some(base64)) => {
+            let media_type = img
+                .media_type
+                .ok_or_else(|| invalid("image.media_type: required with image.data_base64"))?;
+            if !MEDIA_TYPES.contains(&media_type.as_str()) {
+                return Err(invalid(format!(
+                    "image.media_type: {media_type:?} is not one of {}",
+                    MEDIA_TYPES.join(", ")
+                )));
+            }
+            ImageSource::Inline { base64, media_type }
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid("image: give either path or data_base64, not both"));
+        }
+        (None, None) => return Err(invalid("image: one of path or data_base64 is required")),
+    };
+    Ok(ImageRef { source, sha256 })
+}
+
+#[cfg(test)]
+#[path = "event_tests.rs"]
+mod tests;

@@ -1,0 +1,168 @@
+//! Image bytes for a capture: a file confined to `images.root`, or the event's inline base64.
+//! Enforces the byte limit before reading or decoding and checks the optional SHA-256.
+//! Pixel limits and decoding belong to `classify::decode`.
+
+use super::event::{ImageRef, ImageSource};
+use super::reason::{DeadLetterReason, Failure};
+use crate::domain::Sha256Digest;
+use base64::Engine as _;
+use std::io::{ErrorKind, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// The image root, canonicalized once, and the byte limit.
+#[derive(Debug, Clone)]
+pub struct ImageRoot {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+impl ImageRoot {
+    /// Canonicalizes `root` so that symlinked roots compare correctly.
+    pub fn new(root: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        Ok(ImageRoot {
+            root: root.canonicalize()?,
+            max_bytes,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+/// The bytes to classify and what is known about them before decoding.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub bytes: Vec<u8>,
+    pub sha256: Sha256Digest,
+    /// Declared by an inline event; a file's type is sniffed from its bytes by the caller.
+    pub media_type: Option<String>,
+}
+
+/// Fetches and checks the bytes an event points at. Blocking (file I/O): call off the async threads.
+pub fn load_image(image: &ImageRef, root: &ImageRoot) -> Result<LoadedImage, Failure> {
+    let (bytes, media_type) = match &image.source {
+        ImageSource::Path(path) => (read_confined(path, root)?, None),
+        ImageSource::Inline { base64, media_type } => (
+            decode_inline(base64, root.max_bytes)?,
+            Some(media_type.clone()),
+        ),
+    };
+    let sha256 = Sha256Digest::of(&bytes);
+    if let Some(expected) = image.sha256
+        && expected != sha256
+    {
+        return Err(Failure::new(
+            DeadLetterReason::ImageHashMismatch,
+            format!("image.sha256 is {expected} but the bytes hash to {sha256}"),
+        ));
+    }
+    Ok(LoadedImage {
+        bytes,
+        sha256,
+        media_type,
+    })
+}
+
+fn outside(path: &Path, why: &str) -> Failure {
+    Failure::new(
+        DeadLetterReason::PathOutsideRoot,
+        format!("{}: {why}", path.display()),
+    )
+}
+
+fn too_large(size: u64, max: u64) -> Failure {
+    Failure::new(
+        DeadLetterReason::ImageTooLarge,
+        format!("image of {size} bytes exceeds the limit of {max} bytes"),
+    )
+}
+
+/// Resolves `path` under the root: no `..`, no absolute path elsewhere, no symlink out.
+pub fn resolve(path: &Path, root: &ImageRoot) -> Result<PathBuf, Failure> {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(outside(path, "`..` is not allowed"));
+    }
+    if path.is_absolute() && !path.starts_with(&root.root) {
+        return Err(outside(path, "absolute path outside the image root"));
+    }
+    let joined = root.root.join(path);
+    let target = match joined.canonicalize() {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Failure::new(
+                DeadLetterReason::ImageMissing,
+                format!("{}: no such file (yet)", path.display()),
+            ));
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                DeadLetterReason::ImageMissing,
+                format!("{}: {e}", path.display()),
+            ));
+        }
+    };
+    // A symlink anywhere on the way may point out of the root; only the resolved target counts.
+    if !target.starts_with(&root.root) {
+        return Err(outside(path, "resolves outside the image root"));
+    }
+    Ok(target)
+}
+
+fn read_confined(path: &Path, root: &ImageRoot) -> Result<Vec<u8>, Failure> {
+    let target = resolve(path, root)?;
+    let missing = |e: std::io::Error| {
+        Failure::new(
+            DeadLetterReason::ImageMissing,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let meta = std::fs::metadata(&target).map_err(missing)?;
+    if !meta.is_file() {
+        return Err(Failure::new(
+            DeadLetterReason::ImageUndecodable,
+            format!("{}: not a regular file", path.display()),
+        ));
+    }
+    if meta.len() > root.max_bytes {
+        return Err(too_large(meta.len(), root.max_bytes));
+    }
+    let file = std::fs::File::open(&target).map_err(missing)?;
+    // The file may grow between stat and read: never read more than the limit plus one byte.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(root.max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(missing)?;
+    if bytes.len() as u64 > root.max_bytes {
+        return Err(too_large(bytes.len() as u64, root.max_bytes));
+    }
+    Ok(bytes)
+}
+
+fn decode_inline(b64: &str, max_bytes: u64) -> Result<Vec<u8>, Failure> {
+    // Checked on the encoded length so that an oversized image is never decoded.
+    let decoded_len = (b64.len() as u64 / 4) * 3;
+    if decoded_len > max_bytes + 2 {
+        return Err(too_large(decoded_len, max_bytes));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| {
+            Failure::new(
+                DeadLetterReason::InvalidEvent,
+                format!("image.data_base64: {e}"),
+            )
+        })?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(bytes.len() as u64, max_bytes));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

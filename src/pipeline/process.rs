@@ -1,0 +1,362 @@
+//! One processing step, free of AMQP: message bodies in, one [`Disposition`] per message out.
+//! prepare (blocking threads) → one inference batch (blocking) → one transaction → dispositions.
+
+use super::outcome::{count_decision, settle_failure};
+use super::prepare::{PrepareContext, Prepared, prepare_all};
+use crate::classify::{Engine, ImageTensor};
+use crate::domain::Classification;
+use crate::ingest::{DeadLetterReason, Failure};
+use crate::metrics::metrics;
+use crate::store::decisions::{
+    ImageRow, NewDecision, Provenance, Timings, WriteOutcome, write_batch,
+};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A message taken from the queue, as the processing step sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub body: Vec<u8>,
+    /// Earlier deliveries of this message (`x-delivery-count`; 0 on the first).
+    pub delivery_count: u32,
+    pub received_at: Instant,
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Committed (new decision id) or a redelivery of a decided capture: acknowledge.
+    Decided {
+        decision_id: i64,
+    },
+    Duplicate {
+        decision_id: i64,
+    },
+    /// Can never succeed (or ran out of attempts): publish to the DLX with the reason, then ack.
+    DeadLetter(Failure),
+    /// May succeed later: nack with requeue.
+    Retry(Failure),
+}
+
+/// The stages and what they share; cheap to clone.
+#[derive(Clone)]
+pub struct Processor {
+    pub engine: Arc<Engine>,
+    pub pool: PgPool,
+    pub prepare: Arc<PrepareContext>,
+    pub provenance: Arc<Provenance>,
+    /// Quorum queue `x-delivery-limit`: the last attempt dead-letters transient failures.
+    pub delivery_limit: u32,
+}
+
+fn observe(stage: &str, since: Instant) {
+    metrics()
+        .stage_seconds
+        .with_label_values(&[stage])
+        .observe(since.elapsed().as_secs_f64());
+}
+
+/// A batch after inference, waiting for the store: failures already have their disposition.
+pub struct Classified {
+    out: Vec<Option<Disposition>>,
+    counts: Vec<u32>,
+    received: Vec<Instant>,
+    ready: Vec<(usize, Prepared)>,
+    classes: Vec<Classification>,
+    timings: Vec<Timings>,
+}
+
+impl Processor {
+    /// Processes one batch: [`Processor::classify_batch`] then [`Processor::store_batch`].
+    pub async fn process_batch(
+        &self,
+        batch: &[Incoming],
+        cancel: &CancellationToken,
+    ) -> Vec<Disposition> {
+        let classified = self.classify_batch(batch).await;
+        self.store_batch(classified, cancel).await
+    }
+
+    /// Parses, fetches, decodes and preprocesses (blocking threads), then one inference run.
+    pub async fn classify_batch(&self, batch: &[Incoming]) -> Classified {
+        let prepared = self.prepare_batch(batch).await;
+        self.infer_batch(prepared).await
+    }
+
+    /// Parses, fetches, decodes and preprocesses on blocking threads; failures get their
+    /// dispositions here, the rest wait for [`Processor::infer_batch`].
+    pub async fn prepare_batch(&self, batch: &[Incoming]) -> Classified {
+        metrics()
+            .captures_received
+            .with_label_values(&[] as &[&str])
+            .inc_by(batch.len() as u64);
+        let t0 = Instant::now();
+        let prepared = self.prepare(batch).await;
+        observe("prepare", t0);
+        let mut c = Classified {
+            out: vec![None; batch.len()],
+            counts: batch.iter().map(|m| m.delivery_count).collect(),
+            received: batch.iter().map(|m| m.received_at).collect(),
+            ready: Vec::new(),
+            classes: Vec::new(),
+            timings: Vec::new(),
+        };
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok(p) => {
+                    let stage = &metrics().stage_seconds;
+                    stage
+                        .with_label_values(&["decode"])
+                        .observe(p.decode_ms / 1000.0);
+                    stage
+                        .with_label_values(&["preprocess"])
+                        .observe(p.preprocess_ms / 1000.0);
+                    c.ready.push((i, p));
+                }
+                Err(f) => c.out[i] = Some(self.failed(f, c.counts[i])),
+            }
+        }
+        c
+    }
+
+    /// One inference run over the prepared images of the batch.
+    pub async fn infer_batch(&self, mut c: Classified) -> Classified {
+        if !c.ready.is_empty() {
+            self.infer(&mut c).await;
+        }
+        c
+    }
+
+    /// Commits the classified captures in one transaction; returns every message's disposition.
+    /// Store outages are retried here while the caller holds the acks; `cancel` bounds that
+    /// wait (the messages are then requeued, never acked).
+    pub async fn store_batch(
+        &self,
+        mut c: Classified,
+        cancel: &CancellationToken,
+    ) -> Vec<Disposition> {
+        if !c.ready.is_empty() {
+            let rows: Vec<NewDecision<'_>> = c
+                .ready
+                .iter()
+                .zip(&c.classes)
+                .zip(&c.timings)
+                .map(|(((_, p), cl), t)| new_decision(p, cl, *t))
+                .collect();
+            let t1 = Instant::now();
+            let written = self.write_with_retry(&rows, cancel).await;
+            observe("store", t1);
+            let settled: Vec<(usize, Disposition)> = match written {
+                Ok(outcomes) => c
+                    .ready
+                    .iter()
+                    .zip(&c.classes)
+                    .zip(outcomes)
+                    .map(|(((i, p), cl), o)| (*i, self.settled(o, p, cl)))
+                    .collect(),
+                Err(e) => self.fail_all(&c.ready, &c.counts, DeadLetterReason::StoreFailed, &e),
+            };
+            for (i, d) in settled {
+                c.out[i] = Some(d);
+            }
+        }
+        c.out
+            .into_iter()
+            .map(|d| d.unwrap_or_else(unreachable_failure))
+            .collect()
+    }
+
+    async fn prepare(&self, batch: &[Incoming]) -> Vec<Result<Prepared, Failure>> {
+        let bodies: Vec<Vec<u8>> = batch.iter().map(|m| m.body.clone()).collect();
+        let (ctx, engine) = (self.prepare.clone(), self.engine.clone());
+        let job = move || {
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            prepare_all(&refs, &ctx, engine.preprocessor())
+        };
+        tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
+            let f = Failure::new(
+                DeadLetterReason::ClassificationFailed,
+                format!("prepare: {e}"),
+            );
+            (0..batch.len()).map(|_| Err(f.clone())).collect()
+        })
+    }
+
+    /// One inference run over the prepared images; on failure they get their dispositions.
+    async fn infer(&self, c: &mut Classified) {
+        let tensors: Vec<ImageTensor> = c
+            .ready
+            .iter_mut()
+            .map(|(_, p)| ImageTensor {
+                sha256: p.sha256,
+                data: std::mem::take(&mut p.tensor),
+            })
+            .collect();
+        metrics()
+            .batch_size
+            .with_label_values(&[] as &[&str])
+            .observe(tensors.len() as f64);
+        let t0 = Instant::now();
+        let engine = self.engine.clone();
+        let result = tokio::task::spawn_blocking(move || engine.classify(&tensors)).await;
+        observe("inference", t0);
+        let inference_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let error = match result {
+            Ok(Ok(classes)) => {
+                let n = c.ready.len();
+                c.timings = c
+                    .ready
+                    .iter()
+                    .map(|(i, p)| timings(p, c.received[*i], t0, inference_ms, n))
+                    .collect();
+                c.classes = classes;
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let reason = DeadLetterReason::ClassificationFailed;
+        for (i, d) in self.fail_all(&c.ready, &c.counts, reason, &error) {
+            c.out[i] = Some(d);
+        }
+        c.ready.clear();
+    }
+
+    /// Retries transient database errors with backoff until they pass or `cancel` fires.
+    async fn write_with_retry(
+        &self,
+        rows: &[NewDecision<'_>],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<WriteOutcome>, String> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match write_batch(&self.pool, &self.provenance, rows).await {
+                Ok(o) => return Ok(o),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "database unavailable; holding the batch");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(format!("shutting down while the database is unavailable: {e}")),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "database refused the batch");
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn fail_all(
+        &self,
+        ready: &[(usize, Prepared)],
+        counts: &[u32],
+        reason: DeadLetterReason,
+        detail: &str,
+    ) -> Vec<(usize, Disposition)> {
+        ready
+            .iter()
+            .map(|(i, _)| (*i, self.failed(Failure::new(reason, detail), counts[*i])))
+            .collect()
+    }
+
+    /// Permanent failures dead-letter; transient ones retry until the last allowed attempt.
+    fn failed(&self, f: Failure, delivery_count: u32) -> Disposition {
+        let d = settle_failure(f, delivery_count, self.delivery_limit);
+        match &d {
+            Disposition::DeadLetter(f) => {
+                tracing::warn!(reason = f.reason.code(), detail = %f.detail, "dead-lettering capture");
+                metrics()
+                    .captures_dead_lettered
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+            }
+            Disposition::Retry(f) => {
+                tracing::info!(reason = f.reason.code(), detail = %f.detail, attempt = delivery_count + 1, "capture will be retried");
+                metrics()
+                    .captures_retried
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+            }
+            _ => {}
+        }
+        d
+    }
+
+    fn settled(&self, o: WriteOutcome, p: &Prepared, c: &Classification) -> Disposition {
+        match o {
+            WriteOutcome::Decided { decision_id } => {
+                count_decision(c);
+                Disposition::Decided { decision_id }
+            }
+            WriteOutcome::Duplicate { decision_id } => {
+                metrics()
+                    .captures_duplicate
+                    .with_label_values(&[] as &[&str])
+                    .inc();
+                Disposition::Duplicate { decision_id }
+            }
+            WriteOutcome::Conflict { stored_sha256 } => {
+                tracing::error!(capture_id = %p.event.capture_id, stored = %stored_sha256, received = %p.sha256,
+                    "conflicting duplicate: capture id already decided from a different image");
+                let f = Failure::new(
+                    DeadLetterReason::ConflictingDuplicate,
+                    format!(
+                        "capture {} was decided from image {stored_sha256}, this one is {}",
+                        p.event.capture_id, p.sha256
+                    ),
+                );
+                metrics()
+                    .captures_dead_lettered
+                    .with_label_values(&[f.reason.code()])
+                    .inc();
+                Disposition::DeadLetter(f)
+            }
+        }
+    }
+}
+
+fn unreachable_failure() -> Disposition {
+    // Every index is filled above; if not, retrying is the safe answer.
+    Disposition::Retry(Failure::new(
+        DeadLetterReason::ClassificationFailed,
+        "no outcome computed",
+    ))
+}
+
+fn timings(
+    p: &Prepared,
+    received_at: Instant,
+    inference_start: Instant,
+    inference_ms: f64,
+    n: usize,
+) -> Timings {
+    Timings {
+        decode_ms: p.decode_ms,
+        preprocess_ms: p.preprocess_ms,
+        inference_ms,
+        queue_ms: inference_start
+            .saturating_duration_since(received_at)
+            .as_secs_f64()
+            * 1000.0,
+        batch_size: n,
+    }
+}
+
+fn new_decision<'a>(p: &'a Prepared, c: &'a Classification, timings: Timings) -> NewDecision<'a> {
+    NewDecision {
+        event: &p.event,
+        image: ImageRow {
+            sha256: p.sha256,
+            media_type: &p.media_type,
+            width: p.width,
+            height: p.height,
+            bytes: &p.bytes,
+        },
+        classification: c,
+        timings,
+    }
+}

@@ -1,0 +1,301 @@
+//! The batched write of decisions: images, captures, decisions (hash-chained by the database's
+//! trigger) and their HL7 outbox rows, all in ONE transaction with one UNNEST insert per table.
+//! Idempotent per capture: a redelivery is recognised, a conflicting duplicate is reported.
+
+use super::StoreError;
+pub use super::provenance::{Provenance, Timings, models_json, worker_identity};
+use crate::domain::{Classification, Sha256Digest};
+use crate::ingest::CaptureEvent;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+
+/// The classified bytes, kept for audit and replay.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRow<'a> {
+    pub sha256: Sha256Digest,
+    pub media_type: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: &'a [u8],
+}
+
+/// One capture to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDecision<'a> {
+    pub event: &'a CaptureEvent,
+    pub image: ImageRow<'a>,
+    pub classification: &'a Classification,
+    pub timings: Timings,
+}
+
+/// What happened to one capture of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A new decision and its outbox row were committed.
+    Decided { decision_id: i64 },
+    /// The capture was already decided from the same image: nothing new was written.
+    Duplicate { decision_id: i64 },
+    /// The capture id is already stored with a different image.
+    Conflict { stored_sha256: Sha256Digest },
+}
+
+/// Writes the batch in one transaction; outcomes are in input order.
+pub async fn write_batch(
+    pool: &PgPool,
+    provenance: &Provenance,
+    batch: &[NewDecision<'_>],
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    insert_images(&mut tx, batch).await?;
+    insert_captures(&mut tx, batch).await?;
+    // After our insert (which waited for any racing writer's commit), the stored rows decide.
+    let stored = stored_state(&mut tx, batch).await?;
+    let (fresh, mut outcomes) = plan(batch, &stored);
+    let decided = insert_decisions(&mut tx, provenance, &fresh).await?;
+    insert_outbox(&mut tx, &decided).await?;
+    tx.commit().await?;
+    let mut by_capture: HashMap<&str, i64> =
+        decided.iter().map(|(c, id, _)| (c.as_str(), *id)).collect();
+    for (i, d) in batch.iter().enumerate() {
+        if outcomes[i].is_none() {
+            // Removed on first use: a second copy in the batch is a duplicate of the first.
+            // Not found: another writer decided it between our read and our insert.
+            let id = by_capture.remove(d.event.capture_id.as_str());
+            outcomes[i] = Some(match id {
+                Some(decision_id) => WriteOutcome::Decided { decision_id },
+                None => recheck(pool, d).await?,
+            });
+        }
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Stored image hash and decision id (if any) per capture id of the batch.
+type Stored = HashMap<String, (Sha256Digest, Option<i64>)>;
+
+async fn stored_state(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[NewDecision<'_>],
+) -> Result<Stored, StoreError> {
+    let ids: Vec<&str> = batch.iter().map(|d| d.event.capture_id.as_str()).collect();
+    let rows: Vec<(String, Vec<u8>, Option<i64>)> = sqlx::query_as(
+        "SELECT c.capture_id, c.image_sha256, d.id FROM captures c \
+         LEFT JOIN decisions d ON d.capture_id = c.capture_id WHERE c.capture_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(c, sha, id)| Sha256Digest::from_slice(&sha).map(|s| (c, (s, id))))
+        .collect())
+}
+
+/// Splits the batch into captures needing a decision and those already settled.
+fn plan<'b, 'a>(
+    batch: &'b [NewDecision<'a>],
+    stored: &Stored,
+) -> (Vec<&'b NewDecision<'a>>, Vec<Option<WriteOutcome>>) {
+    let mut fresh = Vec::new();
+    let mut outcomes = vec![None; batch.len()];
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in batch.iter().enumerate() {
+        let id = d.event.capture_id.as_str();
+        match stored.get(id) {
+            Some((sha, _)) if *sha != d.image.sha256 => {
+                outcomes[i] = Some(WriteOutcome::Conflict {
+                    stored_sha256: *sha,
+                });
+            }
+            Some((_, Some(decision_id))) => {
+                outcomes[i] = Some(WriteOutcome::Duplicate {
+                    decision_id: *decision_id,
+                });
+            }
+            // The same capture twice in one batch: the second is settled after commit.
+            _ if !seen.insert(id) => {}
+            _ => fresh.push(d),
+        }
+    }
+    (fresh, outcomes)
+}
+
+/// Settles a capture that was not decided by this batch's insert, reading committed state.
+async fn recheck(pool: &PgPool, d: &NewDecision<'_>) -> Result<WriteOutcome, StoreError> {
+    let row: Option<(Vec<u8>, Option<i64>)> = sqlx::query_as(
+        "SELECT c.image_sha256, d.id FROM captures c \
+         LEFT JOIN decisions d ON d.capture_id = c.capture_id WHERE c.capture_id = $1",
+    )
+    .bind(d.event.capture_id.as_str())
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some((sha, _)) if sha != d.image.sha256.as_bytes() => Ok(WriteOutcome::Conflict {
+            stored_sha256: Sha256Digest::from_slice(&sha).unwrap_or(Sha256Digest([0; 32])),
+        }),
+        Some((_, Some(decision_id))) => Ok(WriteOutcome::Duplicate { decision_id }),
+        // Cannot happen after commit (captures and decisions are written together), but a
+        // concurrent writer's failure would surface here: retrying is the safe answer.
+        _ => Err(StoreError::Sqlx(sqlx::Error::Protocol(format!(
+            "capture {} has no decision after commit",
+            d.event.capture_id
+        )))),
+    }
+}
+
+async fn insert_images(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[NewDecision<'_>],
+) -> Result<(), StoreError> {
+    let sha: Vec<&[u8]> = batch
+        .iter()
+        .map(|d| &d.image.sha256.as_bytes()[..])
+        .collect();
+    let media: Vec<&str> = batch.iter().map(|d| d.image.media_type).collect();
+    let width: Vec<i32> = batch.iter().map(|d| d.image.width as i32).collect();
+    let height: Vec<i32> = batch.iter().map(|d| d.image.height as i32).collect();
+    let bytes: Vec<&[u8]> = batch.iter().map(|d| d.image.bytes).collect();
+    sqlx::query(
+        "INSERT INTO images (sha256, media_type, width, height, bytes) \
+         SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int[], $4::int[], $5::bytea[]) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha)
+    .bind(&media)
+    .bind(&width)
+    .bind(&height)
+    .bind(&bytes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_captures(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[NewDecision<'_>],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = batch.iter().map(|d| d.event.capture_id.as_str()).collect();
+    let sha: Vec<&[u8]> = batch
+        .iter()
+        .map(|d| &d.image.sha256.as_bytes()[..])
+        .collect();
+    let events: Vec<String> = batch.iter().map(|d| d.event.raw.to_string()).collect();
+    let at: Vec<chrono::DateTime<chrono::Utc>> =
+        batch.iter().map(|d| d.event.captured_at.to_utc()).collect();
+    let analyzer: Vec<&str> = batch.iter().map(|d| d.event.analyzer.id.as_str()).collect();
+    let plate: Vec<&str> = batch.iter().map(|d| d.event.plate_id.as_str()).collect();
+    let well: Vec<String> = batch.iter().map(|d| d.event.well.to_string()).collect();
+    let accession: Vec<&str> = batch.iter().map(|d| d.event.accession.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, \
+         plate_id, well, accession) \
+         SELECT c, s, e::jsonb, t, a, p, w, x FROM UNNEST($1::text[], $2::bytea[], $3::text[], \
+         $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u(c, s, e, t, a, p, w, x) \
+         ON CONFLICT (capture_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&sha)
+    .bind(&events)
+    .bind(&at)
+    .bind(&analyzer)
+    .bind(&plate)
+    .bind(&well)
+    .bind(&accession)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the decisions; returns (capture id, decision id, needs_review) for those inserted.
+async fn insert_decisions(
+    tx: &mut Transaction<'_, Postgres>,
+    p: &Provenance,
+    fresh: &[&NewDecision<'_>],
+) -> Result<Vec<(String, i64, bool)>, StoreError> {
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let o = |d: &NewDecision<'_>| d.classification.outcome.clone();
+    let ids: Vec<&str> = fresh.iter().map(|d| d.event.capture_id.as_str()).collect();
+    let sha: Vec<&[u8]> = fresh
+        .iter()
+        .map(|d| &d.image.sha256.as_bytes()[..])
+        .collect();
+    let grade: Vec<&str> = fresh
+        .iter()
+        .map(|d| d.classification.outcome.grade.label())
+        .collect();
+    let agreement: Vec<f32> = fresh.iter().map(|d| o(d).agreement).collect();
+    let confidence: Vec<f32> = fresh.iter().map(|d| o(d).confidence).collect();
+    // Flags travel comma-joined: a text[][] must be rectangular, per-row lists are not.
+    let flags: Vec<String> = fresh
+        .iter()
+        .map(|d| {
+            o(d).flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let review: Vec<bool> = fresh.iter().map(|d| o(d).needs_review).collect();
+    let models: Vec<String> = fresh
+        .iter()
+        .map(|d| models_json(d.classification).to_string())
+        .collect();
+    let timings: Vec<String> = fresh
+        .iter()
+        .map(|d| serde_json::to_string(&d.timings).unwrap_or_else(|_| "{}".into()))
+        .collect();
+    let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+        "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, \
+         needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker) \
+         SELECT c, s, g, a, cf, string_to_array(f, ','), r, $9, $10, m::jsonb, $11::jsonb, \
+         t::jsonb, $12::jsonb \
+         FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::real[], $5::real[], $6::text[], \
+         $7::bool[], $8::text[], $13::text[]) WITH ORDINALITY AS u(c, s, g, a, cf, f, r, m, t, n) \
+         ORDER BY n \
+         ON CONFLICT (capture_id) DO NOTHING RETURNING capture_id, id, needs_review",
+    )
+    .bind(&ids)
+    .bind(&sha)
+    .bind(&grade)
+    .bind(&agreement)
+    .bind(&confidence)
+    .bind(&flags)
+    .bind(&review)
+    .bind(&models)
+    .bind(&p.ensemble_name)
+    .bind(&p.ensemble_version)
+    .bind(p.runtime.to_string())
+    .bind(p.worker.to_string())
+    .bind(&timings)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows)
+}
+
+/// One pending HL7 result per new decision; the sender builds the payload.
+async fn insert_outbox(
+    tx: &mut Transaction<'_, Postgres>,
+    decided: &[(String, i64, bool)],
+) -> Result<(), StoreError> {
+    if decided.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = decided.iter().map(|(_, id, _)| *id).collect();
+    let review: Vec<bool> = decided.iter().map(|(_, _, r)| *r).collect();
+    sqlx::query(
+        "INSERT INTO hl7_messages (decision_id, filler_number, result_status) \
+         SELECT id, 'D' || lpad(id::text, 7, '0'), CASE WHEN r THEN 'P' ELSE 'F' END \
+         FROM UNNEST($1::bigint[], $2::bool[]) AS u(id, r)",
+    )
+    .bind(&ids)
+    .bind(&review)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! A worker running in the test process on its own database, queues and image root, plus a
+//! broker client to publish raw bodies and read the dead-letter queue.
+
+use crate::common::{fresh_db, settings};
+use iari::config::Settings;
+use iari::ingest::amqp::{declare_topology, event_properties, reason_header};
+use iari::pipeline::service::{self, WorkerHandle};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/onnx/samples");
+
+pub struct TestWorker {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub root: tempfile::TempDir,
+    pub cancel: CancellationToken,
+    pub handle: Option<WorkerHandle>,
+    pub channel: Channel,
+    _conn: Connection,
+}
+
+/// A sample image's bytes (`neg/neg-000.png` etc.).
+pub fn sample(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(SAMPLES).join(rel)).unwrap()
+}
+
+impl TestWorker {
+    pub async fn start(extra: &[(&str, &str)]) -> TestWorker {
+        let (pool, db_url) = fresh_db().await; // db_url feeds the settings
+        let root = tempfile::tempdir().unwrap();
+        let prefix = format!("t.{}", uuid::Uuid::new_v4().simple());
+        let root_s = root.path().to_str().unwrap().to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("IARI__IMAGES__ROOT", &root_s),
+            ("IARI__AMQP__DELIVERY_LIMIT", "3"),
+            ("IARI__WORKER__RECONNECT_INITIAL_S", "1"),
+            ("IARI__WORKER__RETRY_DELAY_MS", "50"),
+            ("IARI__HTTP__ADDR", "127.0.0.1:0"),
+        ];
+        all.extend_from_slice(extra);
+        let settings = Arc::new(settings(&db_url, &prefix, &all));
+        let conn = Connection::connect(settings.amqp.url.expose(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        declare_topology(&channel, &settings.amqp).await.unwrap();
+        let mut w = TestWorker {
+            settings,
+            pool,
+            root,
+            cancel: CancellationToken::new(),
+            handle: None,
+            channel,
+            _conn: conn,
+        };
+        w.start_worker().await;
+        w
+    }
+
+    pub async fn start_worker(&mut self) {
+        self.cancel = CancellationToken::new();
+        let h = service::start(self.settings.clone(), true, self.cancel.clone())
+            .await
+            .unwrap();
+        self.handle = Some(h);
+    }
+
+    /// Cancels and waits for the worker to finish its batch and close.
+    pub async fn stop_worker(&mut self) {
+        self.cancel.cancel();
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(60), h.join())
+                .await
+                .expect("worker stops in time");
+        }
+    }
+
+    pub fn put_file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.root.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    pub async fn publish(&self, message_id: &str, body: &[u8]) {
+        let a = &self.settings.amqp;
+        let c = self
+            .channel
+            .basic_publish(
+                a.exchange.as_str().into(),
+                a.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                event_properties(message_id),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(c.is_ack());
+    }
+
+    pub async fn publish_json(&self, message_id: &str, v: &serde_json::Value) {
+        self.publish(message_id, &serde_json::to_vec(v).unwrap())
+            .await;
+    }
+
+    pub async fn decisions_for(&self, capture_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE capture_id = $1")
+            .bind(capture_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Polls until `n` decisions exist in total, or panics after `secs`.
+    pub async fn wait_decisions(&self, n: i64, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let have = self.count("SELECT count(*) FROM decisions").await;
+            if have >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {have} of {n} decisions after {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Takes dead letters until `n` arrived (or panics after `secs`): (message_id, reason header).
+    pub async fn dead_letters(&self, n: usize, secs: u64) -> Vec<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} dead letters: {out:?}",
+                out.len()
+            );
+            let got = self
+                .channel
+                .basic_get(
+                    self.settings.amqp.dead_letter_queue.as_str().into(),
+                    BasicGetOptions { no_ack: false },
+                )
+                .await
+                .unwrap();
+            match got {
+                Some(m) => {
+                    let id = m
+                        .delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
+                    let reason = reason_header(&m.delivery.properties).unwrap_or_default();
+                    m.delivery
+                        .acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .unwrap();
+                    out.push((id, reason));
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        out
+    }
+
+    /// Messages ready in the capture queue (passive declare).
+    pub async fn queue_depth(&self) -> u32 {
+        self.depth(&self.settings.amqp.queue).await
+    }
+
+    pub async fn dead_letter_depth(&self) -> u32 {
+        self.depth(&self.settings.amqp.dead_letter_queue).await
+    }
+
+    async fn depth(&self, queue: &str) -> u32 {
+        let q = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+
+    pub async fn finish(mut self) {
+        self.stop_worker().await;
+        let a = self.settings.amqp.clone();
+        for q in [a.queue, a.dead_letter_queue] {
+            let _ = self
+                .channel
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        // The database goes too, so test runs do not pile up databases on the shared server.
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        self.pool.close().await;
+        let admin = PgPool::connect(crate::common::ADMIN_URL).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+}
+
+/// GET on the worker's HTTP server; returns (status code, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let code = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}

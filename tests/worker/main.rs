@@ -1,0 +1,9 @@
+//! Worker integration tests: real PostgreSQL, RabbitMQ and ONNX Runtime; each test has its own
+//! database and queue names so they run in parallel.
+
+mod common;
+mod e2e;
+mod harness;
+mod process;
+mod resilience;
+mod store;
