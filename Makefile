@@ -32,8 +32,10 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# Library, binary and integration tests (no doc tests: the crate has none), then one total line.
 unit: ort services test-tools
-	$(CARGO) test --locked
+	set -o pipefail; $(CARGO) test --locked --lib --bins --tests 2>&1 | tee .test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' .test-output.log
 
 test: fmt-check clippy unit
 
