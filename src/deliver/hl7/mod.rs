@@ -45,11 +45,16 @@ pub fn build_oul_r22(r: &ResultReport, lis: &LisSettings, now: DateTime<Utc>) ->
     let msh = header(r, lis, now, "OUL^R22^OUL_R22").f(21, "LAB-29^IHE");
     let mut segs = vec![msh];
     segs.extend(segments::pid(r, lis));
-    // SPM-4 (specimen type) is required; the wells are read from whole blood.
+    // SPM-4 (specimen type) is required; its code, text and coding system come from config.
+    let specimen_type = comp(&[
+        escape(&lis.specimen_type_code),
+        escape(&lis.specimen_type_text),
+        escape(&lis.specimen_type_system),
+    ]);
     let spm = Seg::new("SPM")
         .f(1, "1")
         .f(2, comp(&[String::new(), escape(&r.accession)]))
-        .f(4, "BLD^Whole blood^HL70487");
+        .f(4, specimen_type);
     segs.push(spm);
     segs.push(segments::obr(r, lis));
     segs.push(segments::orc(r, lis));
