@@ -2,7 +2,8 @@
 //! outbox row, its decision, its capture event and (for a review) the review.
 //! Messages are built only from this model, never by re-parsing HL7.
 
-use crate::domain::Grade;
+pub use crate::domain::Patient;
+use crate::domain::{Grade, Order};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -41,16 +42,6 @@ impl ResultStatus {
             "CM"
         }
     }
-}
-
-/// Patient fields exactly as the capture event gave them (free text, escaped on output).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Patient {
-    pub mrn: Option<String>,
-    pub family: Option<String>,
-    pub given: Option<String>,
-    pub birth_date: Option<String>,
-    pub sex: Option<String>,
 }
 
 /// One sub-model's vote; `grade` is `None` when that model failed.
@@ -107,18 +98,11 @@ pub enum ReportError {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct EventOrder {
-    placer_order_number: Option<String>,
-    test_code: Option<String>,
-    test_name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
 struct EventParts {
     #[serde(default)]
     patient: Option<Patient>,
     #[serde(default)]
-    order: Option<EventOrder>,
+    order: Option<Order>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,9 @@
 mod decision;
 mod grade;
 mod ids;
+mod subject;
 
 pub use decision::{Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome};
 pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
+pub use subject::{Order, Patient};

@@ -4,6 +4,7 @@
 
 use super::reason::{DeadLetterReason, Failure};
 use crate::domain::{CaptureId, PlateFormat, Sha256Digest, Well};
+pub use crate::domain::{Order, Patient};
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -35,24 +36,6 @@ impl EventLimits {
 pub struct Analyzer {
     pub id: String,
     pub software_version: Option<String>,
-}
-
-/// Free text about the patient; may hold any Unicode and HL7 delimiters (escaped on output).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Patient {
-    pub mrn: Option<String>,
-    pub family: Option<String>,
-    pub given: Option<String>,
-    pub birth_date: Option<String>,
-    pub sex: Option<String>,
-}
-
-/// The LIS order this result answers, when the analyzer knows it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Order {
-    pub placer_order_number: Option<String>,
-    pub test_code: Option<String>,
-    pub test_name: Option<String>,
 }
 
 /// Where the image bytes are: a file under the image root, or base64 in the event.
