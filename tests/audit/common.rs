@@ -3,13 +3,9 @@
 use chrono::{DateTime, Utc};
 use iari::domain::Sha256Digest;
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
-pub fn base_url() -> String {
-    std::env::var("IARI_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
-}
+pub use crate::test_db::base_url;
 
 /// A fresh, migrated database that is dropped by [`TestDb::drop`].
 pub struct TestDb {
@@ -19,21 +15,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let name = format!("iari_test_audit_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&format!("{}/postgres", base_url()))
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(12)
-            .connect(&format!("{}/{name}", base_url()))
-            .await
-            .unwrap();
-        iari::store::MIGRATOR.run(&pool).await.unwrap();
+        let (pool, _, name) = crate::test_db::create("iari_test_audit", 12).await;
         TestDb { pool, name }
     }
 
@@ -43,16 +25,7 @@ impl TestDb {
 
     pub async fn drop(self) {
         self.pool.close().await;
-        let mut admin = PgConnection::connect(&format!("{}/postgres", base_url()))
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+        crate::test_db::drop_database(&self.name).await;
     }
 }
 

@@ -8,4 +8,6 @@ mod replay;
 mod review;
 mod roles;
 mod show;
+#[path = "../support/db.rs"]
+mod test_db;
 mod verify;

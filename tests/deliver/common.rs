@@ -6,7 +6,6 @@ use futures::{SinkExt, StreamExt};
 use iari::config::{LisProfile, LisSettings, LisTransport, Settings};
 use iari::deliver::mllp::MllpCodec;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,24 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
 pub async fn fresh_db() -> PgPool {
-    let name = format!("iari_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
-    iari::store::MIGRATOR.run(&pool).await.unwrap();
-    pool
+    crate::test_db::create("iari_test_deliver", 8).await.0
 }
 
 /// Default settings with an MLLP transport to `addr` and short test timeouts.

@@ -4,4 +4,6 @@ mod acks;
 mod common;
 mod golden;
 mod outbox;
+#[path = "../support/db.rs"]
+mod test_db;
 mod tls;

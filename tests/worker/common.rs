@@ -8,18 +8,9 @@ use std::collections::HashMap;
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// A new, migrated database named `iari_test_<uuid>`; returns its pool and URL.
+/// A new, migrated database; returns its pool and URL.
 pub async fn fresh_db() -> (PgPool, String) {
-    let name = format!("iari_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(ADMIN_URL).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let pool = PgPool::connect(&url).await.unwrap();
-    iari::store::MIGRATOR.run(&pool).await.unwrap();
+    let (pool, url, _) = crate::test_db::create("iari_test_worker", 10).await;
     (pool, url)
 }
 

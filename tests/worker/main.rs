@@ -7,3 +7,5 @@ mod harness;
 mod process;
 mod resilience;
 mod store;
+#[path = "../support/db.rs"]
+mod test_db;
