@@ -365,7 +365,11 @@ impl Engine {
             }
         }
         drop(tx);
-        out[0] = Some(run_one(&self.models[0], &self.spec, input, n));
+        // Caught, not unwound: unwinding here would free `input` under the workers' feet.
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_one(&self.models[0], &self.spec, input, n)
+        }));
+        out[0] = Some(first.unwrap_or_else(|_| Err("inference thread panicked".into())));
         // Wait for every job sent: `input` must outlive the workers' use of it (see `Job`).
         for _ in 0..pending {
             match rx.recv() {
