@@ -12,7 +12,9 @@ use crate::domain::{Classification, ExecutionInfo, Grade, ModelAnswer, ModelRef,
 use ort::session::Session;
 use ort::value::TensorRef;
 use serde::Serialize;
-use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// One preprocessed image: CHW f32 of the manifest's input size, and the image's hash.
@@ -71,14 +73,81 @@ struct LoadedModel {
     session: Mutex<Session>,
 }
 
+/// What a model run needs besides the session: the input's name and (width, height).
+#[derive(Clone)]
+struct RunSpec {
+    input_name: String,
+    size: (usize, usize),
+}
+
+/// One batch for a [`ModelWorker`]: the packed NCHW input by address, so no copy is made.
+/// The sender of a job blocks until every worker has replied (or hung up), so the borrowed
+/// input outlives every use of it (see [`Engine::run_models`]).
+struct Job {
+    input: *const f32,
+    len: usize,
+    n: usize,
+    /// The model's index, sent back with its logits.
+    index: usize,
+    reply: Sender<(usize, ModelLogits)>,
+}
+
+// SAFETY: `input` points into a slice that the sending thread keeps borrowed, unchanged, until
+// the worker's reply (or its dropped `reply` sender) has been received.
+unsafe impl Send for Job {}
+
+/// A thread, created once at load, that runs one model's session for `ParallelModels`:
+/// persistent so a batch costs two channel hand-offs instead of a thread spawn per model.
+struct ModelWorker {
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ModelWorker {
+    fn start(model: Arc<LoadedModel>, spec: RunSpec) -> std::io::Result<ModelWorker> {
+        let (tx, rx) = channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name(format!("iari-model-{}", model.reference.name))
+            .spawn(move || worker_loop(&model, &spec, &rx))?;
+        Ok(ModelWorker {
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+fn worker_loop(model: &LoadedModel, spec: &RunSpec, jobs: &Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        // SAFETY: see `Job`; the slice is alive and unchanged until we reply.
+        let input = unsafe { std::slice::from_raw_parts(job.input, job.len) };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_one(model, spec, input, job.n)
+        }))
+        .unwrap_or_else(|_| Err("inference thread panicked".into()));
+        // The caller may be gone only if it panicked itself; nothing to tell then.
+        let _ = job.reply.send((job.index, result));
+    }
+}
+
+impl Drop for ModelWorker {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The loaded ensemble. `Send + Sync`: each session is behind its own mutex.
 pub struct Engine {
     info: EngineInfo,
-    models: Vec<LoadedModel>,
+    models: Vec<Arc<LoadedModel>>,
     preprocessor: Preprocessor,
     rules: DecisionSettings,
-    input_name: String,
-    threading: Threading,
+    spec: RunSpec,
+    /// `ParallelModels` only: a worker for each model but the first, which the calling
+    /// thread runs itself while the others work.
+    workers: Vec<ModelWorker>,
 }
 
 /// Logits of one model for a batch, or why its run failed.
@@ -129,14 +198,29 @@ impl Engine {
                 BuildError::Model { model, reason } => EngineError::ModelLoad { model, reason },
             })?;
         record_provider(&execution);
-        let models: Vec<LoadedModel> = verified
+        let models: Vec<Arc<LoadedModel>> = verified
             .iter()
             .zip(sessions)
-            .map(|((entry, _), session)| LoadedModel {
-                reference: Manifest::model_ref(entry),
-                session: Mutex::new(session),
+            .map(|((entry, _), session)| {
+                Arc::new(LoadedModel {
+                    reference: Manifest::model_ref(entry),
+                    session: Mutex::new(session),
+                })
             })
             .collect();
+        let spec = RunSpec {
+            input_name: manifest.input.name.clone(),
+            size: preprocessor.size(),
+        };
+        let workers = match threading {
+            Threading::ParallelModels => models
+                .iter()
+                .skip(1)
+                .map(|m| ModelWorker::start(m.clone(), spec.clone()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| EngineError::Input(format!("cannot start model threads: {e}")))?,
+            _ => Vec::new(),
+        };
         let info = EngineInfo {
             ensemble: manifest.ensemble.clone(),
             synthetic: manifest.synthetic,
@@ -150,8 +234,8 @@ impl Engine {
             models,
             preprocessor,
             rules: settings.decision.clone(),
-            input_name: manifest.input.name.clone(),
-            threading,
+            spec,
+            workers,
         })
     }
 
@@ -202,11 +286,32 @@ impl Engine {
             }
             input.extend_from_slice(&t.data);
         }
-        let logits = self.run_models(&input, batch.len());
-        batch
-            .iter()
+        let shas: Vec<Sha256Digest> = batch.iter().map(|t| t.sha256).collect();
+        self.classify_packed(&shas, &input)
+    }
+
+    /// Like [`Engine::classify`] for images already packed as NCHW in `input`, one per hash
+    /// in `shas` (the full path preprocesses straight into such a buffer).
+    pub fn classify_packed(
+        &self,
+        shas: &[Sha256Digest],
+        input: &[f32],
+    ) -> Result<Vec<Classification>, EngineError> {
+        let n = shas.len();
+        if input.len() != n * self.preprocessor.tensor_len() {
+            return Err(EngineError::Input(format!(
+                "{} values for {n} images, the models take {} each",
+                input.len(),
+                self.preprocessor.tensor_len()
+            )));
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let logits = self.run_models(input, n);
+        shas.iter()
             .enumerate()
-            .map(|(i, t)| self.decide_one(t.sha256, &logits, i))
+            .map(|(i, sha)| self.decide_one(*sha, &logits, i))
             .collect()
     }
 
@@ -236,58 +341,75 @@ impl Engine {
 
     /// Raw logits of every model for `n` images packed as NCHW in `input`, in model order.
     pub fn run_models(&self, input: &[f32], n: usize) -> Vec<ModelLogits> {
-        match self.threading {
-            Threading::ParallelModels if self.models.len() > 1 => std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .models
-                    .iter()
-                    .map(|m| s.spawn(move || self.run_one(m, input, n)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err("inference thread panicked".into()))
-                    })
-                    .collect()
-            }),
-            _ => self
+        if self.workers.is_empty() {
+            return self
                 .models
                 .iter()
-                .map(|m| self.run_one(m, input, n))
-                .collect(),
+                .map(|m| run_one(m, &self.spec, input, n))
+                .collect();
         }
+        let (tx, rx) = channel();
+        let mut out: Vec<Option<ModelLogits>> = vec![None; self.models.len()];
+        let mut pending = 0;
+        for (k, w) in self.workers.iter().enumerate() {
+            let job = Job {
+                input: input.as_ptr(),
+                len: input.len(),
+                n,
+                index: k + 1,
+                reply: tx.clone(),
+            };
+            match w.jobs.as_ref().map(|j| j.send(job)) {
+                Some(Ok(())) => pending += 1,
+                _ => out[k + 1] = Some(Err("inference thread is gone".into())),
+            }
+        }
+        drop(tx);
+        // Caught, not unwound: unwinding here would free `input` under the workers' feet.
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_one(&self.models[0], &self.spec, input, n)
+        }));
+        out[0] = Some(first.unwrap_or_else(|_| Err("inference thread panicked".into())));
+        // Wait for every job sent: `input` must outlive the workers' use of it (see `Job`).
+        for _ in 0..pending {
+            match rx.recv() {
+                Ok((k, r)) => out[k] = Some(r),
+                Err(_) => break,
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("inference thread panicked".into())))
+            .collect()
     }
+}
 
-    fn run_one(&self, model: &LoadedModel, input: &[f32], n: usize) -> ModelLogits {
-        let (w, h) = self.preprocessor.size();
-        let started = Instant::now();
-        // A poisoned mutex means a panic mid-run; the session itself holds no Rust invariant.
-        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
-        let tensor =
-            TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
-        let outputs = session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| format!("{}: {e}", model.reference.name))?;
-        let (shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| e.to_string())?;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != Grade::COUNT {
-            return Err(format!(
-                "{}: output shape {shape:?}, expected [{n}, 5]",
-                model.reference.name
-            ));
-        }
-        let rows = data
-            .chunks_exact(Grade::COUNT)
-            .map(|c| [c[0], c[1], c[2], c[3], c[4]])
-            .collect();
-        crate::metrics::metrics()
-            .model_inference_seconds
-            .with_label_values(&[model.reference.name.as_str()])
-            .observe(started.elapsed().as_secs_f64());
-        Ok(rows)
+fn run_one(model: &LoadedModel, spec: &RunSpec, input: &[f32], n: usize) -> ModelLogits {
+    let (w, h) = spec.size;
+    let started = Instant::now();
+    // A poisoned mutex means a panic mid-run; the session itself holds no Rust invariant.
+    let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
+    let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
+    let outputs = session
+        .run(ort::inputs![spec.input_name.as_str() => tensor])
+        .map_err(|e| format!("{}: {e}", model.reference.name))?;
+    let (shape, data) = outputs[0]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| e.to_string())?;
+    if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != Grade::COUNT {
+        return Err(format!(
+            "{}: output shape {shape:?}, expected [{n}, 5]",
+            model.reference.name
+        ));
     }
+    let rows = data
+        .chunks_exact(Grade::COUNT)
+        .map(|c| [c[0], c[1], c[2], c[3], c[4]])
+        .collect();
+    crate::metrics::metrics()
+        .model_inference_seconds
+        .with_label_values(&[model.reference.name.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(rows)
 }
 
 fn missing(p: &ModelRef) -> EngineError {

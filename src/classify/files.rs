@@ -5,9 +5,10 @@
 use super::decode::{ImageLimits, decode};
 use super::engine::{Engine, ImageTensor};
 use crate::domain::{Classification, Grade, Sha256Digest};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 /// File extensions taken as images when walking folders.
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
@@ -76,7 +77,61 @@ pub fn load_tensor(
     })
 }
 
-type Loaded = (usize, Result<ImageTensor, String>);
+/// A batch being built by a decode thread: images preprocessed straight into `input` (sized
+/// for a full batch once, then reused), their indices and hashes, and the files that failed.
+struct Batch {
+    input: Vec<f32>,
+    idx: Vec<usize>,
+    shas: Vec<Sha256Digest>,
+    failed: Vec<(usize, String)>,
+}
+
+impl Batch {
+    fn new(batch_size: usize, tensor_len: usize) -> Batch {
+        Batch {
+            input: vec![0.0; batch_size * tensor_len],
+            idx: Vec::with_capacity(batch_size),
+            shas: Vec::with_capacity(batch_size),
+            failed: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.idx.clear();
+        self.shas.clear();
+        self.failed.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.idx.len() + self.failed.len()
+    }
+}
+
+/// Per decode thread buffers, reused from file to file.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    rows: Vec<f64>,
+}
+
+/// Reads, hashes, decodes and preprocesses one file into `out` (one image's tensor).
+fn load_into(
+    engine: &Engine,
+    path: &Path,
+    limits: &ImageLimits,
+    out: &mut [f32],
+    sc: &mut Scratch,
+) -> Result<Sha256Digest, String> {
+    sc.bytes.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut sc.bytes))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let image = decode(&sc.bytes, limits).map_err(|e| e.to_string())?;
+    engine
+        .preprocessor()
+        .run_into_with(&image.rgb, out, &mut sc.rows);
+    Ok(Sha256Digest::of(&sc.bytes))
+}
 
 /// Classifies `files`; results come back in the order of `files`. `progress` is called with
 /// the number of files finished after each batch.
@@ -87,28 +142,52 @@ pub fn classify_files(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<FileResult> {
     let mut outcomes: Vec<Option<Result<Classification, String>>> = vec![None; files.len()];
+    let batch_size = opts.batch_size.max(1);
+    let tensor_len = engine.preprocessor().tensor_len();
     let next = AtomicUsize::new(0);
-    // Two batches in flight keep inference fed without holding the whole folder in memory.
-    let (tx, rx) = mpsc::sync_channel::<Loaded>(opts.batch_size.max(1) * 2);
+    // Decode threads build whole batches; one queued while another is inferred keeps inference
+    // fed without holding the whole folder in memory. Spent batches come back for reuse.
+    let (tx, rx) = mpsc::sync_channel::<Batch>(1);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+    let recycle_rx = Mutex::new(recycle_rx);
     std::thread::scope(|s| {
         for _ in 0..opts.decode_threads.max(1) {
             let tx = tx.clone();
-            let next = &next;
+            let (next, recycle_rx) = (&next, &recycle_rx);
             s.spawn(move || {
+                let mut sc = Scratch::default();
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = files.get(i) else { break };
-                    if tx
-                        .send((i, load_tensor(engine, path, &opts.limits)))
-                        .is_err()
-                    {
+                    let recycled = recycle_rx.lock().ok().and_then(|r| r.try_recv().ok());
+                    let mut b = recycled.unwrap_or_else(|| Batch::new(batch_size, tensor_len));
+                    b.clear();
+                    while b.len() < batch_size {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        let k = b.idx.len();
+                        let out = &mut b.input[k * tensor_len..(k + 1) * tensor_len];
+                        match load_into(engine, path, &opts.limits, out, &mut sc) {
+                            Ok(sha) => {
+                                b.idx.push(i);
+                                b.shas.push(sha);
+                            }
+                            Err(e) => b.failed.push((i, e)),
+                        }
+                    }
+                    if b.len() == 0 || tx.send(b).is_err() {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        infer_loop(engine, &rx, opts.batch_size.max(1), &mut outcomes, progress);
+        infer_loop(
+            engine,
+            &rx,
+            &recycle_tx,
+            tensor_len,
+            &mut outcomes,
+            progress,
+        );
     });
     files
         .iter()
@@ -122,45 +201,35 @@ pub fn classify_files(
 
 fn infer_loop(
     engine: &Engine,
-    rx: &mpsc::Receiver<Loaded>,
-    batch_size: usize,
+    rx: &mpsc::Receiver<Batch>,
+    recycle: &mpsc::Sender<Batch>,
+    tensor_len: usize,
     outcomes: &mut [Option<Result<Classification, String>>],
     progress: &(dyn Fn(usize) + Sync),
 ) {
     let mut done = 0;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < batch_size {
-            match rx.recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
+    while let Ok(mut b) = rx.recv() {
+        for (i, e) in b.failed.drain(..) {
+            outcomes[i] = Some(Err(e));
+            done += 1;
         }
-        let mut ready: Vec<(usize, ImageTensor)> = Vec::with_capacity(batch.len());
-        for (i, loaded) in batch {
-            match loaded {
-                Ok(t) => ready.push((i, t)),
-                Err(e) => {
-                    outcomes[i] = Some(Err(e));
-                    done += 1;
-                }
-            }
-        }
-        let (idx, tensors): (Vec<usize>, Vec<ImageTensor>) = ready.into_iter().unzip();
-        match engine.classify(&tensors) {
+        let input = &b.input[..b.idx.len() * tensor_len];
+        match engine.classify_packed(&b.shas, input) {
             Ok(results) => {
-                for (i, c) in idx.iter().zip(results) {
+                for (i, c) in b.idx.iter().zip(results) {
                     outcomes[*i] = Some(Ok(c));
                 }
             }
             Err(e) => {
-                for i in &idx {
+                for i in &b.idx {
                     outcomes[*i] = Some(Err(format!("classification failed: {e}")));
                 }
             }
         }
-        done += idx.len();
+        done += b.idx.len();
         progress(done);
+        // The decode threads may all have finished; the batch is simply dropped then.
+        let _ = recycle.send(b);
     }
 }
 

@@ -141,17 +141,24 @@ impl Preprocessor {
 
     /// Like [`Preprocessor::run`], writing into `out` (length [`Preprocessor::tensor_len`]).
     pub fn run_into(&self, img: &RgbImage, out: &mut [f32]) {
+        self.run_into_with(img, out, &mut Vec::new());
+    }
+
+    /// Like [`Preprocessor::run_into`], with the intermediate rows kept in `scratch` so a
+    /// caller preprocessing many images allocates it once.
+    pub fn run_into_with(&self, img: &RgbImage, out: &mut [f32], scratch: &mut Vec<f64>) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let wy = self.weights(h, self.height);
         let wx = self.weights(w, self.width);
-        let rows = self.resize_rows(img.as_raw(), w, &wy);
-        self.resize_columns_and_normalise(&rows, w, &wx, out);
+        self.resize_rows(img.as_raw(), w, &wy, scratch);
+        self.resize_columns_and_normalise(scratch, w, &wx, out);
     }
 
     /// Vertical pass: for each output row, the weighted sum of its source rows, all W×3 values.
-    fn resize_rows(&self, raw: &[u8], w: usize, wy: &AreaWeights) -> Vec<f64> {
+    fn resize_rows(&self, raw: &[u8], w: usize, wy: &AreaWeights, rows: &mut Vec<f64>) {
         let stride = w * 3;
-        let mut rows = vec![0.0f64; self.height * stride];
+        rows.clear();
+        rows.resize(self.height * stride, 0.0);
         for (oy, acc) in rows.chunks_exact_mut(stride).enumerate() {
             let (start, taps) = wy.taps(oy);
             for (k, &weight) in taps.iter().enumerate() {
@@ -161,7 +168,6 @@ impl Preprocessor {
                 }
             }
         }
-        rows
     }
 
     /// Horizontal pass, then normalisation, written as CHW.

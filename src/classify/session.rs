@@ -17,7 +17,8 @@ pub enum Threading {
     /// Models run one after another; each session has its own pool of `intra_threads`
     /// threads, spinning off.
     Sequential { intra_threads: usize },
-    /// Each session runs single-threaded; the models of a batch run in parallel on threads.
+    /// Each session runs single-threaded; the models of a batch run in parallel, on one
+    /// persistent thread per model (started at load) plus the calling thread.
     ParallelModels,
     /// Models run one after another on the environment's one shared pool (set up when the
     /// runtime is first loaded).
@@ -29,13 +30,14 @@ pub enum Threading {
 
 impl Threading {
     /// The layout for `inference.intra_threads`: n > 0 asks for sequential models with n
-    /// threads each; 0 lets the engine choose: sequential models on half the cores, leaving
-    /// the other half to decoding (the best full path measured, BENCHMARKS.md).
+    /// threads each; 0 lets the engine choose: the models in parallel, one thread each. On the
+    /// 2-core reference machine that beat every other layout at every batch size (1–64) and on
+    /// the full path, at less CPU per image (BENCHMARKS.md, run 5): the OS spreads five
+    /// single-threaded runs over the cores with no intra-op synchronisation at all. Machines
+    /// with many more cores than models may do better with `intra_threads = n`; not measured.
     pub fn from_settings(s: &InferenceSettings) -> Threading {
         match s.intra_threads {
-            0 => Threading::Sequential {
-                intra_threads: (num_cpus::get() / 2).max(1),
-            },
+            0 => Threading::ParallelModels,
             n => Threading::Sequential { intra_threads: n },
         }
     }
