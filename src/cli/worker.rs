@@ -9,6 +9,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    // A transport that cannot be set up (a missing CA file, say) stops start-up here rather
+    // than leaving every result silently waiting in the outbox.
+    crate::deliver::transport::Transport::from_settings(&settings.lis)?;
     let settings = Arc::new(settings.clone());
     let cancel = CancellationToken::new();
     let handle = service::start(settings.clone(), true, cancel.clone()).await?;
