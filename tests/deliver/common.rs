@@ -13,6 +13,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
+/// The ensemble's sub-models in manifest order, as the seeded rows and reports name them.
+pub const MODEL_NAMES: [&str; 5] = [
+    "alexnet-cbam",
+    "vgg-cbam",
+    "resnet-cbam",
+    "inception-cbam",
+    "densenet-cbam",
+];
+
 pub async fn fresh_db() -> PgPool {
     crate::test_db::create("iari_test_deliver", 8).await.0
 }
@@ -61,14 +70,7 @@ pub async fn seed_decision(
         .execute(pool)
         .await
         .unwrap();
-    let names = [
-        "alexnet-cbam",
-        "vgg-cbam",
-        "resnet-cbam",
-        "inception-cbam",
-        "densenet-cbam",
-    ];
-    let models: Vec<_> = names
+    let models: Vec<_> = MODEL_NAMES
         .iter()
         .zip(votes)
         .map(|(n, v)| serde_json::json!({"name": n, "version": "1.0.0", "sha256": "00", "status": "voted", "vote": v}))

@@ -21,14 +21,7 @@ fn site(profile: LisProfile) -> LisSettings {
 }
 
 fn votes(grades: [Grade; 5]) -> Vec<Vote> {
-    let names = [
-        "alexnet-cbam",
-        "vgg-cbam",
-        "resnet-cbam",
-        "inception-cbam",
-        "densenet-cbam",
-    ];
-    names
+    crate::common::MODEL_NAMES
         .iter()
         .zip(grades)
         .map(|(n, g)| Vote {
