@@ -34,12 +34,23 @@ fn ca_pem(settings: &AmqpSettings) -> Result<Option<String>, BrokerError> {
     Ok(Some(pem))
 }
 
+const PREFLIGHT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connects once and closes again, so that start-up stops with a clear error when the broker
 /// can never be used as configured. A broker that is merely unreachable is only logged: the
 /// consumer's reconnect loop waits for it, as after any other outage.
 pub async fn preflight(settings: &AmqpSettings) -> Result<(), BrokerError> {
     let props = ConnectionProperties::default().with_connection_name("iari-preflight".into());
-    match open(settings, props).await {
+    // A host that drops packets would hold start-up for the system's TCP timeout; past this
+    // bound the broker counts as unreachable and the reconnect loop takes over.
+    let Ok(opened) = tokio::time::timeout(PREFLIGHT_LIMIT, open(settings, props)).await else {
+        tracing::warn!(
+            limit_s = PREFLIGHT_LIMIT.as_secs(),
+            "broker did not answer; the worker keeps retrying"
+        );
+        return Ok(());
+    };
+    match opened {
         Ok(conn) => {
             let _ = conn.close(200, "preflight done".into()).await;
             Ok(())
