@@ -69,6 +69,8 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
     pub url: SecretUrl,
+    /// Extra CA (PEM) trusted for `amqps://`; empty: the system roots only.
+    pub tls_ca_file: String,
     pub exchange: String,
     pub routing_key: String,
     pub queue: String,
@@ -282,6 +284,25 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Checks that `pem` holds at least one well-formed certificate; returns how many.
+pub fn parse_ca_pem(pem: &str) -> Result<usize, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("unusable certificate: {e}"))?;
+    }
+    match roots.len() {
+        0 => Err("no certificate in the file".into()),
+        n => Ok(n),
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if any), then `IARI__…` variables from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -325,6 +346,19 @@ impl Settings {
         let amqp = self.amqp.url.expose();
         if !(amqp.starts_with("amqp://") || amqp.starts_with("amqps://")) {
             return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
+        }
+        if !self.amqp.tls_ca_file.is_empty() {
+            if !amqp.starts_with("amqps://") {
+                return Err(invalid(
+                    "amqp.tls_ca_file",
+                    "set, but amqp.url is not amqps://",
+                ));
+            }
+            let path = &self.amqp.tls_ca_file;
+            std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| parse_ca_pem(&pem))
+                .map_err(|e| invalid("amqp.tls_ca_file", format!("{path}: {e}")))?;
         }
         for (key, v) in [
             ("amqp.exchange", &self.amqp.exchange),
@@ -512,6 +546,33 @@ mod tests {
             "postgres://u:***@db/iari?password=***"
         );
         assert_eq!(s.http.review_tokens[0].expose(), "tok-secret");
+    }
+
+    #[test]
+    fn amqp_tls_ca_file_must_exist_hold_certificates_and_go_with_amqps() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let amqps = "amqps://u:p@broker:5671/%2f";
+        for (url, file, needle) in [
+            (amqps, &missing, "missing.pem"),
+            (amqps, &garbage, "no certificate"),
+            ("amqp://u:p@broker:5672/%2f", &garbage, "not amqps://"),
+        ] {
+            let e = Settings::load_from(
+                None,
+                env(&[
+                    ("IARI__AMQP__URL", url),
+                    ("IARI__AMQP__TLS_CA_FILE", file.to_str().unwrap()),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("amqp.tls_ca_file") && e.contains(needle), "{e}");
+        }
+        let s = Settings::load_from(None, env(&[("IARI__AMQP__URL", amqps)])).unwrap();
+        assert_eq!(s.amqp.tls_ca_file, "");
     }
 
     #[test]

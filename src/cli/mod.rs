@@ -92,11 +92,18 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
+    let mut out = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        // Many errors already print their source; repeating it would only add noise.
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out.replace('\n', " ")
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
@@ -122,4 +129,17 @@ async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
     );
     pool.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let e = anyhow::Error::new(Outer(std::io::Error::other("disk\nfull"))).context("saving");
+        assert_eq!(super::one_line(&e), "saving: outer: disk full");
+    }
 }

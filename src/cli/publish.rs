@@ -4,10 +4,11 @@
 use crate::config::Settings;
 use crate::domain::{Sha256Digest, Well};
 use crate::ingest::amqp::{declare_topology, event_properties};
+use crate::ingest::connect::open;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, Connection, ConnectionProperties, PublisherConfirm};
+use lapin::{Channel, ConnectionProperties, PublisherConfirm};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,8 +69,7 @@ pub async fn publish(
     files: &[PathBuf],
 ) -> anyhow::Result<Vec<String>> {
     let root = settings.images.root.canonicalize().context("images.root")?;
-    let conn =
-        Connection::connect(settings.amqp.url.expose(), ConnectionProperties::default()).await?;
+    let conn = open(&settings.amqp, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     declare_topology(&ch, &settings.amqp).await?;

@@ -19,6 +19,8 @@ pub const REASON_HEADER: &str = "x-iari-reason";
 pub enum BrokerError {
     #[error("broker: {0}")]
     Lapin(#[from] lapin::Error),
+    #[error("amqp.tls_ca_file {0}")]
+    CaFile(String),
     #[error("broker refused to confirm the dead-letter publish")]
     NotConfirmed,
     #[error("acknowledgement not delivered (channel closed)")]
@@ -37,7 +39,7 @@ impl Broker {
     pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Broker, BrokerError> {
         // Default properties: lapin's auto-recovery stays off, our reconnect loop owns recovery.
         let props = ConnectionProperties::default().with_connection_name(name.to_string().into());
-        let connection = Connection::connect(settings.url.expose(), props).await?;
+        let connection = super::connect::open(settings, props).await?;
         let channel = connection.create_channel().await?;
         // Confirms let dead-lettering wait until the broker has the copy before acking the original.
         channel

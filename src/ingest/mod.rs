@@ -3,6 +3,7 @@
 //! reasons a capture can fail (`reason`), typed by what the consumer must do with the message.
 
 pub mod amqp;
+pub mod connect;
 pub mod event;
 pub mod reason;
 pub mod source;

@@ -49,6 +49,11 @@ pub async fn start(
     let pool = crate::store::pool(db)?;
     let applied = crate::store::migrate(&pool).await.context("migrations")?;
     tracing::info!(applied, "database ready");
+    // A broker that rejects our TLS set-up or credentials stops start-up here, before the slow
+    // model load, instead of a reconnect loop that can never succeed.
+    crate::ingest::connect::preflight(&settings.amqp)
+        .await
+        .with_context(|| format!("broker {}", settings.amqp.url.redacted()))?;
     let s = settings.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::load(&s))
         .await?

@@ -49,7 +49,7 @@ impl TestWorker {
         ];
         all.extend_from_slice(extra);
         let settings = Arc::new(settings(&db_url, &prefix, &all));
-        let conn = Connection::connect(settings.amqp.url.expose(), ConnectionProperties::default())
+        let conn = iari::ingest::connect::open(&settings.amqp, ConnectionProperties::default())
             .await
             .unwrap();
         let channel = conn.create_channel().await.unwrap();

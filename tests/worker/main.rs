@@ -4,8 +4,12 @@
 mod common;
 mod e2e;
 mod harness;
+#[path = "../support/instances.rs"]
+mod instances;
 mod process;
 mod resilience;
 mod store;
 #[path = "../support/db.rs"]
 mod test_db;
+mod tls;
+mod tls_cli;
