@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod event;
+mod json;
 pub mod reason;
 pub mod source;
 
