@@ -86,7 +86,7 @@ fn media_type(format: ImageFormat) -> &'static str {
 type MemReader<'a> = ImageReader<Cursor<&'a [u8]>>;
 
 /// A reader for `bytes` whose decoder may allocate at most `max_alloc` bytes. Header parsing
-/// needs the cap too: a PNG's iCCP profile is inflated while the header is read.
+/// needs the cap too: TIFF tag arrays and PNG metadata chunks are read with the header.
 fn reader(bytes: &[u8], max_alloc: u64) -> Result<(MemReader<'_>, ImageFormat), ImageError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
