@@ -79,3 +79,17 @@ bench: ort
 # The classify bench on CUDA and CPU side by side (needs a GPU with driver >= 580; see the script).
 bench-gpu:
 	scripts/bench-gpu.sh
+
+# Fuzz targets (docs/fuzzing.md), FUZZ_SECONDS each; not part of `make test`. cargo-fuzz needs
+# nightly flags: RUSTC_BOOTSTRAP lets the stable toolchain take them. Own target directory.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := mllp_decoder ack_parser capture_event image_decode
+FUZZ_SEEDS_capture_event := tests/corpus/bad-input/bodies
+FUZZ_SEEDS_image_decode := tests/corpus/bad-input/images
+.PHONY: fuzz
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+fuzz-%:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/$* fuzz/seeds/$*
+	CARGO_TARGET_DIR=$(CURDIR)/fuzz/target RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $* \
+		fuzz/corpus/$* fuzz/seeds/$* $(FUZZ_SEEDS_$*) -- -max_total_time=$(FUZZ_SECONDS)

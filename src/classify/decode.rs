@@ -1,5 +1,6 @@
 //! Image decoding at the edge: PNG, JPEG, TIFF and BMP to 8-bit RGB, with the byte and pixel
-//! limits checked before anything is decompressed, so a decompression bomb costs nothing.
+//! limits checked before anything is decompressed, so a decompression bomb costs nothing, and
+//! every decoder allocation (header parsing included) capped at [`ImageLimits`]' budget.
 
 use crate::config::ImageSettings;
 use image::{ImageFormat, ImageReader, RgbImage};
@@ -84,10 +85,15 @@ fn media_type(format: ImageFormat) -> &'static str {
 
 type MemReader<'a> = ImageReader<Cursor<&'a [u8]>>;
 
-fn reader(bytes: &[u8]) -> Result<(MemReader<'_>, ImageFormat), ImageError> {
-    let reader = ImageReader::new(Cursor::new(bytes))
+/// A reader for `bytes` whose decoder may allocate at most `max_alloc` bytes. Header parsing
+/// needs the cap too: TIFF tag arrays and PNG metadata chunks are read with the header.
+fn reader(bytes: &[u8], max_alloc: u64) -> Result<(MemReader<'_>, ImageFormat), ImageError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Undecodable(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    reader.limits(limits);
     match reader.format() {
         Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::Bmp)) => {
             Ok((reader, f))
@@ -118,147 +124,107 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, ImageE
             limits.max_bytes
         )));
     }
-    let (probe, format) = reader(bytes)?;
+    let (_, format) = reader(bytes, limits.max_alloc())?;
+    let stripped = (format == ImageFormat::Png)
+        .then(|| png_without_iccp(bytes))
+        .flatten();
+    let bytes = stripped.as_deref().unwrap_or(bytes);
+    let (probe, _) = reader(bytes, limits.max_alloc())?;
+    if format == ImageFormat::Bmp
+        && let Some((w, h)) = bmp_declared_size(bytes)
+    {
+        check_size(w, h, limits)?;
+    }
     let (w, h) = probe.into_dimensions().map_err(map_decode_error)?;
-    if w > limits.max_width || h > limits.max_height {
+    check_size(w.into(), h.into(), limits)?;
+    if w == 0 || h == 0 {
+        return Err(ImageError::Undecodable(format!("empty image {w}x{h}")));
+    }
+    let rgb = if format == ImageFormat::Jpeg {
+        decode_jpeg(bytes)?
+    } else {
+        let (mut reader, _) = reader(bytes, limits.max_alloc())?;
+        let mut decoder_limits = image::Limits::default();
+        decoder_limits.max_image_width = Some(limits.max_width);
+        decoder_limits.max_image_height = Some(limits.max_height);
+        decoder_limits.max_alloc = Some(limits.max_alloc());
+        reader.limits(decoder_limits);
+        reader.decode().map_err(map_decode_error)?.into_rgb8()
+    };
+    Ok(DecodedImage { rgb, format })
+}
+
+fn check_size(w: u64, h: u64, limits: &ImageLimits) -> Result<(), ImageError> {
+    if w > limits.max_width.into() || h > limits.max_height.into() {
         return Err(ImageError::TooLarge(format!(
             "{w}x{h} pixels, limit {}x{}",
             limits.max_width, limits.max_height
         )));
     }
-    if w == 0 || h == 0 {
-        return Err(ImageError::Undecodable(format!("empty image {w}x{h}")));
+    Ok(())
+}
+
+/// The PNG without its iCCP chunks, or `None` when it has none. The decoder inflates the colour
+/// profile while reading the header, up to its whole allocation cap, and the profile is never
+/// used (pixels are taken as they are): a small file could make every decode cost the cap.
+fn png_without_iccp(bytes: &[u8]) -> Option<Vec<u8>> {
+    const SIGNATURE: usize = 8;
+    let mut chunks = Vec::new();
+    let mut at = SIGNATURE;
+    // Length, type, data, CRC; a cut or lying last chunk is kept whole for the decoder to refuse.
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let end = at.saturating_add(12).saturating_add(len).min(bytes.len());
+        chunks.push((at..end, &head[4..8] == b"iCCP"));
+        at = end;
     }
-    let (mut reader, _) = reader(bytes)?;
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_width);
-    decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(limits.max_alloc());
-    reader.limits(decoder_limits);
-    let image = reader.decode().map_err(map_decode_error)?;
-    Ok(DecodedImage {
-        rgb: image.into_rgb8(),
-        format,
-    })
+    if !chunks.iter().any(|(_, iccp)| *iccp) {
+        return None;
+    }
+    let mut out = bytes[..SIGNATURE.min(bytes.len())].to_vec();
+    for (range, iccp) in chunks {
+        if !iccp {
+            out.extend_from_slice(&bytes[range]);
+        }
+    }
+    out.extend_from_slice(&bytes[at.min(bytes.len())..]);
+    Some(out)
+}
+
+/// The size a BMP info header declares. The BMP decoder refuses more than 65535 pixels a side
+/// as a format error before the size can be read back, so over-limit sizes are caught here.
+fn bmp_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
+    let le16 = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let le32 = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    if le32(14)? == 12 {
+        // OS/2 core header: unsigned 16-bit width and height.
+        return Some((le16(18)?.into(), le16(20)?.into()));
+    }
+    // Signed 32-bit; a negative height means top-down rows.
+    let signed = |v: u32| u64::from((v as i32).unsigned_abs());
+    Some((signed(le32(18)?), signed(le32(22)?)))
+}
+
+/// JPEG in strict mode: image's own JPEG decoder fills missing scan data with grey and reports
+/// success, which would grade a truncated photo. Dimensions were checked by the caller.
+fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options};
+    let opts = options::DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
+    let pixels = decoder
+        .decode()
+        .map_err(|e| ImageError::Undecodable(format!("JPEG: {e}")))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Undecodable("JPEG: no frame header".into()))?;
+    RgbImage::from_raw(info.width.into(), info.height.into(), pixels)
+        .ok_or_else(|| ImageError::Undecodable("JPEG: pixel data does not match the frame".into()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use image::{ImageEncoder, Rgb};
-
-    fn limits() -> ImageLimits {
-        ImageLimits {
-            max_bytes: 1 << 20,
-            max_width: 512,
-            max_height: 512,
-        }
-    }
-
-    fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
-        let mut buf = Cursor::new(Vec::new());
-        img.write_to(&mut buf, format).unwrap();
-        buf.into_inner()
-    }
-
-    fn sample(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| {
-            Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
-        })
-    }
-
-    #[test]
-    fn lossless_formats_round_trip_with_media_type() {
-        let img = sample(40, 30);
-        for (format, media) in [
-            (ImageFormat::Png, "image/png"),
-            (ImageFormat::Tiff, "image/tiff"),
-            (ImageFormat::Bmp, "image/bmp"),
-        ] {
-            let d = decode(&encode(&img, format), &limits()).unwrap();
-            assert_eq!(d.media_type(), media);
-            assert_eq!(d.rgb, img, "{format:?}");
-        }
-    }
-
-    #[test]
-    fn jpeg_decodes_to_the_right_size() {
-        let d = decode(&encode(&sample(33, 17), ImageFormat::Jpeg), &limits()).unwrap();
-        assert_eq!(
-            (d.width(), d.height(), d.media_type()),
-            (33, 17, "image/jpeg")
-        );
-    }
-
-    #[test]
-    fn byte_limit_is_checked_first() {
-        let bytes = encode(&sample(40, 30), ImageFormat::Png);
-        let l = ImageLimits {
-            max_bytes: 10,
-            ..limits()
-        };
-        let e = decode(&bytes, &l).unwrap_err();
-        assert!(
-            matches!(e, ImageError::TooLarge(ref m) if m.contains("bytes")),
-            "{e}"
-        );
-        assert_eq!(e.reason_code(), "image_too_large");
-    }
-
-    #[test]
-    fn dimensions_over_the_limit_are_refused_from_the_header() {
-        let bytes = encode(&sample(600, 10), ImageFormat::Png);
-        let e = decode(&bytes, &limits()).unwrap_err();
-        assert!(
-            matches!(e, ImageError::TooLarge(ref m) if m.contains("600x10")),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn decompression_bomb_header_is_refused_without_decoding() {
-        // A 1-bit grey PNG claiming 100000 x 100000 pixels compresses to a few hundred bytes.
-        let mut buf = Vec::new();
-        let enc = image::codecs::png::PngEncoder::new(&mut buf);
-        let w = 20_000u32;
-        let row = vec![0u8; w as usize];
-        let data: Vec<u8> = row
-            .iter()
-            .cycle()
-            .take((w * 50) as usize)
-            .copied()
-            .collect();
-        enc.write_image(&data, w, 50, image::ExtendedColorType::L8)
-            .unwrap();
-        let e = decode(&buf, &limits()).unwrap_err();
-        assert!(matches!(e, ImageError::TooLarge(_)), "{e}");
-    }
-
-    #[test]
-    fn truncated_and_garbage_are_undecodable() {
-        let bytes = encode(&sample(64, 64), ImageFormat::Png);
-        for cut in [8, 30, bytes.len() / 2, bytes.len() - 5] {
-            let e = decode(&bytes[..cut], &limits()).unwrap_err();
-            assert!(matches!(e, ImageError::Undecodable(_)), "cut {cut}: {e}");
-        }
-        let jpeg = encode(&sample(64, 64), ImageFormat::Jpeg);
-        assert!(decode(&jpeg[..jpeg.len() / 3], &limits()).is_err());
-        let e = decode(b"hello, not an image", &limits()).unwrap_err();
-        assert_eq!(e.reason_code(), "image_undecodable");
-        assert!(decode(&[], &limits()).is_err());
-    }
-
-    #[test]
-    fn grey_and_alpha_images_become_rgb() {
-        let grey = image::GrayImage::from_fn(5, 4, |x, _| image::Luma([x as u8 * 40]));
-        let mut buf = Cursor::new(Vec::new());
-        grey.write_to(&mut buf, ImageFormat::Png).unwrap();
-        let d = decode(buf.get_ref(), &limits()).unwrap();
-        assert_eq!(d.rgb.get_pixel(2, 1), &Rgb([80, 80, 80]));
-        let rgba = image::RgbaImage::from_pixel(3, 3, image::Rgba([10, 20, 30, 0]));
-        let mut buf = Cursor::new(Vec::new());
-        rgba.write_to(&mut buf, ImageFormat::Png).unwrap();
-        let d = decode(buf.get_ref(), &limits()).unwrap();
-        assert_eq!(d.rgb.get_pixel(0, 0), &Rgb([10, 20, 30]));
-    }
-}
+#[path = "decode_tests.rs"]
+mod tests;

@@ -121,9 +121,8 @@ pub fn parse(body: &[u8], limits: &EventLimits) -> Result<CaptureEvent, Failure>
     }
     let text = std::str::from_utf8(body)
         .map_err(|e| invalid(format!("body is not UTF-8 (at byte {})", e.valid_up_to())))?;
-    // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot blow the stack.
-    let raw: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    // Nesting deeper than 128 levels and duplicate keys are refused (see `json`).
+    let raw = super::json::from_str(text).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
     match raw.get("schema").and_then(serde_json::Value::as_str) {
         Some(SCHEMA_V1) => {}
         Some(other) => return Err(invalid(format!("unknown schema {other:?}"))),

@@ -120,6 +120,9 @@ fn missing_and_invalid_fields_name_the_field() {
 fn hostile_bodies_are_refused_not_crashed_on() {
     let deep = "[".repeat(100_000) + &"]".repeat(100_000);
     assert_invalid(parse(deep.as_bytes(), &limits()), "not JSON");
+    let text = serde_json::to_string(&good()).unwrap();
+    let twice = text.replacen('{', r#"{"capture_id": "OTHER","#, 1);
+    assert_invalid(parse(twice.as_bytes(), &limits()), "duplicate key");
     let small = EventLimits {
         plate: PlateFormat::default(),
         max_body_bytes: 16,

@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod connect;
 pub mod event;
+mod json;
 pub mod reason;
 pub mod source;
 

@@ -50,6 +50,18 @@ pub fn prepare_one(
         };
         Failure::new(reason, e.to_string())
     })?;
+    // The format is read from the bytes; an inline image's declared type must agree with it.
+    if let Some(declared) = &loaded.media_type
+        && declared != decoded.media_type()
+    {
+        return Err(Failure::new(
+            DeadLetterReason::ImageUndecodable,
+            format!(
+                "image.media_type is {declared} but the bytes are {}",
+                decoded.media_type()
+            ),
+        ));
+    }
     let decode_ms = ms(t0);
     let t1 = Instant::now();
     let tensor = pre.run(&decoded.rgb);

@@ -3,5 +3,6 @@
 
 mod cli;
 mod common;
+mod decode_memory;
 mod engine;
 mod golden;

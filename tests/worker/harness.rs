@@ -157,35 +157,38 @@ impl TestWorker {
                 "only {} of {n} dead letters: {out:?}",
                 out.len()
             );
-            let got = self
-                .channel
-                .basic_get(
-                    self.settings.amqp.dead_letter_queue.as_str().into(),
-                    BasicGetOptions { no_ack: false },
-                )
-                .await
-                .unwrap();
-            match got {
-                Some(m) => {
-                    let id = m
-                        .delivery
-                        .properties
-                        .message_id()
-                        .as_ref()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default();
-                    let reason = reason_header(&m.delivery.properties).unwrap_or_default();
-                    m.delivery
-                        .acker
-                        .ack(BasicAckOptions::default())
-                        .await
-                        .unwrap();
-                    out.push((id, reason));
-                }
+            match self.take_dead_letter().await {
+                Some(m) => out.push(m),
                 None => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         out
+    }
+
+    /// One dead letter if any is ready, acknowledged: (message_id, reason header).
+    pub async fn take_dead_letter(&self) -> Option<(String, String)> {
+        let m = self
+            .channel
+            .basic_get(
+                self.settings.amqp.dead_letter_queue.as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .unwrap()?;
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let reason = reason_header(&m.delivery.properties).unwrap_or_default();
+        m.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .unwrap();
+        Some((id, reason))
     }
 
     /// Messages ready in the capture queue (passive declare).

@@ -2,6 +2,8 @@
 //! database and queue names so they run in parallel.
 
 mod common;
+mod corpus;
+mod corpus_cases;
 mod e2e;
 mod harness;
 #[path = "../support/instances.rs"]
