@@ -25,10 +25,38 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Minor page faults of the process (/proc/self/stat field 10) and context switches of all
+/// its live threads (/proc/self/task/*/status), to see where CPU time beyond the work goes.
+fn faults_and_switches() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let minflt = rest
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let mut switches = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    (minflt, switches)
+}
+
 struct Measure {
     images: usize,
     wall: f64,
     cpu: f64,
+    faults: f64,
+    switches: f64,
 }
 
 impl Measure {
@@ -43,16 +71,20 @@ impl Measure {
 /// Repeats `f` (which handles `n` images per call) for at least `budget`.
 fn measure(budget: Duration, n: usize, mut f: impl FnMut()) -> Measure {
     f(); // warm-up: caches, arenas, weight matrices
-    let (start, cpu0) = (Instant::now(), cpu_seconds());
+    let (start, cpu0, (f0, s0)) = (Instant::now(), cpu_seconds(), faults_and_switches());
     let mut images = 0;
     while start.elapsed() < budget {
         f();
         images += n;
     }
+    let (f1, s1) = faults_and_switches();
     Measure {
         images,
         wall: start.elapsed().as_secs_f64(),
         cpu: cpu_seconds() - cpu0,
+        faults: f1 - f0,
+        // Threads that ended during the run (the full path's decode threads) are not counted.
+        switches: s1 - s0,
     }
 }
 
@@ -274,9 +306,12 @@ fn main() {
 }
 
 fn report(what: &str, m: &Measure) {
+    let per = |x: f64| x / m.images as f64;
     println!(
-        "{what:<40} {:>7.0} images/s  {:.3} ms CPU/image",
+        "{what:<40} {:>7.0} images/s  {:.3} ms CPU/image  ({:.1} page faults, {:.2} context switches per image)",
         m.per_second(),
-        m.cpu_ms_per_image()
+        m.cpu_ms_per_image(),
+        per(m.faults),
+        per(m.switches)
     );
 }

@@ -148,7 +148,13 @@ pub struct Engine {
     /// `ParallelModels` only: a worker for each model but the first, which the calling
     /// thread runs itself while the others work.
     workers: Vec<ModelWorker>,
+    /// Spent batch inputs kept for the next batch: a fresh multi-MiB buffer costs a page
+    /// fault per 4 KiB on first write, every batch.
+    spare_inputs: Mutex<Vec<Vec<f32>>>,
 }
+
+/// Batch input buffers kept for reuse; more are simply freed.
+const SPARE_INPUTS: usize = 4;
 
 /// Logits of one model for a batch, or why its run failed.
 pub type ModelLogits = Result<Vec<[f32; Grade::COUNT]>, String>;
@@ -236,7 +242,31 @@ impl Engine {
             rules: settings.decision.clone(),
             spec,
             workers,
+            spare_inputs: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A buffer for `n` packed images (NCHW, `n` × [`Preprocessor::tensor_len`] values),
+    /// reused from an earlier batch when one was handed back with [`Engine::recycle_input`].
+    /// Its contents are unspecified: the caller overwrites every image slot it uses.
+    pub fn input_buffer(&self, n: usize) -> Vec<f32> {
+        let len = n * self.preprocessor.tensor_len();
+        let spare = self
+            .spare_inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let mut buf = spare.unwrap_or_default();
+        buf.resize(len, 0.0);
+        buf
+    }
+
+    /// Hands a batch input back for [`Engine::input_buffer`] to reuse.
+    pub fn recycle_input(&self, buf: Vec<f32>) {
+        let mut spare = self.spare_inputs.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_INPUTS {
+            spare.push(buf);
+        }
     }
 
     pub fn info(&self) -> &EngineInfo {

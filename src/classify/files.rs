@@ -87,9 +87,11 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(batch_size: usize, tensor_len: usize) -> Batch {
+    /// The input comes from the engine's spare buffers (handed back when the run ends), so
+    /// repeated runs do not fault in fresh pages for every batch.
+    fn new(engine: &Engine, batch_size: usize) -> Batch {
         Batch {
-            input: vec![0.0; batch_size * tensor_len],
+            input: engine.input_buffer(batch_size),
             idx: Vec::with_capacity(batch_size),
             shas: Vec::with_capacity(batch_size),
             failed: Vec::new(),
@@ -158,7 +160,7 @@ pub fn classify_files(
                 let mut sc = Scratch::default();
                 loop {
                     let recycled = recycle_rx.lock().ok().and_then(|r| r.try_recv().ok());
-                    let mut b = recycled.unwrap_or_else(|| Batch::new(batch_size, tensor_len));
+                    let mut b = recycled.unwrap_or_else(|| Batch::new(engine, batch_size));
                     b.clear();
                     while b.len() < batch_size {
                         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +175,11 @@ pub fn classify_files(
                             Err(e) => b.failed.push((i, e)),
                         }
                     }
-                    if b.len() == 0 || tx.send(b).is_err() {
+                    if b.len() == 0 {
+                        engine.recycle_input(b.input);
+                        break;
+                    }
+                    if tx.send(b).is_err() {
                         break;
                     }
                 }
@@ -189,6 +195,12 @@ pub fn classify_files(
             progress,
         );
     });
+    drop(recycle_tx);
+    if let Ok(spent) = recycle_rx.into_inner() {
+        for b in spent.try_iter() {
+            engine.recycle_input(b.input);
+        }
+    }
     files
         .iter()
         .zip(outcomes)

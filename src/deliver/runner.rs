@@ -1,12 +1,19 @@
 //! The long-running sender task the worker starts: steps the outbox until cancelled, sleeping
-//! while nothing is due, and keeps the outbox gauges fresh.
+//! while nothing is due, and keeps the outbox gauges fresh. New outbox rows wake it at once
+//! (LISTEN on the channel the outbox's insert trigger notifies); the poll stays as the fallback.
 
 use super::outbox::{Sender, Step};
 use super::transport::SetupError;
 use crate::config::Settings;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The channel `hl7_outbox_notify()` (migration 0005) notifies on each insert into the outbox.
+pub const OUTBOX_CHANNEL: &str = "iari_outbox";
 
 /// Sends outbox messages until `cancel`; an in-flight send finishes first. Returns an error only
 /// when the transport cannot be set up from the settings.
@@ -15,7 +22,10 @@ pub async fn run_sender(
     settings: &Settings,
     cancel: CancellationToken,
 ) -> Result<(), SetupError> {
-    let mut sender = Sender::new(pool, &settings.lis)?;
+    let mut sender = Sender::new(pool.clone(), &settings.lis)?;
+    let wake = Arc::new(Notify::new());
+    let stop_listening = cancel.child_token();
+    let listener = tokio::spawn(listen(pool, wake.clone(), stop_listening.clone()));
     // Poll no slower than the first backoff step so a retry is not delayed by the poll itself.
     let poll = Duration::from_millis(settings.lis.backoff_initial_ms.clamp(50, 1000));
     let mut last_gauges: Option<tokio::time::Instant> = None;
@@ -26,22 +36,82 @@ pub async fn run_sender(
             }
             last_gauges = Some(tokio::time::Instant::now());
         }
-        let wait = match sender.step().await {
-            Ok(Step::Idle) if sender.is_halted() => Duration::from_secs(5),
-            Ok(Step::Idle) => poll,
-            Ok(_) => Duration::ZERO,
+        let (wait, wakeable) = match sender.step().await {
+            Ok(Step::Idle) if sender.is_halted() => (Duration::from_secs(5), false),
+            Ok(Step::Idle) => (poll, true),
+            Ok(_) => (Duration::ZERO, false),
             Err(e) => {
                 tracing::warn!(error = %e, "outbox step failed; retrying");
-                Duration::from_millis(settings.lis.backoff_max_ms.min(5000))
+                (
+                    Duration::from_millis(settings.lis.backoff_max_ms.min(5000)),
+                    false,
+                )
             }
         };
         if !wait.is_zero() {
+            // A notification that came while we were busy is kept as Notify's one permit, so
+            // rows committed between our last claim and this wait are not left for the poll.
+            let woken = async {
+                match wakeable {
+                    true => wake.notified().await,
+                    false => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken => {}
             }
         }
     }
+    stop_listening.cancel();
+    let _ = listener.await;
     sender.transport.disconnect();
     Ok(())
+}
+
+/// Turns outbox notifications into `wake` permits until `stop`. Without a listener (connection
+/// refused, lost) the sender still polls, so failures here only cost latency.
+async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
+    let retry = Duration::from_secs(1);
+    let mut listener: Option<PgListener> = None;
+    while !stop.is_cancelled() {
+        let l = match listener.as_mut() {
+            Some(l) => l,
+            None => match subscribe(&pool).await {
+                Ok(l) => {
+                    // Rows may have been added while no one listened.
+                    wake.notify_one();
+                    listener.insert(l)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox listener unavailable; polling");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(retry) => continue,
+                    }
+                }
+            },
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            got = l.recv() => match got {
+                Ok(_) => wake.notify_one(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox listener lost; polling until it is back");
+                    listener = None;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut l = PgListener::connect_with(pool).await?;
+    l.listen(OUTBOX_CHANNEL).await?;
+    Ok(l)
 }

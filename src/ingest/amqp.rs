@@ -12,6 +12,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const REASON_HEADER: &str = "x-iari-reason";
 
@@ -32,6 +34,9 @@ pub struct Broker {
     pub connection: Connection,
     pub channel: Channel,
     settings: AmqpSettings,
+    /// Delayed requeues whose nack is not sent yet: their deliveries are still unsettled, so a
+    /// multiple ack (which settles every earlier tag on the channel) must wait for them.
+    pending_requeues: Arc<AtomicUsize>,
 }
 
 impl Broker {
@@ -50,6 +55,7 @@ impl Broker {
             connection,
             channel,
             settings: settings.clone(),
+            pending_requeues: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -108,10 +114,27 @@ impl Broker {
         }
     }
 
+    /// Acknowledges `last` and every earlier delivery on this channel in one frame
+    /// (`multiple = true`). Only for a caller that has settled, or is acknowledging, every
+    /// earlier delivery it took: see [`Broker::can_ack_multiple`].
+    pub async fn ack_up_to(&self, last: &Delivery) -> Result<(), BrokerError> {
+        match last.acker.ack(BasicAckOptions { multiple: true }).await? {
+            true => Ok(()),
+            false => Err(BrokerError::AckLost),
+        }
+    }
+
+    /// False while a delayed requeue is outstanding: a multiple ack would settle it as done.
+    pub fn can_ack_multiple(&self) -> bool {
+        self.pending_requeues.load(Ordering::SeqCst) == 0
+    }
+
     /// Returns the message to the queue after `delay` (counted in `x-delivery-count`), without
     /// holding up the batch loop. If the channel dies meanwhile the broker requeues it anyway.
     pub fn requeue_after(&self, d: &Delivery, delay: std::time::Duration) {
         let acker = d.acker.clone();
+        let pending = self.pending_requeues.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             // requeue = true: transient failure, try again; multiple = false: just this one.
@@ -122,6 +145,8 @@ impl Broker {
             if let Err(e) = acker.nack(opts).await {
                 tracing::warn!(error = %e, "requeue failed; the broker redelivers on channel close");
             }
+            // The nack frame is sent (or the channel is gone): later acks come after it.
+            pending.fetch_sub(1, Ordering::SeqCst);
         });
     }
 

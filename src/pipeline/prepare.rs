@@ -16,7 +16,7 @@ pub struct PrepareContext {
     pub root: ImageRoot,
 }
 
-/// A capture ready for inference.
+/// A capture ready for inference; its tensor is in the batch's packed input.
 #[derive(Debug)]
 pub struct Prepared {
     pub event: CaptureEvent,
@@ -25,7 +25,6 @@ pub struct Prepared {
     pub media_type: String,
     pub width: u32,
     pub height: u32,
-    pub tensor: Vec<f32>,
     pub decode_ms: f64,
     pub preprocess_ms: f64,
 }
@@ -34,11 +33,14 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Parses and prepares one message body.
+/// Parses and prepares one message body, preprocessing straight into `out` (one image's slot
+/// of the batch input); `rows` is the preprocessor's scratch, reused from capture to capture.
 pub fn prepare_one(
     body: &[u8],
     ctx: &PrepareContext,
     pre: &Preprocessor,
+    out: &mut [f32],
+    rows: &mut Vec<f64>,
 ) -> Result<Prepared, Failure> {
     let event = parse(body, &ctx.events)?;
     let t0 = Instant::now();
@@ -64,7 +66,7 @@ pub fn prepare_one(
     }
     let decode_ms = ms(t0);
     let t1 = Instant::now();
-    let tensor = pre.run(&decoded.rgb);
+    pre.run_into_with(&decoded.rgb, out, rows);
     let preprocess_ms = ms(t1);
     let media_type = decoded.media_type().to_string();
     Ok(Prepared {
@@ -74,44 +76,63 @@ pub fn prepare_one(
         bytes: loaded.bytes,
         sha256: loaded.sha256,
         media_type,
-        tensor,
         decode_ms,
         preprocess_ms,
     })
 }
 
-/// Prepares every body, spread over the available cores; results in input order.
+/// Prepares every body, spread over the available cores; results in input order. `input`
+/// holds one [`Preprocessor::tensor_len`] slot per body; on return it holds the tensors of
+/// the successful captures only, packed in order (NCHW, ready for the engine).
 pub fn prepare_all(
     bodies: &[&[u8]],
     ctx: &PrepareContext,
     pre: &Preprocessor,
+    input: &mut Vec<f32>,
 ) -> Vec<Result<Prepared, Failure>> {
+    let len = pre.tensor_len();
+    input.resize(bodies.len() * len, 0.0);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = bodies.len().div_ceil(threads).max(1);
-    if bodies.len() <= 1 || threads == 1 {
-        return bodies.iter().map(|b| prepare_one(b, ctx, pre)).collect();
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = bodies
-            .chunks(chunk)
-            .map(|part| {
-                let work = move || {
-                    part.iter()
-                        .map(|b| prepare_one(b, ctx, pre))
-                        .collect::<Vec<_>>()
-                };
-                (part.len(), s.spawn(work))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(n, h)| {
-                // A panic in a decoder is a bug; fail those captures, keep the worker.
-                h.join().unwrap_or_else(|_| {
-                    let f = Failure::new(DeadLetterReason::ImageUndecodable, "decoder panicked");
-                    (0..n).map(|_| Err(f.clone())).collect()
+    let run = |part: &[&[u8]], slots: &mut [f32]| {
+        let mut rows = Vec::new();
+        part.iter()
+            .zip(slots.chunks_exact_mut(len))
+            .map(|(b, out)| prepare_one(b, ctx, pre, out, &mut rows))
+            .collect::<Vec<_>>()
+    };
+    let results: Vec<Result<Prepared, Failure>> = if bodies.len() <= 1 || threads == 1 {
+        run(bodies, input)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bodies
+                .chunks(chunk)
+                .zip(input.chunks_mut(chunk * len))
+                .map(|(part, slots)| (part.len(), s.spawn(move || run(part, slots))))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(n, h)| {
+                    // A panic in a decoder is a bug; fail those captures, keep the worker.
+                    h.join().unwrap_or_else(|_| {
+                        let f =
+                            Failure::new(DeadLetterReason::ImageUndecodable, "decoder panicked");
+                        (0..n).map(|_| Err(f.clone())).collect()
+                    })
                 })
-            })
-            .collect()
-    })
+                .collect()
+        })
+    };
+    // Failed captures leave holes: close them so the input is exactly the successful ones.
+    let mut kept = 0;
+    for (i, r) in results.iter().enumerate() {
+        if r.is_ok() {
+            if kept != i {
+                input.copy_within(i * len..(i + 1) * len, kept * len);
+            }
+            kept += 1;
+        }
+    }
+    input.truncate(kept * len);
+    results
 }

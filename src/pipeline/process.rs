@@ -3,7 +3,7 @@
 
 use super::outcome::{count_decision, settle_failure};
 use super::prepare::{PrepareContext, Prepared, prepare_all};
-use crate::classify::{Engine, ImageTensor};
+use crate::classify::Engine;
 use crate::domain::Classification;
 use crate::ingest::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
@@ -64,6 +64,8 @@ pub struct Classified {
     counts: Vec<u32>,
     received: Vec<Instant>,
     ready: Vec<(usize, Prepared)>,
+    /// The tensors of `ready`, packed NCHW in the same order, until inference has run.
+    input: Vec<f32>,
     classes: Vec<Classification>,
     timings: Vec<Timings>,
 }
@@ -93,13 +95,14 @@ impl Processor {
             .with_label_values(&[] as &[&str])
             .inc_by(batch.len() as u64);
         let t0 = Instant::now();
-        let prepared = self.prepare(batch).await;
+        let (prepared, input) = self.prepare(batch).await;
         observe("prepare", t0);
         let mut c = Classified {
             out: vec![None; batch.len()],
             counts: batch.iter().map(|m| m.delivery_count).collect(),
             received: batch.iter().map(|m| m.received_at).collect(),
             ready: Vec::new(),
+            input,
             classes: Vec::new(),
             timings: Vec::new(),
         };
@@ -123,7 +126,9 @@ impl Processor {
 
     /// One inference run over the prepared images of the batch.
     pub async fn infer_batch(&self, mut c: Classified) -> Classified {
-        if !c.ready.is_empty() {
+        if c.ready.is_empty() {
+            self.engine.recycle_input(std::mem::take(&mut c.input));
+        } else {
             self.infer(&mut c).await;
         }
         c
@@ -168,39 +173,45 @@ impl Processor {
             .collect()
     }
 
-    async fn prepare(&self, batch: &[Incoming]) -> Vec<Result<Prepared, Failure>> {
+    /// The per-capture results and the packed input of the successful ones.
+    async fn prepare(&self, batch: &[Incoming]) -> (Vec<Result<Prepared, Failure>>, Vec<f32>) {
         let bodies: Vec<Vec<u8>> = batch.iter().map(|m| m.body.clone()).collect();
         let (ctx, engine) = (self.prepare.clone(), self.engine.clone());
         let job = move || {
             let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-            prepare_all(&refs, &ctx, engine.preprocessor())
+            let mut input = engine.input_buffer(refs.len());
+            let results = prepare_all(&refs, &ctx, engine.preprocessor(), &mut input);
+            (results, input)
         };
         tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
             let f = Failure::new(
                 DeadLetterReason::ClassificationFailed,
                 format!("prepare: {e}"),
             );
-            (0..batch.len()).map(|_| Err(f.clone())).collect()
+            (
+                (0..batch.len()).map(|_| Err(f.clone())).collect(),
+                Vec::new(),
+            )
         })
     }
 
     /// One inference run over the prepared images; on failure they get their dispositions.
     async fn infer(&self, c: &mut Classified) {
-        let tensors: Vec<ImageTensor> = c
-            .ready
-            .iter_mut()
-            .map(|(_, p)| ImageTensor {
-                sha256: p.sha256,
-                data: std::mem::take(&mut p.tensor),
-            })
-            .collect();
+        let shas: Vec<_> = c.ready.iter().map(|(_, p)| p.sha256).collect();
+        let input = std::mem::take(&mut c.input);
         metrics()
             .batch_size
             .with_label_values(&[] as &[&str])
-            .observe(tensors.len() as f64);
+            .observe(shas.len() as f64);
         let t0 = Instant::now();
         let engine = self.engine.clone();
-        let result = tokio::task::spawn_blocking(move || engine.classify(&tensors)).await;
+        // The packed input goes to the engine as is (no per-image copy) and comes back for reuse.
+        let result = tokio::task::spawn_blocking(move || {
+            let r = engine.classify_packed(&shas, &input);
+            engine.recycle_input(input);
+            r
+        })
+        .await;
         observe("inference", t0);
         let inference_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let error = match result {

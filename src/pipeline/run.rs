@@ -179,11 +179,29 @@ async fn store_and_settle(
 ) -> Result<(), String> {
     let dispositions = p.store_batch(classified, &cancel).await;
     let t0 = Instant::now();
-    for (d, disp) in batch.iter().zip(&dispositions) {
-        // On failure the rest of the batch is redelivered; idempotency makes that safe.
-        settle(&broker, d, disp, &w)
+    let all_acked = dispositions.iter().all(|d| {
+        matches!(
+            d,
+            Disposition::Decided { .. } | Disposition::Duplicate { .. }
+        )
+    });
+    match batch.last() {
+        // The usual batch: every message committed, and every earlier delivery on the channel
+        // already settled (earlier batches are settled before this one is stored). One frame
+        // settles the batch; the quorum queue then applies one settle command, not one per
+        // message.
+        Some(last) if all_acked && broker.can_ack_multiple() => broker
+            .ack_up_to(last)
             .await
-            .map_err(|e| format!("settling a delivery: {e}"))?;
+            .map_err(|e| format!("settling a batch: {e}"))?,
+        _ => {
+            for (d, disp) in batch.iter().zip(&dispositions) {
+                // On failure the rest of the batch is redelivered; idempotency makes that safe.
+                settle(&broker, d, disp, &w)
+                    .await
+                    .map_err(|e| format!("settling a delivery: {e}"))?;
+            }
+        }
     }
     metrics()
         .stage_seconds
