@@ -4,7 +4,8 @@ CARGO ?= cargo
 export ORT_DYLIB_PATH ?= $(CURDIR)/.ort/lib/libonnxruntime.so
 IARI := target/release/iari
 
-.PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu
+.PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu \
+	bench-e2e drills
 
 all: build
 
@@ -25,6 +26,16 @@ demo: build services
 # Worker end to end (publish → committed) for 5,000 captures next to `iari classify`.
 bench-worker: build services
 	scripts/bench-worker.sh 5000 $(IARI)
+
+# End to end over MLLP to `iari lis-sim`: BENCH_N captures (default 5,000) for throughput, then
+# 2,000 at 100/s for latency, next to `iari classify` (BENCHMARKS.md).
+BENCH_N ?= 5000
+bench-e2e: build services
+	scripts/bench-e2e.sh $(BENCH_N) $(IARI)
+
+# Fault drills: real worker, publisher and test LIS processes, one drill at a time.
+drills: ort services
+	$(CARGO) test --locked --test drills -- --test-threads=1
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -4,6 +4,7 @@ mod audit;
 mod classify;
 pub mod demo;
 mod eval;
+mod lis_sim;
 mod models;
 mod plot;
 pub mod publish;
@@ -37,6 +38,8 @@ pub enum Command {
     Worker,
     /// Analyzer simulator: publish one capture event per image.
     Publish(publish::PublishArgs),
+    /// Test LIS over MLLP: ACKs each HL7 message, with optional faults and a record file.
+    LisSim(lis_sim::LisSimArgs),
     /// End-to-end demo on local services: migrate, run a worker, publish the samples, summarize.
     Demo(demo::DemoArgs),
     /// Work with the model ensemble.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Models(cmd) => models::run(&settings, cmd),
         Command::Worker => block_on(worker::run(&settings)),
         Command::Publish(args) => block_on(publish::run(&settings, args)),
+        Command::LisSim(args) => block_on(lis_sim::run(args)),
         Command::Demo(args) => block_on(demo::run(&settings, args)),
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),

@@ -5,6 +5,7 @@ pub mod ack;
 pub mod hl7;
 pub mod mllp;
 pub mod outbox;
+pub mod reply;
 pub mod report;
 mod runner;
 mod store;

@@ -211,8 +211,7 @@ impl FakeLis {
 
     async fn connection<S: AsyncRead + AsyncWrite + Unpin>(self, mut conn: Framed<S, MllpCodec>) {
         while let Some(Ok(frame)) = conn.next().await {
-            let control_id = msh10(&frame);
-            self.received.lock().unwrap().push(frame);
+            self.received.lock().unwrap().push(frame.clone());
             let reply = self
                 .script
                 .lock()
@@ -221,15 +220,17 @@ impl FakeLis {
                 .unwrap_or(Reply::Ack("AA", None, ""));
             match reply {
                 Reply::Ack(code, err, text) => {
-                    let _ = conn.send(ack(code, &control_id, err, text)).await;
+                    let _ = conn.send(ack(&frame, code, None, err, text)).await;
                 }
                 Reply::ForeignThenAa => {
-                    let _ = conn.send(ack("AA", "NOT-OURS-1", None, "")).await;
-                    let _ = conn.send(ack("AA", &control_id, None, "")).await;
+                    let _ = conn
+                        .send(ack(&frame, "AA", Some("NOT-OURS-1"), None, ""))
+                        .await;
+                    let _ = conn.send(ack(&frame, "AA", None, None, "")).await;
                 }
                 Reply::DelayedAa(d) => {
                     tokio::time::sleep(d).await;
-                    let _ = conn.send(ack("AA", &control_id, None, "")).await;
+                    let _ = conn.send(ack(&frame, "AA", None, None, "")).await;
                 }
                 Reply::Silence => {}
                 Reply::Drop => return,
@@ -258,14 +259,15 @@ pub fn msh10(frame: &[u8]) -> String {
         .to_string()
 }
 
-fn ack(code: &str, control_id: &str, err: Option<u16>, text: &str) -> String {
-    let mut s = format!(
-        "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126143006+0100||ACK^R01^ACK|L{control_id}|P|2.5.1\rMSA|{code}|{control_id}|{text}\r"
-    );
-    if let Some(e) = err {
-        s.push_str(&format!("ERR|||{e}^Rejected^HL70357|E\r"));
+/// The ACK an LIS sends for `frame` (the library's LIS-side builder); `msa2` replaces MSA-2.
+fn ack(frame: &[u8], code: &str, msa2: Option<&str>, err: Option<u16>, text: &str) -> String {
+    let mut to = iari::deliver::reply::read(frame).unwrap();
+    let ack_id = format!("L{}", to.control_id);
+    if let Some(id) = msa2 {
+        to.control_id = id.to_string();
     }
-    s
+    let code = iari::deliver::ack::AckCode::parse(code).unwrap();
+    iari::deliver::reply::build(&to, code, err, text, &ack_id, chrono::Utc::now())
 }
 
 /// One row of `hl7_messages` as the tests look at it.
