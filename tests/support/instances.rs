@@ -172,14 +172,20 @@ impl Postgres {
     /// Stops the server (fast shutdown: open sessions are terminated).
     pub fn stop(&self) {
         let log = self.dir.path().join("log").display().to_string();
-        run(&mut self.ctl_cmd("pg_ctl", &["-D", &self.data(), "-l", &log, "-m", "fast", "-w"])
+        run(&mut self
+            .ctl_cmd(
+                "pg_ctl",
+                &["-D", &self.data(), "-l", &log, "-m", "fast", "-w"],
+            )
             .arg("stop"));
     }
 
     /// Starts a stopped server and waits until it accepts connections.
     pub fn start_again(&self) {
         let log = self.dir.path().join("log").display().to_string();
-        run(&mut self.ctl_cmd("pg_ctl", &["-D", &self.data(), "-l", &log, "-w"]).arg("start"));
+        run(&mut self
+            .ctl_cmd("pg_ctl", &["-D", &self.data(), "-l", &log, "-w"])
+            .arg("start"));
         wait_for_port(self.port, true, Duration::from_secs(30));
     }
 
@@ -245,7 +251,10 @@ impl Rabbit {
             .env("RABBITMQ_DIST_PORT", free_port().to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.path().join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.path().join("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.path().join("enabled_plugins"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                dir.path().join("enabled_plugins"),
+            )
             .env("RABBITMQ_CONFIG_FILE", dir.path().join("rabbitmq"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -269,7 +278,10 @@ impl Rabbit {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = std::fs::read_to_string(self.dir.path().join("stdout.log"));
-                panic!("rabbitmq-server exited ({status}): {}", log.unwrap_or_default());
+                panic!(
+                    "rabbitmq-server exited ({status}): {}",
+                    log.unwrap_or_default()
+                );
             }
             let mut cmd = Command::new(Path::new(RABBIT_SBIN).join("rabbitmqctl"));
             Self::env(&mut cmd, self.dir.path(), &self.node);
@@ -282,7 +294,11 @@ impl Rabbit {
             if ok {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(90), "{} did not start", self.node);
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "{} did not start",
+                self.node
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
         wait_for_port(self.port, true, Duration::from_secs(30));
