@@ -41,7 +41,7 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --test drills -- -D warnings
 
 # Library, binary and integration tests (no doc tests: the crate has none), then one total line.
 unit: ort services test-tools

@@ -64,6 +64,11 @@ CLASSIFY=$(awk -v n="$N" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.1f", n / (e - 
 echo "classify: $CLASSIFY images/s"
 
 "$IARI" migrate > /dev/null
+# Diagnostic only: e.g. BENCH_SYNCHRONOUS_COMMIT=off shows what commit fsyncs cost (not a setting
+# to run a laboratory with).
+if [[ -n ${BENCH_SYNCHRONOUS_COMMIT:-} ]]; then
+  sql "ALTER DATABASE iari_$TAG SET synchronous_commit = $BENCH_SYNCHRONOUS_COMMIT"
+fi
 "$IARI" lis-sim --listen 127.0.0.1:0 --record "$DIR/lis.tsv" > "$DIR/lis.out" 2> "$DIR/lis.log" &
 PIDS+=($!)
 wait_for 10 grep -q 'listening on' "$DIR/lis.out"
@@ -85,6 +90,12 @@ read -r TPUT DECIDED < <(sql "SELECT round($N / extract(epoch FROM max(a.finishe
   FROM captures c JOIN decisions d USING (capture_id) JOIN hl7_messages m ON m.decision_id = d.id
   JOIN hl7_attempts a ON a.message_id = m.id AND a.outcome = 'acked' WHERE c.capture_id LIKE 'TPUT%'" | tr '|' ' ')
 echo "worker: $TPUT captures/s acknowledged by the LIS ($DECIDED/s decided)"
+# The sender sends one message at a time; between two sends it records the outcome, claims the
+# next message and builds and stores its payload. p50 of that gap while the outbox was full:
+SENDER_GAP=$(sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY g)::numeric, 2) FROM (
+    SELECT (extract(epoch FROM a.started_at - lag(a.finished_at) OVER (ORDER BY a.started_at)) * 1000)::float8 AS g
+    FROM hl7_attempts a JOIN hl7_messages m ON m.id = a.message_id JOIN decisions d ON d.id = m.decision_id
+    WHERE d.capture_id LIKE 'TPUT%') t WHERE g IS NOT NULL")
 
 echo "== (b) latency: $RATE_N captures at $RATE/s"
 "$IARI" publish "$DIR/lat" --prefix LAT --rate "$RATE" > /dev/null
@@ -117,6 +128,7 @@ printf '%-44s %s\n' \
   "  publish -> decision committed" "$DECIDE ms" \
   "  committed -> sender starts the send" "$WAIT ms" \
   "  send -> ACK (LIS round trip)" "$RTT ms" \
+  "sender: database work between sends, p50 (a)" "$SENDER_GAP ms" \
   "worker peak RSS (VmHWM)" "$((RSS_KIB / 1024)) MiB" \
   "decisions / LIS frames / distinct MSH-10" "$DECISIONS / $LIS_LINES / $LIS_DISTINCT"
 echo "stage means from /metrics (whole run, ms):"

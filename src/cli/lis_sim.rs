@@ -215,9 +215,10 @@ pub async fn run(args: LisSimArgs) -> anyhow::Result<ExitCode> {
         _ = accept => {}
         () = super::worker::shutdown_signal() => {}
     }
-    println!(
-        "lis-sim received {} messages",
-        sim.received.load(Ordering::Relaxed)
+    // Not on stdout: whoever read the address line may have closed it since.
+    tracing::info!(
+        messages = sim.received.load(Ordering::Relaxed),
+        "lis-sim stopped"
     );
     Ok(ExitCode::SUCCESS)
 }

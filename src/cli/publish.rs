@@ -77,6 +77,9 @@ pub async fn publish(
     let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut ids = Vec::new();
     let mut in_flight = Vec::new();
+    // Paced by a schedule, not a sleep after each event: reading the file and waiting for the
+    // confirm would otherwise come on top of the gap and the rate would fall short.
+    let start = tokio::time::Instant::now();
     for round in 0..args.repeat {
         for (i, file) in files.iter().enumerate() {
             let n = round as usize * files.len() + i;
@@ -88,7 +91,7 @@ pub async fn publish(
                 confirmed(std::mem::take(&mut in_flight)).await?;
             }
             if let Some(g) = gap {
-                tokio::time::sleep(g).await;
+                tokio::time::sleep_until(start + g.mul_f64(ids.len() as f64)).await;
             }
         }
     }

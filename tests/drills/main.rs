@@ -3,13 +3,14 @@
 
 mod broker;
 mod checks;
+mod common;
 mod database;
 mod fleet;
 #[path = "../support/instances.rs"]
 mod instances;
 mod kill;
+mod lis;
 mod publisher;
 mod scale;
-#[allow(dead_code)] // `create` serves other drills
 #[path = "../support/db.rs"]
 mod test_db;
