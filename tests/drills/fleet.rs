@@ -4,6 +4,8 @@
 //! real `iari worker` processes. Processes are killed (SIGKILL) when their handles drop, so a
 //! failing drill leaves nothing running; every wait is bounded.
 
+pub use crate::common::captures;
+use crate::common::http_status;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashMap;
@@ -17,14 +19,6 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The `iari` binary: this build's, or `IARI_DRILL_BIN` (a copy another build cannot replace).
 fn iari() -> String {
     std::env::var("IARI_DRILL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_iari").to_string())
-}
-
-/// Captures per drill: `IARI_DRILL_CAPTURES`, default 2,000.
-pub fn captures() -> usize {
-    std::env::var("IARI_DRILL_CAPTURES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
 }
 
 /// Where the drill's database and queues live.
@@ -319,16 +313,6 @@ fn start_lis(record: &Path, log: &Path) -> Proc {
         name: "lis-sim".into(),
         http: addr,
     }
-}
-
-/// Status code of a GET, or None when nothing answers.
-pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
-    http_get(addr, path)
-        .await?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// The raw HTTP/1.0 response to a GET (bounded by a 5 s timeout).
