@@ -6,14 +6,20 @@
 use crate::checks::{finish, settle};
 use crate::fleet::{Proc, Services, World, captures, http_get};
 use crate::publisher;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Publish rate: the stream lasts ~20 s for 2,000 captures, so the kill lands mid-stream.
 const RATE: usize = 100;
 
 /// Current value of a counter on a worker's `/metrics` (summed over labels).
 pub async fn metric(p: &Proc, name: &str) -> f64 {
-    let text = http_get(&p.http, "/metrics").await.unwrap_or_default();
+    counter(
+        &http_get(&p.http, "/metrics").await.unwrap_or_default(),
+        name,
+    )
+}
+
+fn counter(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
@@ -24,6 +30,37 @@ pub async fn metric(p: &Proc, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         // A labelless counter never incremented has no sample: zero.
         .fold(0.0, |a, b| a + b)
+}
+
+/// SIGKILLs `p` at a moment its `/metrics` show captures taken from the queue and not yet
+/// settled (a batch in hand); returns how many. Bounded: after 30 s it kills anyway.
+async fn kill_mid_batch(p: Proc) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut in_hand = 0.0;
+    while Instant::now() < deadline {
+        // One scrape, so received and settled are counted at the same moment.
+        let text = http_get(&p.http, "/metrics").await.unwrap_or_default();
+        let settled: f64 = [
+            "captures_classified_total",
+            "captures_duplicate_total",
+            "captures_dead_lettered_total",
+            "captures_retried_total",
+        ]
+        .iter()
+        .map(|m| counter(&text, m))
+        .sum();
+        in_hand = counter(&text, "captures_received_total") - settled;
+        if in_hand > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.kill();
+    assert!(
+        in_hand > 0.0,
+        "never caught the worker with captures in hand"
+    );
+    in_hand
 }
 
 /// Decisions per worker process id.
@@ -47,8 +84,8 @@ async fn drill_4_worker_sigkilled_mid_batch_and_restarted() {
     );
     // Between 20 % and 60 % decided: the worker holds a batch, deliveries are unacked.
     let at_kill = w.wait_decided(n * 3 / 10, 120).await;
-    let in_hand = stream.confirmed() as i64 - at_kill;
-    a.kill();
+    let in_hand = kill_mid_batch(a).await;
+    let published_at_kill = stream.confirmed();
     let b = w.worker("worker-b").await;
     let published = stream.done().await;
     settle(&w, 240, &["worker-b", "worker-a"]).await;
@@ -59,7 +96,7 @@ async fn drill_4_worker_sigkilled_mid_batch_and_restarted() {
         w.log("worker-b")
     );
     let extra = format!(
-        "killed at {at_kill} of {n} decided, {in_hand} confirmed and undecided; restarted worker saw {redelivered} already-decided \
+        "killed at {at_kill} of {n} decided ({published_at_kill} published), {in_hand} captures in the killed worker's hands; restarted worker saw {redelivered} already-decided \
          redeliveries; publisher {published:?}"
     );
     finish(w, "4 SIGKILL mid-batch + restart", &extra).await;
@@ -79,13 +116,12 @@ async fn drill_5_two_workers_one_queue_one_killed() {
         Duration::from_secs(300),
     );
     let at_kill = w.wait_decided(n * 3 / 10, 120).await;
-    let in_hand = stream.confirmed() as i64 - at_kill;
     let by_a_at_kill = share(&w)
         .await
         .into_iter()
         .find(|(pid, _)| *pid == pid_a)
         .map_or(0, |(_, k)| k);
-    a.kill();
+    let in_hand = kill_mid_batch(a).await;
     let published = stream.done().await;
     settle(&w, 240, &["worker-b", "worker-a"]).await;
     let redelivered = metric(&b, "captures_duplicate_total").await;
@@ -101,7 +137,7 @@ async fn drill_5_two_workers_one_queue_one_killed() {
     );
     let extra = format!(
         "worker-a killed at {at_kill} of {n} decided ({by_a_at_kill} by worker-a, {in_hand} \
-         confirmed and undecided); decisions \
+         captures in its hands); decisions \
          per pid {shares:?}; survivor saw {redelivered} already-decided redeliveries; \
          publisher {published:?}"
     );
