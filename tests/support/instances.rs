@@ -172,12 +172,8 @@ impl Postgres {
     /// Stops the server (fast shutdown: open sessions are terminated).
     pub fn stop(&self) {
         let log = self.dir.path().join("log").display().to_string();
-        run(self
-            .ctl_cmd(
-                "pg_ctl",
-                &["-D", &self.data(), "-l", &log, "-m", "fast", "-w"],
-            )
-            .arg("stop"));
+        let args = ["-D", &self.data(), "-l", &log, "-m", "fast", "-w"];
+        run(self.ctl_cmd("pg_ctl", &args).arg("stop"));
     }
 
     /// Starts a stopped server and waits until it accepts connections.

@@ -1,0 +1,80 @@
+//! Drill 1: RabbitMQ restarted (`rabbitmqctl stop_app` / `start_app`) and, later, every client
+//! connection cut (`ss -K`) while captures flow. A private RabbitMQ node (the shared one on 5672
+//! is never touched); shared PostgreSQL with the drill's own database. Both the worker and the
+//! drill's publisher must reconnect by themselves.
+
+use crate::checks::{finish, settle};
+use crate::fleet::{Services, World, captures};
+use crate::instances::Rabbit;
+use crate::kill::metric;
+use crate::publisher;
+use std::sync::Arc;
+use std::time::Duration;
+
+const RATE: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_1_rabbitmq_restarted_and_connections_cut() {
+    let n = captures();
+    let rabbit = tokio::task::spawn_blocking(|| Rabbit::start(None))
+        .await
+        .unwrap();
+    let services = Services {
+        amqp_url: rabbit.url(),
+        ..Services::shared()
+    };
+    let rabbit = Arc::new(std::sync::Mutex::new(rabbit));
+    let w = World::new(&services, n).await;
+    let mut worker = w.worker("worker").await;
+    let stream = publisher::start(
+        w.settings().amqp,
+        w.captures.clone(),
+        RATE,
+        Duration::from_secs(300),
+    );
+
+    let at_restart = w.wait_decided(n / 4, 120).await;
+    let r = rabbit.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut r = r.lock().unwrap();
+        r.stop_app();
+        std::thread::sleep(Duration::from_secs(3));
+        r.start_app();
+    })
+    .await
+    .unwrap();
+    assert!(
+        worker.alive(),
+        "worker exited on the broker restart:\n{}",
+        w.log("worker")
+    );
+
+    let at_cut = w.wait_decided(n * 3 / 5, 180).await;
+    let r = rabbit.clone();
+    tokio::task::spawn_blocking(move || r.lock().unwrap().cut_connections())
+        .await
+        .unwrap();
+
+    let published = stream.done().await;
+    settle(&w, 240, &["worker"]).await;
+    assert!(worker.alive(), "worker exited:\n{}", w.log("worker"));
+    let reconnects = w.log_count("worker", "broker connection lost; reconnecting");
+    let redelivered = metric(&worker, "captures_duplicate_total").await;
+    assert!(
+        reconnects >= 2,
+        "the worker did not see both faults:\n{}",
+        w.log("worker")
+    );
+    assert!(
+        worker.stop(40),
+        "worker did not stop cleanly:\n{}",
+        w.log("worker")
+    );
+    let extra = format!(
+        "stop_app/start_app at {at_restart} decided, ss -K at {at_cut}; worker reconnected \
+         {reconnects} times and saw {redelivered} already-decided redeliveries; publisher \
+         {published:?}"
+    );
+    finish(w, "1 RabbitMQ restart + ss -K", &extra).await;
+    drop(rabbit);
+}

@@ -1,0 +1,83 @@
+//! Drill 2 (and issue #5's PostgreSQL restart test): PostgreSQL restarted, then down for 10 s,
+//! while captures flow. A private PostgreSQL cluster (the shared one on 5432 is never touched);
+//! shared RabbitMQ with the drill's own queues. The worker must hold its acks and retry the
+//! store, never crash or dead-letter a capture because the database was away.
+
+use crate::checks::{finish, settle};
+use crate::fleet::{Services, World, captures};
+use crate::instances::Postgres;
+use crate::kill::metric;
+use crate::publisher;
+use std::sync::Arc;
+use std::time::Duration;
+
+const RATE: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_2_postgresql_restarted_and_down_10_s() {
+    let n = captures();
+    let pg = Arc::new(
+        tokio::task::spawn_blocking(|| Postgres::start(None))
+            .await
+            .unwrap(),
+    );
+    let services = Services {
+        pg_base: pg.base_url(),
+        ..Services::shared()
+    };
+    let w = World::new(&services, n).await;
+    let mut worker = w.worker("worker").await;
+    let stream = publisher::start(
+        w.settings().amqp,
+        w.captures.clone(),
+        RATE,
+        Duration::from_secs(300),
+    );
+
+    let at_restart = w.wait_decided(n / 5, 120).await;
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.restart())
+        .await
+        .unwrap();
+    assert!(
+        worker.alive(),
+        "worker exited on the restart:\n{}",
+        w.log("worker")
+    );
+
+    let at_down = w.wait_decided(n / 2, 180).await;
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || {
+        p.stop();
+        std::thread::sleep(Duration::from_secs(10));
+        p.start_again();
+    })
+    .await
+    .unwrap();
+    assert!(
+        worker.alive(),
+        "worker exited while the database was down:\n{}",
+        w.log("worker")
+    );
+
+    let published = stream.done().await;
+    settle(&w, 240, &["worker"]).await;
+    assert!(worker.alive(), "worker exited:\n{}", w.log("worker"));
+    let held = w.log_count("worker", "database unavailable; holding the batch");
+    let outbox_errors = w.log_count("worker", "outbox step failed");
+    let dead = metric(&worker, "captures_dead_lettered_total").await;
+    let retried = metric(&worker, "captures_retried_total").await;
+    assert_eq!(dead, 0.0, "captures dead-lettered:\n{}", w.log("worker"));
+    assert!(
+        worker.stop(40),
+        "worker did not stop cleanly:\n{}",
+        w.log("worker")
+    );
+    let extra = format!(
+        "restart at {at_restart} decided, 10 s down at {at_down}; worker held batches \
+         {held} times, outbox step failed {outbox_errors} times, {retried} captures requeued \
+         for retry, worker never exited; publisher {published:?}"
+    );
+    finish(w, "2 PostgreSQL restart + 10 s down", &extra).await;
+    drop(pg);
+}
