@@ -4,10 +4,9 @@
 //! drill's publisher must reconnect by themselves.
 
 use crate::checks::{finish, settle};
-use crate::fleet::{Services, World, captures};
 use crate::instances::Rabbit;
 use crate::kill::metric;
-use crate::publisher;
+use crate::world::{Services, World, captures};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +23,9 @@ async fn drill_1_rabbitmq_restarted_and_connections_cut() {
         ..Services::shared()
     };
     let rabbit = Arc::new(std::sync::Mutex::new(rabbit));
-    let w = World::new(&services, n).await;
+    let w = World::fleet(&services, n).await;
     let mut worker = w.worker("worker").await;
-    let stream = publisher::start(
-        w.settings().amqp,
-        w.captures.clone(),
-        RATE,
-        Duration::from_secs(300),
-    );
+    let stream = w.stream(RATE);
 
     let at_restart = w.wait_decided(n / 4, 120).await;
     let r = rabbit.clone();
@@ -43,11 +37,7 @@ async fn drill_1_rabbitmq_restarted_and_connections_cut() {
     })
     .await
     .unwrap();
-    assert!(
-        worker.alive(),
-        "worker exited on the broker restart:\n{}",
-        w.log("worker")
-    );
+    w.assert_alive(&mut worker, " on the broker restart");
 
     let at_cut = w.wait_decided(n * 3 / 5, 180).await;
     let r = rabbit.clone();
@@ -57,7 +47,7 @@ async fn drill_1_rabbitmq_restarted_and_connections_cut() {
 
     let published = stream.done().await;
     settle(&w, 240, &["worker"]).await;
-    assert!(worker.alive(), "worker exited:\n{}", w.log("worker"));
+    w.assert_alive(&mut worker, "");
     let reconnects = w.log_count("worker", "broker connection lost; reconnecting");
     let redelivered = metric(&worker, "captures_duplicate_total").await;
     assert!(
@@ -65,11 +55,7 @@ async fn drill_1_rabbitmq_restarted_and_connections_cut() {
         "the worker did not see both faults:\n{}",
         w.log("worker")
     );
-    assert!(
-        worker.stop(40),
-        "worker did not stop cleanly:\n{}",
-        w.log("worker")
-    );
+    w.assert_stops(worker, 40);
     let extra = format!(
         "stop_app/start_app at {at_restart} decided, ss -K at {at_cut}; worker reconnected \
          {reconnects} times and saw {redelivered} already-decided redeliveries; publisher \

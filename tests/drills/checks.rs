@@ -4,10 +4,8 @@
 //! dead-letter queue is empty and the audit chain verifies. Resends of one MSH-10 are counted and
 //! reported, not failed: they are the at-least-once delivery the outbox promises.
 
-use crate::fleet::World;
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use crate::records::lis_lines;
+use crate::world::World;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -111,12 +109,13 @@ pub async fn verify(w: &World) -> Tally {
         assert!(by_filler.insert(&r.filler_number, r).is_none());
     }
     // The LIS side: one distinct MSH-10 per filler number, the outbox's, acknowledged.
-    let record = std::fs::read_to_string(w.dir.path().join("lis.tsv")).unwrap_or_default();
     let mut seen: HashMap<String, (String, bool)> = HashMap::new();
-    for line in record.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), 6, "LIS record line {line:?}");
-        let (control, filler, answer) = (f[1], f[4], f[5]);
+    for line in lis_lines(&w.record_path()) {
+        let (control, filler, answer) = (
+            line.control.as_str(),
+            line.filler.as_str(),
+            line.answer.as_str(),
+        );
         let row = by_filler
             .get(filler)
             .unwrap_or_else(|| panic!("LIS received filler {filler} that no decision has"));
@@ -152,41 +151,10 @@ pub async fn verify(w: &World) -> Tally {
     t
 }
 
-/// Messages left in the drill's capture and dead-letter queues; then deletes both queues.
-pub async fn drain_queues(w: &World) -> (u32, u32) {
-    let s = w.settings();
-    let conn = Connection::connect(s.amqp.url.expose(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let mut counts = Vec::new();
-    for q in [&s.amqp.queue, &s.amqp.dead_letter_queue] {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let d = ch
-            .queue_declare(q.as_str().into(), passive, FieldTable::default())
-            .await
-            .unwrap();
-        counts.push(d.message_count());
-        ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .unwrap();
-    }
-    for x in [&s.amqp.exchange, &s.amqp.dead_letter_exchange] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), Default::default())
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
-    (counts[0], counts[1])
-}
-
 /// Every check, the queues empty and removed, the database dropped; prints the drill's numbers.
 pub async fn finish(w: World, drill: &str, extra: &str) -> Tally {
     let t = verify(&w).await;
-    let (left, dead) = drain_queues(&w).await;
+    let (left, dead) = w.queue_depths().await;
     assert_eq!(left, 0, "captures left in the queue");
     assert_eq!(dead, 0, "captures dead-lettered");
     println!(

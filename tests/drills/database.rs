@@ -4,10 +4,9 @@
 //! store, never crash or dead-letter a capture because the database was away.
 
 use crate::checks::{finish, settle};
-use crate::fleet::{Services, World, captures};
 use crate::instances::Postgres;
 use crate::kill::metric;
-use crate::publisher;
+use crate::world::{Services, World, captures};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,25 +24,16 @@ async fn drill_2_postgresql_restarted_and_down_10_s() {
         pg_base: pg.base_url(),
         ..Services::shared()
     };
-    let w = World::new(&services, n).await;
+    let w = World::fleet(&services, n).await;
     let mut worker = w.worker("worker").await;
-    let stream = publisher::start(
-        w.settings().amqp,
-        w.captures.clone(),
-        RATE,
-        Duration::from_secs(300),
-    );
+    let stream = w.stream(RATE);
 
     let at_restart = w.wait_decided(n / 5, 120).await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.restart())
         .await
         .unwrap();
-    assert!(
-        worker.alive(),
-        "worker exited on the restart:\n{}",
-        w.log("worker")
-    );
+    w.assert_alive(&mut worker, " on the restart");
 
     let at_down = w.wait_decided(n / 2, 180).await;
     let p = pg.clone();
@@ -54,25 +44,17 @@ async fn drill_2_postgresql_restarted_and_down_10_s() {
     })
     .await
     .unwrap();
-    assert!(
-        worker.alive(),
-        "worker exited while the database was down:\n{}",
-        w.log("worker")
-    );
+    w.assert_alive(&mut worker, " while the database was down");
 
     let published = stream.done().await;
     settle(&w, 240, &["worker"]).await;
-    assert!(worker.alive(), "worker exited:\n{}", w.log("worker"));
+    w.assert_alive(&mut worker, "");
     let held = w.log_count("worker", "database unavailable; holding the batch");
     let outbox_errors = w.log_count("worker", "outbox step failed");
     let dead = metric(&worker, "captures_dead_lettered_total").await;
     let retried = metric(&worker, "captures_retried_total").await;
     assert_eq!(dead, 0.0, "captures dead-lettered:\n{}", w.log("worker"));
-    assert!(
-        worker.stop(40),
-        "worker did not stop cleanly:\n{}",
-        w.log("worker")
-    );
+    w.assert_stops(worker, 40);
     let extra = format!(
         "restart at {at_restart} decided, 10 s down at {at_down}; worker held batches \
          {held} times, outbox step failed {outbox_errors} times, {retried} captures requeued \

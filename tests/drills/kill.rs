@@ -4,8 +4,8 @@
 //! services, the drill's own database and queues.
 
 use crate::checks::{finish, settle};
-use crate::fleet::{Proc, Services, World, captures, http_get};
-use crate::publisher;
+use crate::proc::{Proc, http_get};
+use crate::world::{Services, World, captures};
 use std::time::{Duration, Instant};
 
 /// Publish rate: the stream lasts ~20 s for 2,000 captures, so the kill lands mid-stream.
@@ -14,7 +14,7 @@ const RATE: usize = 100;
 /// Current value of a counter on a worker's `/metrics` (summed over labels).
 pub async fn metric(p: &Proc, name: &str) -> f64 {
     counter(
-        &http_get(&p.http, "/metrics").await.unwrap_or_default(),
+        &http_get(&p.addr, "/metrics").await.unwrap_or_default(),
         name,
     )
 }
@@ -39,7 +39,7 @@ async fn kill_mid_batch(p: Proc) -> f64 {
     let mut in_hand = 0.0;
     while Instant::now() < deadline {
         // One scrape, so received and settled are counted at the same moment.
-        let text = http_get(&p.http, "/metrics").await.unwrap_or_default();
+        let text = http_get(&p.addr, "/metrics").await.unwrap_or_default();
         let settled: f64 = [
             "captures_classified_total",
             "captures_duplicate_total",
@@ -74,14 +74,9 @@ pub async fn share(w: &World) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_4_worker_sigkilled_mid_batch_and_restarted() {
     let n = captures();
-    let w = World::new(&Services::shared(), n).await;
+    let w = World::fleet(&Services::shared(), n).await;
     let a = w.worker("worker-a").await;
-    let stream = publisher::start(
-        w.settings().amqp,
-        w.captures.clone(),
-        RATE,
-        Duration::from_secs(300),
-    );
+    let stream = w.stream(RATE);
     // Between 20 % and 60 % decided: the worker holds a batch, deliveries are unacked.
     let at_kill = w.wait_decided(n * 3 / 10, 120).await;
     let in_hand = kill_mid_batch(a).await;
@@ -90,11 +85,7 @@ async fn drill_4_worker_sigkilled_mid_batch_and_restarted() {
     let published = stream.done().await;
     settle(&w, 240, &["worker-b", "worker-a"]).await;
     let redelivered = metric(&b, "captures_duplicate_total").await;
-    assert!(
-        b.stop(40),
-        "worker-b did not stop cleanly:\n{}",
-        w.log("worker-b")
-    );
+    w.assert_stops(b, 40);
     let extra = format!(
         "killed at {at_kill} of {n} decided ({published_at_kill} published), {in_hand} captures in the killed worker's hands; restarted worker saw {redelivered} already-decided \
          redeliveries; publisher {published:?}"
@@ -105,16 +96,11 @@ async fn drill_4_worker_sigkilled_mid_batch_and_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_5_two_workers_one_queue_one_killed() {
     let n = captures();
-    let w = World::new(&Services::shared(), n).await;
+    let w = World::fleet(&Services::shared(), n).await;
     let a = w.worker("worker-a").await;
     let b = w.worker("worker-b").await;
     let pid_a = a.child.id().to_string();
-    let stream = publisher::start(
-        w.settings().amqp,
-        w.captures.clone(),
-        RATE,
-        Duration::from_secs(300),
-    );
+    let stream = w.stream(RATE);
     let at_kill = w.wait_decided(n * 3 / 10, 120).await;
     let by_a_at_kill = share(&w)
         .await
@@ -126,11 +112,7 @@ async fn drill_5_two_workers_one_queue_one_killed() {
     settle(&w, 240, &["worker-b", "worker-a"]).await;
     let redelivered = metric(&b, "captures_duplicate_total").await;
     let shares = share(&w).await;
-    assert!(
-        b.stop(40),
-        "worker-b did not stop cleanly:\n{}",
-        w.log("worker-b")
-    );
+    w.assert_stops(b, 40);
     assert!(
         by_a_at_kill > 0,
         "the killed worker had decided nothing: {shares:?}"

@@ -4,27 +4,58 @@
 //! (one MSH-10) that the LIS acknowledged with AA (or, after AE, that is parked as failed and was
 //! never resent), and nothing is left pending.
 
-use crate::common::*;
+use crate::proc::Proc;
+use crate::records::{Outbox, Received, lis_record, outbox};
+use crate::world::{Services, World, captures};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Short timeouts and backoff so faults resolve within the drill; ACK timeout stays generous
-/// enough that a loaded machine never mistakes a slow AA for silence.
-fn lis_env(d: &mut Drill, addr: &str) {
-    for (k, v) in [
+/// Publish rate of `iari publish` per second (`IARI_DRILL_RATE`, default 50).
+fn rate() -> usize {
+    std::env::var("IARI_DRILL_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+/// A world on the shared services whose LIS runs with `faults`. Short timeouts and backoff so
+/// faults resolve within the drill; ACK timeout stays generous enough that a loaded machine
+/// never mistakes a slow AA for silence.
+async fn lis_world(n: usize, faults: &[&str]) -> World {
+    let mut d = World::new(&Services::shared(), n).await;
+    d.start_lis("127.0.0.1:0", faults);
+    d.set_all(&[
         ("IARI__LIS__TRANSPORT", "mllp"),
-        ("IARI__LIS__ADDR", addr),
         ("IARI__LIS__CONNECT_TIMEOUT_MS", "500"),
         ("IARI__LIS__ACK_TIMEOUT_MS", "2000"),
         ("IARI__LIS__BACKOFF_INITIAL_MS", "50"),
         ("IARI__LIS__BACKOFF_MAX_MS", "1000"),
-    ] {
-        d.set(k, v);
+    ]);
+    d
+}
+
+/// Polls until `n` decisions exist and no outbox message is pending, or panics after `secs`.
+async fn wait_settled(d: &World, n: i64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let decided = d.count("SELECT count(*) FROM decisions").await;
+        let pending = d
+            .count("SELECT count(*) FROM hl7_messages WHERE state = 'pending'")
+            .await;
+        if decided >= n && pending == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled after {secs} s: {decided} of {n} decided, {pending} pending\n{}",
+            d.log("worker")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// Waits (bounded) for the publisher to finish, and checks it published everything.
-fn publisher_done(mut p: Proc, d: &Drill) {
+fn publisher_done(mut p: Proc, d: &World) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let status = loop {
         if let Some(s) = p.exited() {
@@ -33,12 +64,12 @@ fn publisher_done(mut p: Proc, d: &Drill) {
         assert!(Instant::now() < deadline, "publisher still running");
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(status.success(), "publish failed: {}", d.log("publish.log"));
+    assert!(status.success(), "publish failed: {}", d.log("publish"));
 }
 
 /// What every drill ends with. Returns the outbox and the LIS record for the drill's own checks.
-async fn settled_checks(d: &Drill, n: usize) -> (Vec<Outbox>, HashMap<String, Vec<Received>>) {
-    d.wait_settled(n as i64, 300).await;
+async fn settled_checks(d: &World, n: usize) -> (Vec<Outbox>, HashMap<String, Vec<Received>>) {
+    wait_settled(d, n as i64, 300).await;
     let n = n as i64;
     assert_eq!(d.count("SELECT count(*) FROM captures").await, n);
     assert_eq!(
@@ -48,7 +79,7 @@ async fn settled_checks(d: &Drill, n: usize) -> (Vec<Outbox>, HashMap<String, Ve
         "one decision per capture"
     );
     assert_eq!(d.count("SELECT count(*) FROM decisions").await, n);
-    assert_eq!(d.dead_letters().await, 0, "nothing dead-lettered");
+    assert_eq!(d.queue_depths().await.1, 0, "nothing dead-lettered");
     let rows = outbox(&d.pool).await;
     let record = lis_record(&d.record_path());
     assert_eq!(rows.len() as i64, n, "exactly one HL7 result per decision");
@@ -129,21 +160,15 @@ fn attempts_match_answers(rows: &[Outbox], record: &HashMap<String, Vec<Received
 }
 
 /// Runs one drill with the LIS faults given; returns after the checks common to all.
-async fn with_faults(faults: &[&str]) -> (Drill, Vec<Outbox>, HashMap<String, Vec<Received>>) {
+async fn with_faults(faults: &[&str]) -> (World, Vec<Outbox>, HashMap<String, Vec<Received>>) {
     let n = captures();
-    let mut d = Drill::new(n).await;
-    let (lis, addr) = d.lis_sim("127.0.0.1:0", faults);
-    lis_env(&mut d, &addr);
-    let worker = d.worker().await;
+    let mut d = lis_world(n, faults).await;
+    let worker = d.worker("worker").await;
     publisher_done(d.publish("DRILL", rate()), &d);
     let (rows, record) = settled_checks(&d, n).await;
     attempts_match_answers(&rows, &record);
-    assert!(
-        worker.stop(60),
-        "worker stops cleanly: {}",
-        d.log("worker.log")
-    );
-    assert!(lis.stop(10));
+    d.assert_stops(worker, 60);
+    assert!(d.stop_lis());
     (d, rows, record)
 }
 
@@ -170,17 +195,30 @@ async fn lis_answering_ae_parks_those_results_without_resending() {
     d.finish().await;
 }
 
+/// The LIS's answers to each message that had an attempt with `outcome` (there is at least one,
+/// and each such message was acknowledged in the end).
+fn answers_with<'a>(
+    rows: &[Outbox],
+    record: &'a HashMap<String, Vec<Received>>,
+    outcome: &str,
+) -> Vec<Vec<&'a str>> {
+    let hit = with_outcome(rows, outcome);
+    assert!(!hit.is_empty());
+    hit.iter()
+        .map(|m| {
+            assert_eq!(m.state, "acked", "{m:?}");
+            record[&m.control_id]
+                .iter()
+                .map(|l| l.answer.as_str())
+                .collect()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lis_answering_ar_gets_the_same_message_again_until_aa() {
     let (d, rows, record) = with_faults(&["--ar", "every:7"]).await;
-    let rejected = with_outcome(&rows, "rejected_ar");
-    assert!(!rejected.is_empty());
-    for m in rejected {
-        assert_eq!(m.state, "acked", "{m:?}");
-        let answers: Vec<_> = record[&m.control_id]
-            .iter()
-            .map(|l| l.answer.as_str())
-            .collect();
+    for answers in answers_with(&rows, &record, "rejected_ar") {
         assert!(
             answers.len() >= 2 && answers.last() == Some(&"AA"),
             "{answers:?}"
@@ -192,14 +230,7 @@ async fn lis_answering_ar_gets_the_same_message_again_until_aa() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lis_never_answering_gets_the_same_message_again_after_the_timeout() {
     let (d, rows, record) = with_faults(&["--silent", "every:150"]).await;
-    let timed_out = with_outcome(&rows, "timeout");
-    assert!(!timed_out.is_empty());
-    for m in timed_out {
-        assert_eq!(m.state, "acked", "{m:?}");
-        let answers: Vec<_> = record[&m.control_id]
-            .iter()
-            .map(|l| l.answer.as_str())
-            .collect();
+    for answers in answers_with(&rows, &record, "timeout") {
         assert_eq!(answers.first(), Some(&"-"), "{answers:?}");
         assert_eq!(
             answers.last(),
@@ -213,10 +244,8 @@ async fn lis_never_answering_gets_the_same_message_again_after_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lis_down_for_30_s_while_captures_flow() {
     let n = captures();
-    let mut d = Drill::new(n).await;
-    let (lis, addr) = d.lis_sim("127.0.0.1:0", &[]);
-    lis_env(&mut d, &addr);
-    let worker = d.worker().await;
+    let mut d = lis_world(n, &[]).await;
+    let worker = d.worker("worker").await;
     let publisher = d.publish("DRILL", rate());
     // Let a tenth of the results through, then take the LIS away.
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -228,11 +257,11 @@ async fn lis_down_for_30_s_while_captures_flow() {
         assert!(
             Instant::now() < deadline,
             "no results reached the LIS: {}",
-            d.log("worker.log")
+            d.log("worker")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(lis.stop(10));
+    assert!(d.stop_lis());
     let down_ms = chrono::Utc::now().timestamp_millis();
     let decided_before = d.count("SELECT count(*) FROM decisions").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -246,7 +275,7 @@ async fn lis_down_for_30_s_while_captures_flow() {
     );
     assert!(pending > 0, "results wait in the outbox");
     let up_ms = chrono::Utc::now().timestamp_millis();
-    let (lis, _) = d.lis_sim(&addr, &[]);
+    d.start_lis(&d.lis_addr(), &[]);
     publisher_done(publisher, &d);
     let (rows, record) = settled_checks(&d, n).await;
     assert!(
@@ -260,11 +289,7 @@ async fn lis_down_for_30_s_while_captures_flow() {
         .filter(|l| l.at_ms > down_ms && l.at_ms < up_ms)
         .collect();
     assert!(during.is_empty(), "the LIS was really down: {during:?}");
-    assert!(
-        worker.stop(60),
-        "worker stops cleanly: {}",
-        d.log("worker.log")
-    );
-    assert!(lis.stop(10));
+    d.assert_stops(worker, 60);
+    assert!(d.stop_lis());
     d.finish().await;
 }

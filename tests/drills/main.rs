@@ -3,14 +3,17 @@
 
 mod broker;
 mod checks;
-mod common;
 mod database;
-mod fleet;
 #[path = "../support/instances.rs"]
 mod instances;
 mod kill;
 mod lis;
+mod proc;
 mod publisher;
+mod records;
 mod scale;
+mod scratch;
+#[allow(dead_code)] // only its server URL: drills make their databases on any server
 #[path = "../support/db.rs"]
 mod test_db;
+mod world;

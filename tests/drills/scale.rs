@@ -2,24 +2,17 @@
 //! as confirms allow), with no duplicate decision and no duplicate HL7 result at the LIS.
 
 use crate::checks::{finish, settle};
-use crate::fleet::{Services, World, captures};
 use crate::kill::share;
-use crate::publisher;
-use std::time::Duration;
+use crate::world::{Services, World, captures};
 
 async fn scale_out(k: usize) {
     let n = captures();
-    let w = World::new(&Services::shared(), n).await;
+    let w = World::fleet(&Services::shared(), n).await;
     let mut workers = Vec::new();
     for i in 0..k {
         workers.push(w.worker(&format!("worker-{i}")).await);
     }
-    let stream = publisher::start(
-        w.settings().amqp,
-        w.captures.clone(),
-        0,
-        Duration::from_secs(300),
-    );
+    let stream = w.stream(0);
     let published = stream.done().await;
     let names: Vec<String> = (0..k).map(|i| format!("worker-{i}")).collect();
     let logs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -43,8 +36,7 @@ async fn scale_out(k: usize) {
         "decisions from unknown workers: {shares:?}"
     );
     for p in workers {
-        let name = p.name.clone();
-        assert!(p.stop(40), "{name} did not stop cleanly:\n{}", w.log(&name));
+        w.assert_stops(p, 40);
     }
     let extra = format!("decisions per worker pid {shares:?}; publisher {published:?}");
     finish(w, &format!("scale-out {k} workers"), &extra).await;
