@@ -236,9 +236,11 @@ impl Sender {
         started_at: chrono::DateTime<Utc>,
         result: Result<Delivery, SendError>,
     ) -> (Attempt, Next, Step) {
+        let finished_at = Utc::now();
         let attempt = |outcome, ack: Option<&Ack>, error: Option<String>| Attempt {
             outcome,
             started_at,
+            finished_at,
             ack_code: ack.map(|a| a.code.as_str().to_string()),
             ack_text: ack.map(|a| a.text.clone()),
             error,

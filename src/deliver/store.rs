@@ -26,15 +26,22 @@ pub struct Claimed {
 /// Order per filler number: a message is claimable only when no earlier message with the same
 /// filler number is still pending, so a correction never overtakes its original (nor shares a
 /// batch with it: the original is still pending while the batch is claimed).
-const CLAIM_SQL: &str = "UPDATE hl7_messages SET claimed_by = $1, \
-      claimed_until = now() + make_interval(secs => $2) \
-    WHERE id IN (SELECT m.id FROM hl7_messages m \
+///
+/// The candidates are a MATERIALIZED CTE, evaluated exactly once: a `LIMIT ... SKIP LOCKED`
+/// subquery under `IN` may be rescanned by the plan and claim more than `$3` rows.
+const CLAIM_SQL: &str = "WITH due AS MATERIALIZED (SELECT m.id FROM hl7_messages m \
       WHERE m.state = 'pending' AND m.next_attempt_at <= now() \
         AND (m.claimed_until IS NULL OR m.claimed_until < now()) \
         AND NOT EXISTS (SELECT 1 FROM hl7_messages e WHERE e.filler_number = m.filler_number \
                         AND e.id < m.id AND e.state = 'pending') \
       ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-    RETURNING id, control_id, attempts, payload, next_attempt_at";
+    UPDATE hl7_messages h SET claimed_by = $1, \
+      claimed_until = now() + make_interval(secs => $2) \
+    FROM due WHERE h.id = due.id \
+    RETURNING h.id, h.control_id, h.attempts, h.payload, h.next_attempt_at";
+
+/// id, control_id, attempts, payload, next_attempt_at.
+type ClaimRow = (i64, String, i32, Option<Vec<u8>>, DateTime<Utc>);
 
 /// Claims up to `limit` due messages in one statement, in send order (`next_attempt_at`, `id`).
 pub async fn claim(
@@ -50,13 +57,12 @@ pub async fn claim(
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let mut rows: Vec<(i64, String, i32, Option<Vec<u8>>, DateTime<Utc>)> =
-        sqlx::query_as(CLAIM_SQL)
-            .bind(me)
-            .bind(lease.as_secs_f64())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await?;
+    let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+        .bind(me)
+        .bind(lease.as_secs_f64())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     // RETURNING has no order of its own.
     rows.sort_by_key(|r| (r.4, r.0));
@@ -129,6 +135,9 @@ pub async fn store_payloads(
 pub struct Attempt {
     pub outcome: &'static str,
     pub started_at: DateTime<Utc>,
+    /// When the send ended (ACK received, written, or failed): taken then, not when the batch
+    /// is recorded, so `finished_at` and `acked_at` stay exact in a batch.
+    pub finished_at: DateTime<Utc>,
     pub ack_code: Option<String>,
     pub ack_text: Option<String>,
     pub error: Option<String>,
@@ -191,7 +200,7 @@ async fn record_one(
         "UPDATE hl7_messages SET state = $3, attempts = attempts + 1, \
            next_attempt_at = now() + make_interval(secs => $4), \
            last_error = $5, ack_code = COALESCE($6, ack_code), ack_text = COALESCE($7, ack_text), \
-           acked_at = CASE WHEN $8 THEN now() ELSE acked_at END, \
+           acked_at = CASE WHEN $8 THEN $9 ELSE acked_at END, \
            claimed_by = NULL, claimed_until = NULL \
          WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
     )
@@ -203,6 +212,7 @@ async fn record_one(
     .bind(&a.ack_code)
     .bind(&a.ack_text)
     .bind(acked)
+    .bind(a.finished_at)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -211,7 +221,7 @@ async fn record_one(
     }
     sqlx::query(
         "INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
-           ack_code, ack_text, error) VALUES ($1, $2, $3, now(), $4, $5, $6, $7)",
+           ack_code, ack_text, error) VALUES ($1, $2, $3, $8, $4, $5, $6, $7)",
     )
     .bind(c.id)
     .bind(c.attempts + 1)
@@ -220,6 +230,7 @@ async fn record_one(
     .bind(&a.ack_code)
     .bind(&a.ack_text)
     .bind(&a.error)
+    .bind(a.finished_at)
     .execute(&mut *tx)
     .await?;
     Ok(true)

@@ -81,6 +81,17 @@ async fn one_batch_applies_the_ack_table_per_message_in_order() {
         );
     }
     assert_eq!(claimed(&pool).await, 0);
+    // Each attempt carries its own send's times, not the batch's recording time.
+    let times: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT a.message_id, a.started_at <= a.finished_at \
+           AND (m.acked_at IS NULL OR m.acked_at = a.finished_at) \
+           AND a.finished_at <= coalesce(lead(a.started_at) OVER (ORDER BY a.message_id), 'infinity') \
+         FROM hl7_attempts a JOIN hl7_messages m ON m.id = a.message_id ORDER BY a.message_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(times, ids.iter().map(|id| (*id, true)).collect::<Vec<_>>());
 }
 
 /// A timeout or a dropped connection stops the batch: that message retries after backoff, the
