@@ -90,8 +90,9 @@ read -r TPUT DECIDED < <(sql "SELECT round($N / extract(epoch FROM max(a.finishe
   FROM captures c JOIN decisions d USING (capture_id) JOIN hl7_messages m ON m.decision_id = d.id
   JOIN hl7_attempts a ON a.message_id = m.id AND a.outcome = 'acked' WHERE c.capture_id LIKE 'TPUT%'" | tr '|' ' ')
 echo "worker: $TPUT captures/s acknowledged by the LIS ($DECIDED/s decided)"
-# The sender sends one message at a time; between two sends it records the outcome, claims the
-# next message and builds and stores its payload. p50 of that gap while the outbox was full:
+# The sender sends one message at a time, in batches of lis.send_batch: between two batches it
+# records the outcomes, claims the next batch and stores its payloads. p50 of the gap between
+# two sends while the outbox was full (inside a batch near 0; with send_batch = 1, per message):
 SENDER_GAP=$(sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY g)::numeric, 2) FROM (
     SELECT (extract(epoch FROM a.started_at - lag(a.finished_at) OVER (ORDER BY a.started_at)) * 1000)::float8 AS g
     FROM hl7_attempts a JOIN hl7_messages m ON m.id = a.message_id JOIN decisions d ON d.id = m.decision_id

@@ -193,6 +193,7 @@ pub struct LisSettings {
     pub ack_timeout_ms: u64,
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
+    pub send_batch: u32,
     pub max_frame_bytes: usize,
     pub tls: bool,
     pub tls_ca_file: String,
@@ -430,6 +431,9 @@ impl Settings {
         }
         if self.lis.ack_timeout_ms == 0 || self.lis.connect_timeout_ms == 0 {
             return Err(invalid("lis.ack_timeout_ms", "timeouts must be positive"));
+        }
+        if self.lis.send_batch == 0 {
+            return Err(invalid("lis.send_batch", "must be at least 1"));
         }
         if self.lis.backoff_initial_ms == 0 || self.lis.backoff_max_ms < self.lis.backoff_initial_ms
         {

@@ -1,17 +1,22 @@
-//! The outbox sender: claims the next deliverable HL7 message, builds and stores its payload on
-//! first claim, sends exactly the stored bytes over the transport (one outstanding message),
-//! applies the profile's ACK table and records every attempt. Several senders (in several worker
+//! The outbox sender: claims a batch of deliverable HL7 messages, builds and stores their
+//! payloads on first claim (one commit), sends exactly the stored bytes over the transport one at
+//! a time (one outstanding message), applies the profile's ACK table and records every attempt
+//! (one commit per batch). Several senders (in several worker
 //! processes) can share one outbox: see `store` for the claim lease.
 
 use super::ack::{Ack, AckOutcome};
-use super::store::{self, Attempt, Claimed, Next};
+use super::store::{self, Attempt, Built, Claimed, Next};
 use super::transport::{Delivery, SendError, SetupError, Transport};
 use super::{hl7, report};
 use crate::config::{LisProfile, LisSettings};
 use crate::metrics::metrics;
 use chrono::Utc;
 use sqlx::PgPool;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Time kept in every lease for recording the batch's outcomes after its last send.
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
 
 /// What one [`Sender::step`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +77,10 @@ impl Sender {
         self.halted
     }
 
-    /// A claim outlives the longest send (connect, write, wait for the ACK) with a margin.
+    /// A claim outlives the longest send with a margin; a batch sends only while its lease
+    /// still covers one more send and the recording (see [`Sender::lease_covers_send`]).
     fn lease(&self) -> Duration {
-        Duration::from_millis(self.lis.connect_timeout_ms + self.lis.ack_timeout_ms)
-            + Duration::from_secs(30)
+        self.send_worst() + Duration::from_secs(30)
     }
 
     fn backoff(&self, attempts_after: i32) -> Duration {
@@ -93,23 +98,111 @@ impl Sender {
         }
     }
 
-    /// Claims, sends and records at most one message.
+    /// Claims, sends and records at most one message (a batch of one).
     pub async fn step(&mut self) -> Result<Step, DeliverError> {
+        Ok(self
+            .batch(1)
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or(Step::Idle))
+    }
+
+    /// Claims up to `lis.send_batch` due messages, sends them one at a time and records their
+    /// outcomes together; one [`Step`] per message (unbuildable ones first, then in send order).
+    /// Empty: nothing was due, or the batch's claims were released unsent.
+    pub async fn step_batch(&mut self) -> Result<Vec<Step>, DeliverError> {
+        let limit = usize::try_from(self.lis.send_batch).unwrap_or(1).max(1);
+        self.batch(limit).await
+    }
+
+    /// The longest one send can take: connect, write, wait for the ACK.
+    fn send_worst(&self) -> Duration {
+        Duration::from_millis(self.lis.connect_timeout_ms + self.lis.ack_timeout_ms)
+    }
+
+    /// Whether the lease taken at `claimed_at` still covers one more send and then recording
+    /// the batch's outcomes. A batch stops early rather than outlive its lease: otherwise
+    /// another sender could take over and send a message twice.
+    fn lease_covers_send(&self, claimed_at: Instant) -> bool {
+        claimed_at.elapsed() + self.send_worst() + RECORD_MARGIN <= self.lease()
+    }
+
+    async fn batch(&mut self, limit: usize) -> Result<Vec<Step>, DeliverError> {
         if self.halted {
-            return Ok(Step::Idle);
+            return Ok(Vec::new());
         }
-        let Some(c) = store::claim(&self.pool, &self.me, self.lease()).await? else {
-            return Ok(Step::Idle);
-        };
-        let payload = match &c.payload {
-            Some(p) => p.clone(),
-            None => match report::load(&self.pool, c.id).await {
+        // Taken before the claim, so our deadline is never later than the row's claimed_until.
+        let claimed_at = Instant::now();
+        let claimed = store::claim(&self.pool, &self.me, self.lease(), limit).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (payloads, mut steps) = self.payloads(&claimed).await?;
+        let mut sent = Vec::with_capacity(claimed.len());
+        let mut unsent = Vec::new();
+        let mut stop = false;
+        for (c, payload) in claimed.iter().zip(&payloads) {
+            let Some(payload) = payload else { continue };
+            if stop || !self.lease_covers_send(claimed_at) {
+                stop = true;
+                unsent.push(c.id);
+                continue;
+            }
+            let started_at = Utc::now();
+            metrics()
+                .hl7_sent
+                .with_label_values(&[self.profile()])
+                .inc();
+            let result = self.transport.send(&c.control_id, payload).await;
+            // A transport error says the LIS is unreachable now, a configuration error that it
+            // never will take our messages: the rest of the batch goes later, in order. AE and
+            // AR concern one message only.
+            let transport_failed = result.is_err();
+            let (a, next, step) = self.settle(c, started_at, result);
+            stop = transport_failed || self.halted;
+            sent.push((c, a, next, step));
+        }
+        let rows: Vec<_> = sent
+            .iter()
+            .map(|(c, a, n, _)| (*c, a.clone(), *n))
+            .collect();
+        let kept = store::record(&self.pool, &self.me, &rows, &unsent).await?;
+        for ((c, _, _, step), kept) in sent.into_iter().zip(kept) {
+            if !kept {
+                tracing::warn!(
+                    message_id = c.id,
+                    "lease lost before the outcome was recorded"
+                );
+                steps.push(Step::LeaseLost { id: c.id });
+                continue;
+            }
+            if let Step::Delivered { .. } = step {
+                metrics().hl7_acked.with_label_values::<&str>(&[]).inc();
+            }
+            steps.push(step);
+        }
+        Ok(steps)
+    }
+
+    /// The bytes to send per claimed message: the stored payload, or one built now and stored
+    /// (all of the batch's in one commit) before any is sent. `None` for a message that cannot
+    /// be built; it is parked, and its [`Step::Parked`] returned.
+    async fn payloads(
+        &self,
+        claimed: &[Claimed],
+    ) -> Result<(Vec<Option<Vec<u8>>>, Vec<Step>), DeliverError> {
+        let mut built = Vec::new();
+        let mut parked = Vec::new();
+        for c in claimed.iter().filter(|c| c.payload.is_none()) {
+            match report::load(&self.pool, c.id).await {
                 Ok(r) => {
                     let text = hl7::build(&r, &self.lis, Utc::now());
-                    store::store_payload(&self.pool, c.id, text.as_bytes()).await?
+                    built.push((c.id, Built::Payload(text.into_bytes())));
                 }
                 Err(report::ReportError::Db(e)) => {
-                    store::release(&self.pool, &self.me, c.id).await?;
+                    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+                    store::release(&self.pool, &self.me, &ids).await?;
                     return Err(e.into());
                 }
                 Err(e @ report::ReportError::Invalid { .. }) => {
@@ -118,35 +211,42 @@ impl Sender {
                         .hl7_failed
                         .with_label_values(&["unbuildable"])
                         .inc();
-                    store::park_unbuildable(&self.pool, &self.me, c.id, &e.to_string()).await?;
-                    return Ok(Step::Parked { id: c.id });
+                    built.push((c.id, Built::Unbuildable(e.to_string())));
+                    parked.push(Step::Parked { id: c.id });
                 }
-            },
+            }
+        }
+        let stored: HashMap<i64, Vec<u8>> = match built.is_empty() {
+            true => HashMap::new(),
+            false => store::store_payloads(&self.pool, &self.me, &built)
+                .await?
+                .into_iter()
+                .collect(),
         };
-        let started_at = Utc::now();
-        metrics()
-            .hl7_sent
-            .with_label_values(&[self.profile()])
-            .inc();
-        let result = self.transport.send(&c.control_id, &payload).await;
-        self.settle(&c, started_at, result).await
+        let payloads = claimed
+            .iter()
+            .map(|c| c.payload.clone().or_else(|| stored.get(&c.id).cloned()))
+            .collect();
+        Ok((payloads, parked))
     }
 
-    async fn settle(
+    fn settle(
         &mut self,
         c: &Claimed,
         started_at: chrono::DateTime<Utc>,
         result: Result<Delivery, SendError>,
-    ) -> Result<Step, DeliverError> {
+    ) -> (Attempt, Next, Step) {
+        let finished_at = Utc::now();
         let attempt = |outcome, ack: Option<&Ack>, error: Option<String>| Attempt {
             outcome,
             started_at,
+            finished_at,
             ack_code: ack.map(|a| a.code.as_str().to_string()),
             ack_text: ack.map(|a| a.text.clone()),
             error,
         };
         let id = c.id;
-        let (a, next, step) = match result {
+        match result {
             Ok(Delivery::Written(path)) => {
                 tracing::info!(message_id = id, path = %path.display(), "HL7 result written");
                 (
@@ -170,18 +270,7 @@ impl Sender {
                     Step::Retrying { id, reason, after },
                 )
             }
-        };
-        if !store::record(&self.pool, &self.me, c, &a, next).await? {
-            tracing::warn!(
-                message_id = id,
-                "lease lost before the outcome was recorded"
-            );
-            return Ok(Step::LeaseLost { id });
         }
-        if let Step::Delivered { .. } = step {
-            metrics().hl7_acked.with_label_values::<&str>(&[]).inc();
-        }
-        Ok(step)
     }
 
     fn apply_ack(

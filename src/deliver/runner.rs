@@ -1,8 +1,9 @@
-//! The long-running sender task the worker starts: steps the outbox until cancelled, sleeping
-//! while nothing is due, and keeps the outbox gauges fresh. New outbox rows wake it at once
-//! (LISTEN on the channel the outbox's insert trigger notifies); the poll stays as the fallback.
+//! The long-running sender task the worker starts: steps the outbox a batch at a time until
+//! cancelled, sleeping while nothing is due, and keeps the outbox gauges fresh. New outbox rows
+//! wake it at once (LISTEN on the channel the outbox's insert trigger notifies); the poll stays
+//! as the fallback.
 
-use super::outbox::{Sender, Step};
+use super::outbox::Sender;
 use super::transport::SetupError;
 use crate::config::Settings;
 use sqlx::PgPool;
@@ -15,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// The channel `hl7_outbox_notify()` (migration 0005) notifies on each insert into the outbox.
 pub const OUTBOX_CHANNEL: &str = "iari_outbox";
 
-/// Sends outbox messages until `cancel`; an in-flight send finishes first. Returns an error only
-/// when the transport cannot be set up from the settings.
+/// Sends outbox messages until `cancel`; an in-flight batch finishes first (its sends are
+/// bounded by the claim lease). Returns an error only when the transport cannot be set up from
+/// the settings.
 pub async fn run_sender(
     pool: PgPool,
     settings: &Settings,
@@ -36,9 +38,9 @@ pub async fn run_sender(
             }
             last_gauges = Some(tokio::time::Instant::now());
         }
-        let (wait, wakeable) = match sender.step().await {
-            Ok(Step::Idle) if sender.is_halted() => (Duration::from_secs(5), false),
-            Ok(Step::Idle) => (poll, true),
+        let (wait, wakeable) = match sender.step_batch().await {
+            Ok(steps) if steps.is_empty() && sender.is_halted() => (Duration::from_secs(5), false),
+            Ok(steps) if steps.is_empty() => (poll, true),
             Ok(_) => (Duration::ZERO, false),
             Err(e) => {
                 tracing::warn!(error = %e, "outbox step failed; retrying");

@@ -24,55 +24,110 @@ pub struct Claimed {
 }
 
 /// Order per filler number: a message is claimable only when no earlier message with the same
-/// filler number is still pending, so a correction never overtakes its original.
-const CLAIM_SQL: &str = "UPDATE hl7_messages SET claimed_by = $1, \
-      claimed_until = now() + make_interval(secs => $2) \
-    WHERE id = (SELECT m.id FROM hl7_messages m \
+/// filler number is still pending, so a correction never overtakes its original (nor shares a
+/// batch with it: the original is still pending while the batch is claimed).
+///
+/// The candidates are a MATERIALIZED CTE, evaluated exactly once: a `LIMIT ... SKIP LOCKED`
+/// subquery under `IN` may be rescanned by the plan and claim more than `$3` rows.
+const CLAIM_SQL: &str = "WITH due AS MATERIALIZED (SELECT m.id FROM hl7_messages m \
       WHERE m.state = 'pending' AND m.next_attempt_at <= now() \
         AND (m.claimed_until IS NULL OR m.claimed_until < now()) \
         AND NOT EXISTS (SELECT 1 FROM hl7_messages e WHERE e.filler_number = m.filler_number \
                         AND e.id < m.id AND e.state = 'pending') \
-      ORDER BY m.next_attempt_at, m.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-    RETURNING id, control_id, attempts, payload";
+      ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+    UPDATE hl7_messages h SET claimed_by = $1, \
+      claimed_until = now() + make_interval(secs => $2) \
+    FROM due WHERE h.id = due.id \
+    RETURNING h.id, h.control_id, h.attempts, h.payload, h.next_attempt_at";
 
+/// id, control_id, attempts, payload, next_attempt_at.
+type ClaimRow = (i64, String, i32, Option<Vec<u8>>, DateTime<Utc>);
+
+/// Claims up to `limit` due messages in one statement, in send order (`next_attempt_at`, `id`).
 pub async fn claim(
     pool: &PgPool,
     me: &str,
     lease: Duration,
-) -> Result<Option<Claimed>, sqlx::Error> {
-    // The claim is only a lease: if a crash loses it, the row is simply unclaimed again, as if
-    // the lease had expired. So its commit need not wait for the WAL flush (one fsync per
-    // message less; the payload and the attempt record still commit synchronously).
+    limit: usize,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    // The claim is only a lease: if a crash loses it, the rows are simply unclaimed again, as if
+    // the lease had expired. So its commit need not wait for the WAL flush (the payloads and the
+    // attempt records still commit synchronously).
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let row: Option<(i64, String, i32, Option<Vec<u8>>)> = sqlx::query_as(CLAIM_SQL)
+    let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
         .bind(me)
         .bind(lease.as_secs_f64())
-        .fetch_optional(&mut *tx)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(row.map(|(id, control_id, attempts, payload)| Claimed {
-        id,
-        control_id,
-        attempts,
-        payload,
-    }))
+    // RETURNING has no order of its own.
+    rows.sort_by_key(|r| (r.4, r.0));
+    Ok(rows
+        .into_iter()
+        .map(|(id, control_id, attempts, payload, _)| Claimed {
+            id,
+            control_id,
+            attempts,
+            payload,
+        })
+        .collect())
 }
 
-/// Stores the payload unless one is stored already; returns the stored bytes either way, so
-/// every attempt sends exactly the bytes of the first.
-pub async fn store_payload(pool: &PgPool, id: i64, bytes: &[u8]) -> Result<Vec<u8>, sqlx::Error> {
-    sqlx::query("UPDATE hl7_messages SET payload = $2 WHERE id = $1 AND payload IS NULL")
-        .bind(id)
-        .bind(bytes)
-        .execute(pool)
-        .await?;
-    sqlx::query_scalar("SELECT payload FROM hl7_messages WHERE id = $1 AND payload IS NOT NULL")
-        .bind(id)
-        .fetch_one(pool)
-        .await
+/// What the build step made of one claimed message without a stored payload.
+pub enum Built {
+    Payload(Vec<u8>),
+    /// The report cannot be built (bad stored data): parked, since retrying cannot help.
+    Unbuildable(String),
+}
+
+/// Stores the built payloads (each unless one is stored already) and parks the unbuildable
+/// messages, all in one synchronously committed transaction, so the bytes are durable before
+/// the first send and every resend is byte-identical. Returns the stored bytes per id of the
+/// payloads, in input order.
+pub async fn store_payloads(
+    pool: &PgPool,
+    me: &str,
+    built: &[(i64, Built)],
+) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::with_capacity(built.len());
+    for (id, b) in built {
+        match b {
+            Built::Payload(bytes) => {
+                sqlx::query(
+                    "UPDATE hl7_messages SET payload = $2 WHERE id = $1 AND payload IS NULL",
+                )
+                .bind(id)
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await?;
+                let p: Vec<u8> = sqlx::query_scalar(
+                    "SELECT payload FROM hl7_messages WHERE id = $1 AND payload IS NOT NULL",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                stored.push((*id, p));
+            }
+            Built::Unbuildable(error) => {
+                sqlx::query(
+                    "UPDATE hl7_messages SET state = 'failed', last_error = $3, claimed_by = NULL, \
+                       claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(me)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// How an attempt ended, as stored in `hl7_attempts.outcome`, and what it does to the message.
@@ -80,6 +135,9 @@ pub async fn store_payload(pool: &PgPool, id: i64, bytes: &[u8]) -> Result<Vec<u
 pub struct Attempt {
     pub outcome: &'static str,
     pub started_at: DateTime<Utc>,
+    /// When the send ended (ACK received, written, or failed): taken then, not when the batch
+    /// is recorded, so `finished_at` and `acked_at` stay exact in a batch.
+    pub finished_at: DateTime<Utc>,
     pub ack_code: Option<String>,
     pub ack_text: Option<String>,
     pub error: Option<String>,
@@ -96,16 +154,42 @@ pub enum Next {
     Hold,
 }
 
-/// Records attempt `c.attempts + 1` and the message's new state in one transaction, only while
-/// our lease holds. Returns false when the lease was lost (another sender owns the row now).
+/// Records each sent message's attempt (`c.attempts + 1`) and new state, and releases the claims
+/// of `unsent` (claimed, never sent: they go next, in order, without an attempt), all in one
+/// transaction. An outcome is recorded only while our lease holds; the result says per sent
+/// message whether it was (false: the lease was lost, another sender owns the row now).
 pub async fn record(
     pool: &PgPool,
+    me: &str,
+    sent: &[(&Claimed, Attempt, Next)],
+    unsent: &[i64],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut kept = Vec::with_capacity(sent.len());
+    for (c, a, next) in sent {
+        kept.push(record_one(&mut tx, me, c, a, *next).await?);
+    }
+    if !unsent.is_empty() {
+        sqlx::query(
+            "UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL \
+             WHERE id = ANY($1) AND claimed_by = $2",
+        )
+        .bind(unsent)
+        .bind(me)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(kept)
+}
+
+async fn record_one(
+    tx: &mut sqlx::PgConnection,
     me: &str,
     c: &Claimed,
     a: &Attempt,
     next: Next,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let (state, delay_s, acked) = match next {
         Next::Acked => ("acked", 0.0, true),
         Next::Failed => ("failed", 0.0, false),
@@ -116,7 +200,7 @@ pub async fn record(
         "UPDATE hl7_messages SET state = $3, attempts = attempts + 1, \
            next_attempt_at = now() + make_interval(secs => $4), \
            last_error = $5, ack_code = COALESCE($6, ack_code), ack_text = COALESCE($7, ack_text), \
-           acked_at = CASE WHEN $8 THEN now() ELSE acked_at END, \
+           acked_at = CASE WHEN $8 THEN $9 ELSE acked_at END, \
            claimed_by = NULL, claimed_until = NULL \
          WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
     )
@@ -128,16 +212,16 @@ pub async fn record(
     .bind(&a.ack_code)
     .bind(&a.ack_text)
     .bind(acked)
+    .bind(a.finished_at)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if updated != 1 {
-        tx.rollback().await?;
         return Ok(false);
     }
     sqlx::query(
         "INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
-           ack_code, ack_text, error) VALUES ($1, $2, $3, now(), $4, $5, $6, $7)",
+           ack_code, ack_text, error) VALUES ($1, $2, $3, $8, $4, $5, $6, $7)",
     )
     .bind(c.id)
     .bind(c.attempts + 1)
@@ -146,35 +230,16 @@ pub async fn record(
     .bind(&a.ack_code)
     .bind(&a.ack_text)
     .bind(&a.error)
+    .bind(a.finished_at)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
-/// Parks a message whose report cannot be built (bad stored data): retrying cannot help.
-pub async fn park_unbuildable(
-    pool: &PgPool,
-    me: &str,
-    id: i64,
-    error: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE hl7_messages SET state = 'failed', last_error = $3, claimed_by = NULL, \
-           claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
-    )
-    .bind(id)
-    .bind(me)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Releases our claim without recording an attempt (shutdown, or nothing was sent).
-pub async fn release(pool: &PgPool, me: &str, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2")
-        .bind(id)
+/// Releases our claims without recording an attempt (nothing was sent).
+pub async fn release(pool: &PgPool, me: &str, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL WHERE id = ANY($1) AND claimed_by = $2")
+        .bind(ids)
         .bind(me)
         .execute(pool)
         .await?;

@@ -1,6 +1,7 @@
 //! LIS delivery tests: one binary, real PostgreSQL (a database per test), a fake LIS.
 
 mod acks;
+mod batch;
 mod common;
 mod golden;
 mod outbox;
