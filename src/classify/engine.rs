@@ -3,19 +3,16 @@
 //! async callers run it on a blocking thread.
 
 use super::manifest::{EnsembleInfo, Manifest, ManifestError, ModelEntry};
+pub use super::parallel::ModelLogits;
+use super::parallel::{LoadedModel, ModelWorker, RunSpec, run_all};
 use super::preprocess::{PreprocessError, Preprocessor};
 use super::runtime::{RuntimeError, runtime};
 use super::session::{BuildError, Threading, create_sessions, record_provider};
 use super::vote::{QuorumError, answer_from_logits, decide};
 use crate::config::{DecisionSettings, Settings};
-use crate::domain::{Classification, ExecutionInfo, Grade, ModelAnswer, ModelRef, Sha256Digest};
-use ort::session::Session;
-use ort::value::TensorRef;
+use crate::domain::{Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest};
 use serde::Serialize;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Instant;
 
 /// One preprocessed image: CHW f32 of the manifest's input size, and the image's hash.
 #[derive(Debug, Clone)]
@@ -68,76 +65,6 @@ impl EngineError {
     }
 }
 
-struct LoadedModel {
-    reference: ModelRef,
-    session: Mutex<Session>,
-}
-
-/// What a model run needs besides the session: the input's name and (width, height).
-#[derive(Clone)]
-struct RunSpec {
-    input_name: String,
-    size: (usize, usize),
-}
-
-/// One batch for a [`ModelWorker`]: the packed NCHW input by address, so no copy is made.
-/// The sender of a job blocks until every worker has replied (or hung up), so the borrowed
-/// input outlives every use of it (see [`Engine::run_models`]).
-struct Job {
-    input: *const f32,
-    len: usize,
-    n: usize,
-    /// The model's index, sent back with its logits.
-    index: usize,
-    reply: Sender<(usize, ModelLogits)>,
-}
-
-// SAFETY: `input` points into a slice that the sending thread keeps borrowed, unchanged, until
-// the worker's reply (or its dropped `reply` sender) has been received.
-unsafe impl Send for Job {}
-
-/// A thread, created once at load, that runs one model's session for `ParallelModels`:
-/// persistent so a batch costs two channel hand-offs instead of a thread spawn per model.
-struct ModelWorker {
-    jobs: Option<Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ModelWorker {
-    fn start(model: Arc<LoadedModel>, spec: RunSpec) -> std::io::Result<ModelWorker> {
-        let (tx, rx) = channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name(format!("iari-model-{}", model.reference.name))
-            .spawn(move || worker_loop(&model, &spec, &rx))?;
-        Ok(ModelWorker {
-            jobs: Some(tx),
-            thread: Some(thread),
-        })
-    }
-}
-
-fn worker_loop(model: &LoadedModel, spec: &RunSpec, jobs: &Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-        // SAFETY: see `Job`; the slice is alive and unchanged until we reply.
-        let input = unsafe { std::slice::from_raw_parts(job.input, job.len) };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_one(model, spec, input, job.n)
-        }))
-        .unwrap_or_else(|_| Err("inference thread panicked".into()));
-        // The caller may be gone only if it panicked itself; nothing to tell then.
-        let _ = job.reply.send((job.index, result));
-    }
-}
-
-impl Drop for ModelWorker {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The loaded ensemble. `Send + Sync`: each session is behind its own mutex.
 pub struct Engine {
     info: EngineInfo,
@@ -155,9 +82,6 @@ pub struct Engine {
 
 /// Batch input buffers kept for reuse; more are simply freed.
 const SPARE_INPUTS: usize = 4;
-
-/// Logits of one model for a batch, or why its run failed.
-pub type ModelLogits = Result<Vec<[f32; Grade::COUNT]>, String>;
 
 impl Engine {
     /// Loads the manifest's ensemble with the threading the settings ask for.
@@ -371,75 +295,8 @@ impl Engine {
 
     /// Raw logits of every model for `n` images packed as NCHW in `input`, in model order.
     pub fn run_models(&self, input: &[f32], n: usize) -> Vec<ModelLogits> {
-        if self.workers.is_empty() {
-            return self
-                .models
-                .iter()
-                .map(|m| run_one(m, &self.spec, input, n))
-                .collect();
-        }
-        let (tx, rx) = channel();
-        let mut out: Vec<Option<ModelLogits>> = vec![None; self.models.len()];
-        let mut pending = 0;
-        for (k, w) in self.workers.iter().enumerate() {
-            let job = Job {
-                input: input.as_ptr(),
-                len: input.len(),
-                n,
-                index: k + 1,
-                reply: tx.clone(),
-            };
-            match w.jobs.as_ref().map(|j| j.send(job)) {
-                Some(Ok(())) => pending += 1,
-                _ => out[k + 1] = Some(Err("inference thread is gone".into())),
-            }
-        }
-        drop(tx);
-        // Caught, not unwound: unwinding here would free `input` under the workers' feet.
-        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_one(&self.models[0], &self.spec, input, n)
-        }));
-        out[0] = Some(first.unwrap_or_else(|_| Err("inference thread panicked".into())));
-        // Wait for every job sent: `input` must outlive the workers' use of it (see `Job`).
-        for _ in 0..pending {
-            match rx.recv() {
-                Ok((k, r)) => out[k] = Some(r),
-                Err(_) => break,
-            }
-        }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err("inference thread panicked".into())))
-            .collect()
+        run_all(&self.models, &self.workers, &self.spec, input, n)
     }
-}
-
-fn run_one(model: &LoadedModel, spec: &RunSpec, input: &[f32], n: usize) -> ModelLogits {
-    let (w, h) = spec.size;
-    let started = Instant::now();
-    // A poisoned mutex means a panic mid-run; the session itself holds no Rust invariant.
-    let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
-    let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
-    let outputs = session
-        .run(ort::inputs![spec.input_name.as_str() => tensor])
-        .map_err(|e| format!("{}: {e}", model.reference.name))?;
-    let (shape, data) = outputs[0]
-        .try_extract_tensor::<f32>()
-        .map_err(|e| e.to_string())?;
-    if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != Grade::COUNT {
-        return Err(format!(
-            "{}: output shape {shape:?}, expected [{n}, 5]",
-            model.reference.name
-        ));
-    }
-    let rows = data
-        .chunks_exact(Grade::COUNT)
-        .map(|c| [c[0], c[1], c[2], c[3], c[4]])
-        .collect();
-    crate::metrics::metrics()
-        .model_inference_seconds
-        .with_label_values(&[model.reference.name.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(rows)
 }
 
 fn missing(p: &ModelRef) -> EngineError {

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod files;
 pub mod manifest;
 pub mod metrics;
+mod parallel;
 pub mod preprocess;
 pub mod runtime;
 pub mod session;
