@@ -3,7 +3,8 @@
 # fresh quorum queue, then `iari worker` (with its HL7 sender) drains it into a fresh database.
 # Prints the CPU seconds (utime + stime from /proc) used during the drain by the worker (per
 # thread group), RabbitMQ (beam.smp) and PostgreSQL (all its processes, exited backends included
-# through the postmaster's children counters), and the worker's stage sums from /metrics.
+# through the postmaster's children counters), the worker's peak RSS (VmHWM, read once every
+# result is delivered) and its stage sums from /metrics.
 # Usage: scripts/bench-worker-cpu.sh [N] [IARI binary]   (services must be up)
 set -euo pipefail
 N=${1:-3000}
@@ -52,6 +53,7 @@ until [[ $(decided) -ge $N ]]; do alive; sleep 0.05; done
 b1=$(beam) p1=$(pg) w1=$(ticks $WPID) t1=$(date +%s.%N)
 until [[ $(delivered) -ge $N ]]; do alive; sleep 0.1; done
 b2=$(beam) p2=$(pg) w2=$(ticks $WPID) t2=$(date +%s.%N)
+HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$WPID/status")
 HZ=$(getconf CLK_TCK)
 n=$((N - d0))
 awk -v n="$n" -v hz="$HZ" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
@@ -64,6 +66,7 @@ awk -v n="$n" -v hz="$HZ" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
   printf "until all HL7 delivered (+%.2f s): worker %.3f, rabbitmq %.3f, postgres %.3f ms/capture\n",
     t2 - t1, w2 / hz * 1000 / n, b2 / hz * 1000 / n, p2 / hz * 1000 / n
 }'
+echo "worker peak RSS (VmHWM): $((HWM / 1024)) MiB ($HWM KiB)"
 echo "worker threads (CPU s, live threads only):"
 for t in /proc/$WPID/task/*; do
   printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(stat "$t/stat")"

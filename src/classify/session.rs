@@ -51,8 +51,14 @@ impl Threading {
 }
 
 fn builder(rt: &Runtime, threading: Threading) -> ort::Result<SessionBuilder> {
-    let b =
-        Session::builder(rt.environment())?.with_optimization_level(GraphOptimizationLevel::All)?;
+    // No memory patterns: the worker's batches come in every size from 1 to `batch_size`, and
+    // ONNX Runtime plans and keeps a pattern per input shape in each session's arena. Off, the
+    // worker's peak RSS drops by ~25 MiB (142 → 117 MiB draining 5,000 captures) at the same
+    // CPU per image (BENCHMARKS.md, "Worker memory"). The CPU arena itself stays on: without it
+    // the peak grew to 251 MiB, the freed activations scattered over glibc's per-thread heaps.
+    let b = Session::builder(rt.environment())?
+        .with_optimization_level(GraphOptimizationLevel::All)?
+        .with_memory_pattern(false)?;
     let intra = match threading {
         Threading::Sequential { intra_threads } => Some(intra_threads),
         Threading::ParallelModels => Some(1),
