@@ -132,51 +132,16 @@ fn untrusted_ca_and_refused_login_stop_start_up_without_showing_passwords() {
 
     // The database's certificate is not signed by the CA in `sslrootcert`.
     let (code, out) = failed_start(&env(&other.ca(), &ca, &mq_user), lis_dir.path());
-    assert_eq!(code, 1, "an error exit, not a panic (101): {out}");
-    let last = out
-        .lines()
-        .rfind(|l| l.starts_with("iari: "))
-        .unwrap_or_default();
-    eprintln!("{last}");
-    assert!(
-        last.contains("database") && last.contains("certificate"),
-        "{out}"
-    );
-    assert!(
-        last.contains("iari_app:***@"),
-        "URL not shown redacted: {out}"
-    );
-    assert_no_secret(&out);
+    assert_refused(code, &out, &["database", "certificate"]);
 
     // The broker's certificate is not signed by `amqp.tls_ca_file` (nor by a system root).
     let (code, out) = failed_start(&env(&ca, &other.ca(), &mq_user), lis_dir.path());
-    assert_eq!(code, 1, "an error exit, not a panic (101): {out}");
-    let last = out
-        .lines()
-        .rfind(|l| l.starts_with("iari: "))
-        .unwrap_or_default();
-    eprintln!("{last}");
-    assert!(
-        last.contains("broker") && last.contains("certificate"),
-        "{out}"
-    );
-    assert!(
-        last.contains("iari_app:***@"),
-        "URL not shown redacted: {out}"
-    );
-    assert_no_secret(&out);
+    assert_refused(code, &out, &["broker", "certificate"]);
 
     // TLS is fine but the broker refuses the password.
     let wrong = format!("iari_app:{MQ_PASSWORD}-wrong");
     let (code, out) = failed_start(&env(&ca, &ca, &wrong), lis_dir.path());
-    assert_eq!(code, 1, "an error exit, not a panic (101): {out}");
-    let last = out
-        .lines()
-        .rfind(|l| l.starts_with("iari: "))
-        .unwrap_or_default();
-    eprintln!("{last}");
-    assert!(last.contains("broker") && last.contains("ACCESS"), "{out}");
-    assert_no_secret(&out);
+    assert_refused(code, &out, &["broker", "ACCESS"]);
 
     // Everything right: the worker starts and consumes; its logs (debug level) show no password.
     let mut child = worker(&env(&ca, &ca, &mq_user), lis_dir.path());
@@ -204,4 +169,22 @@ fn untrusted_ca_and_refused_login_stop_start_up_without_showing_passwords() {
     assert_no_secret(&out);
     drop(other);
     drop(services);
+}
+
+/// A start-up that must fail: exit code 1 (an error, not a panic's 101), a last `iari: ` line
+/// naming every one of `words` and showing the URL with its password redacted, and no secret
+/// anywhere in the output.
+fn assert_refused(code: i32, out: &str, words: &[&str]) {
+    assert_eq!(code, 1, "an error exit, not a panic (101): {out}");
+    let last = out
+        .lines()
+        .rfind(|l| l.starts_with("iari: "))
+        .unwrap_or_default();
+    eprintln!("{last}");
+    assert!(words.iter().all(|w| last.contains(w)), "{words:?}: {out}");
+    assert!(
+        last.contains("iari_app:***@"),
+        "URL not shown redacted: {out}"
+    );
+    assert_no_secret(out);
 }
