@@ -168,12 +168,23 @@ async fn a_configuration_error_stops_the_batch_and_keeps_the_rest_queued() {
     assert_eq!(lis.received().len(), 2);
 }
 
-/// Two batching senders on one outbox, with corrections queued behind their originals: every
-/// message is sent exactly once, and no correction overtakes its original.
+/// Two senders with batches of one (the granularity of `Sender::step`) on one outbox.
+#[tokio::test]
+async fn two_senders_send_each_message_exactly_once() {
+    two_senders_send_each_message_once_in_order(24, 1).await;
+}
+
 #[tokio::test]
 async fn two_batching_senders_send_each_message_exactly_once_in_order() {
+    two_senders_send_each_message_once_in_order(40, 4).await;
+}
+
+/// Two senders (batches of `send_batch`) on one outbox of `n` decisions, with a correction
+/// queued behind every fourth original: every message is sent exactly once, acked on its first
+/// attempt, and no correction overtakes its original.
+async fn two_senders_send_each_message_once_in_order(n: usize, send_batch: u32) {
     let pool = fresh_db().await;
-    for i in 0..40 {
+    for i in 0..n {
         let d = seed_decision(&pool, &format!("CAP-{i}"), "neg", ["neg"; 5], false).await;
         if i % 4 == 0 {
             seed_review(&pool, d, "1+", "C").await;
@@ -181,7 +192,7 @@ async fn two_batching_senders_send_each_message_exactly_once_in_order() {
     }
     let lis = FakeLis::start(vec![]).await;
     let mut settings = lis_settings(&lis.addr);
-    settings.send_batch = 4;
+    settings.send_batch = send_batch;
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let (pool, settings) = (pool.clone(), settings.clone());
@@ -241,5 +252,5 @@ async fn two_batching_senders_send_each_message_exactly_once_in_order() {
             }
         }
     }
-    assert_eq!(corrections, 10);
+    assert_eq!(corrections, n.div_ceil(4));
 }

@@ -123,50 +123,6 @@ async fn a_correction_waits_while_its_original_is_in_backoff() {
 }
 
 #[tokio::test]
-async fn two_senders_send_each_message_exactly_once() {
-    let pool = fresh_db().await;
-    for i in 0..24 {
-        let d = seed_decision(&pool, &format!("CAP-{i}"), "neg", ["neg"; 5], false).await;
-        if i % 4 == 0 {
-            seed_review(&pool, d, "1+", "C").await;
-        }
-    }
-    let lis = FakeLis::start(vec![]).await;
-    let settings = lis_settings(&lis.addr);
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let (pool, settings) = (pool.clone(), settings.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut s = Sender::new(pool.clone(), &settings).unwrap();
-            let mut delivered = 0;
-            for _ in 0..2000 {
-                match s.step().await.unwrap() {
-                    Step::Delivered { .. } => delivered += 1,
-                    Step::Idle if messages(&pool).await.iter().all(|m| m.state != "pending") => {
-                        break;
-                    }
-                    Step::Idle => tokio::time::sleep(Duration::from_millis(2)).await,
-                    other => panic!("{other:?}"),
-                }
-            }
-            delivered
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    let rows = messages(&pool).await;
-    assert_eq!(total, rows.len());
-    let mut sent = lis.control_ids();
-    assert_eq!(sent.len(), rows.len(), "no message sent twice");
-    sent.sort();
-    sent.dedup();
-    assert_eq!(sent.len(), rows.len());
-    assert!(rows.iter().all(|m| m.state == "acked" && m.attempts == 1));
-}
-
-#[tokio::test]
 async fn file_transport_writes_one_complete_file_per_message() {
     let pool = fresh_db().await;
     seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
