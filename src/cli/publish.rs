@@ -3,12 +3,12 @@
 
 use crate::config::Settings;
 use crate::domain::{Sha256Digest, Well};
-use crate::ingest::amqp::{declare_topology, event_properties};
+use crate::ingest::amqp::{declare_topology, publish_capture};
 use crate::ingest::connect::open;
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, ConnectionProperties, PublisherConfirm};
+use lapin::options::ConfirmSelectOptions;
+use lapin::{ConnectionProperties, PublisherConfirm};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,7 +84,10 @@ pub async fn publish(
         for (i, file) in files.iter().enumerate() {
             let n = round as usize * files.len() + i;
             let (id, body) = build_event(settings, args, &root, file, n, &stamp)?;
-            in_flight.push((send(&ch, settings, &id, &body).await?, id.clone()));
+            in_flight.push((
+                publish_capture(&ch, &settings.amqp, &id, &body).await?,
+                id.clone(),
+            ));
             ids.push(id);
             // Confirms are awaited in windows: one round trip per window, not per event.
             if in_flight.len() >= CONFIRM_WINDOW || gap.is_some() {
@@ -103,23 +106,6 @@ pub async fn publish(
 
 /// Unconfirmed publishes allowed before waiting for the broker.
 const CONFIRM_WINDOW: usize = 256;
-
-async fn send(
-    ch: &Channel,
-    settings: &Settings,
-    id: &str,
-    body: &[u8],
-) -> anyhow::Result<PublisherConfirm> {
-    Ok(ch
-        .basic_publish(
-            settings.amqp.exchange.as_str().into(),
-            settings.amqp.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            body,
-            event_properties(id),
-        )
-        .await?)
-}
 
 /// Waits for every confirm; a nack means the broker did not take the event.
 async fn confirmed(in_flight: Vec<(PublisherConfirm, String)>) -> anyhow::Result<()> {

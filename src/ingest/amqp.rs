@@ -273,6 +273,25 @@ pub fn reason_header(props: &BasicProperties) -> Option<String> {
     }
 }
 
+/// Publishes one capture event body to the capture exchange, as analyzers do; the returned
+/// confirm resolves once the broker has taken it (on a channel in confirm mode).
+pub async fn publish_capture(
+    channel: &Channel,
+    amqp: &AmqpSettings,
+    capture_id: &str,
+    body: &[u8],
+) -> Result<lapin::PublisherConfirm, lapin::Error> {
+    channel
+        .basic_publish(
+            amqp.exchange.as_str().into(),
+            amqp.routing_key.as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            event_properties(capture_id),
+        )
+        .await
+}
+
 /// Properties of a capture event as analyzers publish it.
 pub fn event_properties(capture_id: &str) -> BasicProperties {
     BasicProperties::default()

@@ -5,8 +5,7 @@
 //! treat that as a redelivery.
 
 use iari::config::AmqpSettings;
-use iari::ingest::amqp::{Broker, event_properties};
-use lapin::options::BasicPublishOptions;
+use iari::ingest::amqp::{Broker, publish_capture};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -128,16 +127,7 @@ async fn publish(
 async fn send_group(b: &Broker, amqp: &AmqpSettings, group: &[(String, Vec<u8>)]) -> bool {
     let mut confirms = Vec::with_capacity(group.len());
     for (id, body) in group {
-        let sent = b
-            .channel
-            .basic_publish(
-                amqp.exchange.as_str().into(),
-                amqp.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                event_properties(id),
-            )
-            .await;
+        let sent = publish_capture(&b.channel, amqp, id, body).await;
         match sent {
             Ok(c) => confirms.push(c),
             Err(_) => return false,

@@ -3,11 +3,10 @@
 
 use crate::common::{fresh_db, settings};
 use iari::config::Settings;
-use iari::ingest::amqp::{declare_topology, event_properties, reason_header};
+use iari::ingest::amqp::{declare_topology, publish_capture, reason_header};
 use iari::pipeline::service::{self, WorkerHandle};
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -97,16 +96,7 @@ impl TestWorker {
     }
 
     pub async fn publish(&self, message_id: &str, body: &[u8]) {
-        let a = &self.settings.amqp;
-        let c = self
-            .channel
-            .basic_publish(
-                a.exchange.as_str().into(),
-                a.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                event_properties(message_id),
-            )
+        let c = publish_capture(&self.channel, &self.settings.amqp, message_id, body)
             .await
             .unwrap()
             .await

@@ -6,10 +6,10 @@ use crate::common::{event, settings};
 use crate::harness::sample;
 use crate::instances::{Pki, Postgres, Rabbit};
 use iari::config::Settings;
-use iari::ingest::amqp::{declare_topology, event_properties};
+use iari::ingest::amqp::{declare_topology, publish_capture};
 use iari::pipeline::service;
 use lapin::ConnectionProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -100,14 +100,7 @@ async fn worker_over_amqps_and_verify_full_decides_a_capture_on_encrypted_links(
         .unwrap();
     declare_topology(&ch, &s.amqp).await.unwrap();
     let body = serde_json::to_vec(&event("TLS-1", json!({"path": "a.png"}))).unwrap();
-    let confirm = ch
-        .basic_publish(
-            s.amqp.exchange.as_str().into(),
-            s.amqp.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            &body,
-            event_properties("TLS-1"),
-        )
+    let confirm = publish_capture(&ch, &s.amqp, "TLS-1", &body)
         .await
         .unwrap()
         .await
