@@ -54,3 +54,24 @@ async fn the_worker_role_appends_but_cannot_rewrite() {
     assert_eq!((r.first_break, r.decisions, r.reviews), (None, 1, 1));
     db.drop().await;
 }
+
+/// The chain triggers carry the head from row to row in a setting, which any session can change;
+/// a writer who changes it mid-statement to fork the chain gets an error, not a forked chain.
+#[tokio::test]
+async fn the_worker_role_cannot_steer_the_chain_through_its_setting() {
+    let db = TestDb::new().await;
+    let id = seed(&db.pool, &Seed::default()).await;
+    let forged = format!(
+        "INSERT INTO reviews (decision_id, grade, reviewer) \
+         SELECT {id}, '2+', 'mallory' FROM (SELECT set_config('iari.chain_head', \
+         '0:' || repeat('00', 32), true)) AS f"
+    );
+    let err = as_role(&db, "iari_worker", &forged).await.unwrap_err();
+    assert!(err.to_string().contains("audit chain"), "{err}");
+    let r = verify(&db.pool).await.unwrap();
+    assert_eq!(
+        (r.first_break, r.decisions, r.reviews, r.head_seq),
+        (None, 1, 0, 1)
+    );
+    db.drop().await;
+}

@@ -208,3 +208,45 @@ async fn the_command_exits_non_zero_on_a_broken_chain() {
     );
     db.drop().await;
 }
+
+/// With ON CONFLICT DO NOTHING, a row's chain trigger runs before its conflict is found. A
+/// skipped row in the middle of a statement must fail the statement (the writer retries), not
+/// leave the next row linked to a row that was never stored.
+#[tokio::test]
+async fn a_row_skipped_mid_statement_fails_the_statement_not_the_chain() {
+    let db = TestDb::new().await;
+    seed(&db.pool, &Seed::default()).await;
+    for sql in [
+        "INSERT INTO images (sha256, media_type, width, height, bytes) \
+         VALUES (sha256('new'::bytea), 'image/png', 1, 1, 'new')",
+        "INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, \
+         plate_id, well, accession) \
+         VALUES ('NEW-1', sha256('new'::bytea), '{}', now(), 'HCM-01', 'P1', 'A1', 'ACC')",
+    ] {
+        sqlx::query(sql).execute(&db.pool).await.unwrap();
+    }
+    // The decided capture first (skipped), then the new one.
+    let insert = |ids: &str| {
+        format!(
+            "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, \
+             needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker) \
+             SELECT capture_id, image_sha256, 'neg', 1, 1, '{{}}', false, 'iari-cbam', '1', '[]', \
+             '{{}}', '{{}}', '{{}}' FROM captures WHERE capture_id IN ({ids}) \
+             ORDER BY capture_id = 'NEW-1' ON CONFLICT (capture_id) DO NOTHING"
+        )
+    };
+    let both = insert("SELECT capture_id FROM decisions UNION ALL SELECT 'NEW-1'");
+    let err = sqlx::query(sqlx::AssertSqlSafe(both))
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audit chain"), "{err}");
+    let done = sqlx::query(sqlx::AssertSqlSafe(insert("'NEW-1'")))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    let r = verify(&db.pool).await.unwrap();
+    assert_eq!((r.first_break, r.decisions, r.head_seq), (None, 2, 2));
+    db.drop().await;
+}
