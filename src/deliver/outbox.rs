@@ -194,25 +194,36 @@ impl Sender {
     ) -> Result<(Vec<Option<Vec<u8>>>, Vec<Step>), DeliverError> {
         let mut built = Vec::new();
         let mut parked = Vec::new();
-        for c in claimed.iter().filter(|c| c.payload.is_none()) {
-            match report::load(&self.pool, c.id).await {
-                Ok(r) => {
-                    let text = hl7::build(&r, &self.lis, Utc::now());
-                    built.push((c.id, Built::Payload(text.into_bytes())));
-                }
-                Err(report::ReportError::Db(e)) => {
+        let missing: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.payload.is_none())
+            .map(|c| c.id)
+            .collect();
+        let reports = match missing.is_empty() {
+            true => Vec::new(),
+            false => match report::load_many(&self.pool, &missing).await {
+                Ok(reports) => reports,
+                Err(e) => {
                     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
                     store::release(&self.pool, &self.me, &ids).await?;
                     return Err(e.into());
                 }
-                Err(e @ report::ReportError::Invalid { .. }) => {
-                    tracing::error!(message_id = c.id, error = %e, "HL7 message cannot be built; parked");
+            },
+        };
+        for (id, report) in reports {
+            match report {
+                Ok(r) => {
+                    let text = hl7::build(&r, &self.lis, Utc::now());
+                    built.push((id, Built::Payload(text.into_bytes())));
+                }
+                Err(e) => {
+                    tracing::error!(message_id = id, error = %e, "HL7 message cannot be built; parked");
                     metrics()
                         .hl7_failed
                         .with_label_values(&["unbuildable"])
                         .inc();
-                    built.push((c.id, Built::Unbuildable(e.to_string())));
-                    parked.push(Step::Parked { id: c.id });
+                    built.push((id, Built::Unbuildable(e.to_string())));
+                    parked.push(Step::Parked { id });
                 }
             }
         }

@@ -7,6 +7,7 @@ use crate::domain::{Grade, Order};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
+use std::collections::HashMap;
 
 /// OBX-11 / OBR-25 result status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +89,9 @@ pub struct ResultReport {
     pub review: Option<Review>,
 }
 
+/// The stored rows cannot make a valid report; retrying will not help.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// The stored rows cannot make a valid report; retrying will not help.
     #[error("outbox message {id}: {reason}")]
     Invalid { id: i64, reason: String },
 }
@@ -114,6 +113,7 @@ struct StoredModel {
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    id: i64,
     control_id: String,
     filler_number: String,
     result_status: String,
@@ -134,18 +134,29 @@ struct Row {
     reviewed_at: Option<DateTime<Utc>>,
 }
 
-const LOAD_SQL: &str = "SELECT m.control_id, m.filler_number, m.result_status, c.captured_at, \
+const LOAD_SQL: &str = "SELECT m.id, m.control_id, m.filler_number, m.result_status, c.captured_at, \
     d.decided_at, c.analyzer_id, c.accession, c.event, d.grade, d.agreement, d.flags, \
     d.needs_review, d.models, d.ensemble_version, r.grade AS review_grade, r.reviewer, \
     r.comment AS review_comment, r.reviewed_at \
     FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
     JOIN captures c ON c.capture_id = d.capture_id \
-    LEFT JOIN reviews r ON r.id = m.review_id WHERE m.id = $1";
+    LEFT JOIN reviews r ON r.id = m.review_id WHERE m.id = ANY($1)";
 
-/// Loads the report for outbox message `id`.
-pub async fn load(pool: &PgPool, id: i64) -> Result<ResultReport, ReportError> {
-    let row: Row = sqlx::query_as(LOAD_SQL).bind(id).fetch_one(pool).await?;
-    from_row(id, row)
+/// Loads the reports for outbox messages `ids` in one query (one per message was the sender's
+/// most frequent statement); each comes back in the order of `ids`, or as its own
+/// [`ReportError::Invalid`]. A message that does not exist is a database error for the batch.
+pub async fn load_many(
+    pool: &PgPool,
+    ids: &[i64],
+) -> Result<Vec<(i64, Result<ResultReport, ReportError>)>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(LOAD_SQL).bind(ids).fetch_all(pool).await?;
+    let mut by_id: HashMap<i64, Row> = rows.into_iter().map(|r| (r.id, r)).collect();
+    ids.iter()
+        .map(|&id| match by_id.remove(&id) {
+            Some(row) => Ok((id, from_row(id, row))),
+            None => Err(sqlx::Error::RowNotFound),
+        })
+        .collect()
 }
 
 fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {

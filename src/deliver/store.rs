@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// A claimed outbox row.
@@ -88,46 +89,83 @@ pub enum Built {
 /// messages, all in one synchronously committed transaction, so the bytes are durable before
 /// the first send and every resend is byte-identical. Returns the stored bytes per id of the
 /// payloads, in input order.
+///
+/// Set-based: one statement per kind for the whole batch, not two round trips per message
+/// (those were a third of the sender's database CPU).
 pub async fn store_payloads(
     pool: &PgPool,
     me: &str,
     built: &[(i64, Built)],
 ) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let mut stored = Vec::with_capacity(built.len());
+    let (mut ids, mut payloads, mut parked, mut errors) = (vec![], vec![], vec![], vec![]);
     for (id, b) in built {
         match b {
             Built::Payload(bytes) => {
-                sqlx::query(
-                    "UPDATE hl7_messages SET payload = $2 WHERE id = $1 AND payload IS NULL",
-                )
-                .bind(id)
-                .bind(bytes)
-                .execute(&mut *tx)
-                .await?;
-                let p: Vec<u8> = sqlx::query_scalar(
-                    "SELECT payload FROM hl7_messages WHERE id = $1 AND payload IS NOT NULL",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                stored.push((*id, p));
+                ids.push(*id);
+                payloads.push(bytes.as_slice());
             }
             Built::Unbuildable(error) => {
-                sqlx::query(
-                    "UPDATE hl7_messages SET state = 'failed', last_error = $3, claimed_by = NULL, \
-                       claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
-                )
-                .bind(id)
-                .bind(me)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
+                parked.push(*id);
+                errors.push(error.as_str());
             }
         }
     }
+    let mut tx = pool.begin().await?;
+    // The CTE's snapshot predates its UPDATE: rows it fills come back from `filled`, rows stored
+    // before this statement from the second branch; a row filled by a concurrent sender after
+    // our snapshot is in neither and is read again below.
+    let mut stored: HashMap<i64, Vec<u8>> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "WITH u AS (SELECT * FROM UNNEST($1::bigint[], $2::bytea[]) AS u(id, payload)), \
+             filled AS (UPDATE hl7_messages h SET payload = u.payload FROM u \
+               WHERE h.id = u.id AND h.payload IS NULL RETURNING h.id, h.payload) \
+             SELECT id, payload FROM filled \
+             UNION ALL SELECT h.id, h.payload FROM hl7_messages h JOIN u ON u.id = h.id \
+               WHERE h.payload IS NOT NULL",
+        )
+        .bind(&ids)
+        .bind(&payloads)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let missing: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !stored.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, payload FROM hl7_messages WHERE id = ANY($1) AND payload IS NOT NULL",
+        )
+        .bind(&missing)
+        .fetch_all(&mut *tx)
+        .await?;
+        stored.extend(rows);
+    }
+    if !parked.is_empty() {
+        sqlx::query(
+            "UPDATE hl7_messages h SET state = 'failed', last_error = u.error, claimed_by = NULL, \
+               claimed_until = NULL FROM UNNEST($1::bigint[], $3::text[]) AS u(id, error) \
+             WHERE h.id = u.id AND h.claimed_by = $2 AND h.state = 'pending'",
+        )
+        .bind(&parked)
+        .bind(me)
+        .bind(&errors)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
-    Ok(stored)
+    ids.iter()
+        .map(|id| {
+            stored.remove(id).map(|p| (*id, p)).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("outbox message {id} has no payload after storing"))
+            })
+        })
+        .collect()
 }
 
 /// How an attempt ended, as stored in `hl7_attempts.outcome`, and what it does to the message.
@@ -158,6 +196,9 @@ pub enum Next {
 /// of `unsent` (claimed, never sent: they go next, in order, without an attempt), all in one
 /// transaction. An outcome is recorded only while our lease holds; the result says per sent
 /// message whether it was (false: the lease was lost, another sender owns the row now).
+///
+/// One statement for the whole batch: the state change and, for the rows whose lease held,
+/// their attempt records.
 pub async fn record(
     pool: &PgPool,
     me: &str,
@@ -165,10 +206,46 @@ pub async fn record(
     unsent: &[i64],
 ) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut kept = Vec::with_capacity(sent.len());
-    for (c, a, next) in sent {
-        kept.push(record_one(&mut tx, me, c, a, *next).await?);
-    }
+    let kept: HashSet<i64> = if sent.is_empty() {
+        HashSet::new()
+    } else {
+        let r = AttemptRows::from(sent);
+        sqlx::query_scalar::<_, i64>(
+            "WITH u AS (SELECT * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::float8[], \
+               $6::text[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[], \
+               $11::timestamptz[], $12::text[]) AS u(id, attempt, state, delay_s, error, \
+               ack_code, ack_text, acked, started_at, finished_at, outcome)), \
+             upd AS (UPDATE hl7_messages h SET state = u.state, attempts = h.attempts + 1, \
+               next_attempt_at = now() + make_interval(secs => u.delay_s), \
+               last_error = u.error, ack_code = COALESCE(u.ack_code, h.ack_code), \
+               ack_text = COALESCE(u.ack_text, h.ack_text), \
+               acked_at = CASE WHEN u.acked THEN u.finished_at ELSE h.acked_at END, \
+               claimed_by = NULL, claimed_until = NULL \
+               FROM u WHERE h.id = u.id AND h.claimed_by = $1 AND h.state = 'pending' \
+               RETURNING h.id) \
+             INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
+               ack_code, ack_text, error) \
+             SELECT u.id, u.attempt, u.started_at, u.finished_at, u.outcome, u.ack_code, \
+               u.ack_text, u.error FROM u JOIN upd ON upd.id = u.id \
+             RETURNING message_id",
+        )
+        .bind(me)
+        .bind(&r.id)
+        .bind(&r.attempt)
+        .bind(&r.state)
+        .bind(&r.delay_s)
+        .bind(&r.error)
+        .bind(&r.ack_code)
+        .bind(&r.ack_text)
+        .bind(&r.acked)
+        .bind(&r.started_at)
+        .bind(&r.finished_at)
+        .bind(&r.outcome)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
     if !unsent.is_empty() {
         sqlx::query(
             "UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL \
@@ -180,60 +257,49 @@ pub async fn record(
         .await?;
     }
     tx.commit().await?;
-    Ok(kept)
+    Ok(sent.iter().map(|(c, _, _)| kept.contains(&c.id)).collect())
 }
 
-async fn record_one(
-    tx: &mut sqlx::PgConnection,
-    me: &str,
-    c: &Claimed,
-    a: &Attempt,
-    next: Next,
-) -> Result<bool, sqlx::Error> {
-    let (state, delay_s, acked) = match next {
-        Next::Acked => ("acked", 0.0, true),
-        Next::Failed => ("failed", 0.0, false),
-        Next::RetryAfter(d) => ("pending", d.as_secs_f64(), false),
-        Next::Hold => ("pending", 0.0, false),
-    };
-    let updated = sqlx::query(
-        "UPDATE hl7_messages SET state = $3, attempts = attempts + 1, \
-           next_attempt_at = now() + make_interval(secs => $4), \
-           last_error = $5, ack_code = COALESCE($6, ack_code), ack_text = COALESCE($7, ack_text), \
-           acked_at = CASE WHEN $8 THEN $9 ELSE acked_at END, \
-           claimed_by = NULL, claimed_until = NULL \
-         WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
-    )
-    .bind(c.id)
-    .bind(me)
-    .bind(state)
-    .bind(delay_s)
-    .bind(&a.error)
-    .bind(&a.ack_code)
-    .bind(&a.ack_text)
-    .bind(acked)
-    .bind(a.finished_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated != 1 {
-        return Ok(false);
+/// The attempts of a batch as columns, for one UNNEST.
+#[derive(Default)]
+struct AttemptRows<'a> {
+    id: Vec<i64>,
+    attempt: Vec<i32>,
+    state: Vec<&'static str>,
+    delay_s: Vec<f64>,
+    error: Vec<Option<&'a str>>,
+    ack_code: Vec<Option<&'a str>>,
+    ack_text: Vec<Option<&'a str>>,
+    acked: Vec<bool>,
+    started_at: Vec<DateTime<Utc>>,
+    finished_at: Vec<DateTime<Utc>>,
+    outcome: Vec<&'static str>,
+}
+
+impl<'a> From<&'a [(&Claimed, Attempt, Next)]> for AttemptRows<'a> {
+    fn from(sent: &'a [(&Claimed, Attempt, Next)]) -> Self {
+        let mut r = AttemptRows::default();
+        for (c, a, next) in sent {
+            let (state, delay_s, acked) = match next {
+                Next::Acked => ("acked", 0.0, true),
+                Next::Failed => ("failed", 0.0, false),
+                Next::RetryAfter(d) => ("pending", d.as_secs_f64(), false),
+                Next::Hold => ("pending", 0.0, false),
+            };
+            r.id.push(c.id);
+            r.attempt.push(c.attempts + 1);
+            r.state.push(state);
+            r.delay_s.push(delay_s);
+            r.error.push(a.error.as_deref());
+            r.ack_code.push(a.ack_code.as_deref());
+            r.ack_text.push(a.ack_text.as_deref());
+            r.acked.push(acked);
+            r.started_at.push(a.started_at);
+            r.finished_at.push(a.finished_at);
+            r.outcome.push(a.outcome);
+        }
+        r
     }
-    sqlx::query(
-        "INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
-           ack_code, ack_text, error) VALUES ($1, $2, $3, $8, $4, $5, $6, $7)",
-    )
-    .bind(c.id)
-    .bind(c.attempts + 1)
-    .bind(a.started_at)
-    .bind(a.outcome)
-    .bind(&a.ack_code)
-    .bind(&a.ack_text)
-    .bind(&a.error)
-    .bind(a.finished_at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(true)
 }
 
 /// Releases our claims without recording an attempt (nothing was sent).

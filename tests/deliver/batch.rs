@@ -254,3 +254,56 @@ async fn two_senders_send_each_message_once_in_order(n: usize, send_batch: u32) 
     }
     assert_eq!(corrections, n.div_ceil(4));
 }
+
+/// A lease taken over while its message was on the wire: that outcome is not recorded (the new
+/// owner resends the same bytes), the rest of the batch is.
+#[tokio::test]
+async fn an_outcome_whose_lease_was_taken_over_is_not_recorded() {
+    let pool = fresh_db().await;
+    let ids = seed(&pool, 2).await;
+    let lis = FakeLis::start(vec![
+        Reply::DelayedAa(Duration::from_millis(800)),
+        Reply::Ack("AA", None, ""),
+    ])
+    .await;
+    let mut s = Sender::new(pool.clone(), &lis_settings(&lis.addr)).unwrap();
+    let batch = tokio::spawn(async move { s.step_batch().await.unwrap() });
+    // Once the first message is on the wire, another sender takes its lease over.
+    let t0 = std::time::Instant::now();
+    while lis.received().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nothing sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE hl7_messages SET claimed_by = 'other' WHERE id = $1")
+        .bind(ids[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let steps = batch.await.unwrap();
+    assert_eq!(
+        steps,
+        vec![
+            Step::LeaseLost { id: ids[0] },
+            Step::Delivered { id: ids[1] }
+        ]
+    );
+    let rows = messages(&pool).await;
+    let states: Vec<&str> = rows.iter().map(|m| m.state.as_str()).collect();
+    assert_eq!(states, vec!["pending", "acked"]);
+    assert_eq!(attempts(&pool, ids[0]).await, vec![]);
+    assert_eq!(
+        attempts(&pool, ids[1]).await,
+        vec![(1, "acked".to_string(), Some("AA".to_string()))]
+    );
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT claimed_by FROM hl7_messages WHERE id = $1")
+            .bind(ids[0])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        owner.as_deref(),
+        Some("other"),
+        "the new owner's lease stands"
+    );
+}
