@@ -10,6 +10,7 @@
 # synthetic samples with a unique trailer after the PNG end, so every capture stores new bytes.
 # Usage: scripts/bench-e2e.sh [N] [IARI binary]   (services must be up: scripts/services.sh)
 set -euo pipefail
+source "$(dirname "$0")/bench-lib.sh"
 N=${1:-5000}
 IARI=$(realpath "${2:-target/release/iari}")
 RATE=${BENCH_RATE:-100}
@@ -21,7 +22,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  psql -qtA "$BASE/postgres" -c "DROP DATABASE IF EXISTS iari_$TAG WITH (FORCE)" >/dev/null 2>&1 || true
+  bench_psql "$BASE/postgres" -qtA -c "DROP DATABASE IF EXISTS iari_$TAG WITH (FORCE)" >/dev/null 2>&1 || true
   for q in "iari.$TAG.q" "iari.$TAG.dead"; do
     timeout 30 rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
   done
@@ -34,7 +35,7 @@ export IARI__AMQP__EXCHANGE=iari.$TAG.x IARI__AMQP__QUEUE=iari.$TAG.q
 export IARI__AMQP__DEAD_LETTER_EXCHANGE=iari.$TAG.dlx IARI__AMQP__DEAD_LETTER_QUEUE=iari.$TAG.dead
 export IARI__IMAGES__ROOT=$DIR IARI__INFERENCE__DEVICE=${IARI__INFERENCE__DEVICE:-cpu}
 export IARI__LOG__LEVEL=${IARI__LOG__LEVEL:-warn}
-sql() { psql -qtA "$IARI__DATABASE__URL" -c "$1"; }
+sql() { bench_psql "$IARI__DATABASE__URL" -qtA -c "$1"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s; fails after SECONDS.
 wait_for() {

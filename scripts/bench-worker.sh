@@ -4,16 +4,23 @@
 # copied N times with a unique trailer after the PNG end so that every capture stores new bytes.
 # Usage: scripts/bench-worker.sh [N] [IARI binary]   (services must be up: scripts/services.sh)
 set -euo pipefail
+source "$(dirname "$0")/bench-lib.sh"
 N=${1:-5000}
 IARI=${2:-target/release/iari}
 DIR=$(mktemp -d /tmp/iari-bench.XXXXXX)
-trap 'rm -rf "$DIR"' EXIT
+LIS_DIR=$(mktemp -d /tmp/iari-bench-lis.XXXXXX)
+trap '[[ -n "${LIS_PID:-}" ]] && kill "$LIS_PID" 2>/dev/null; rm -rf "$DIR" "$LIS_DIR"' EXIT
 mapfile -t SAMPLES < <(find onnx/samples -name '*.png' | sort)
 for ((i = 0; i < N; i++)); do
   src=${SAMPLES[$((i % ${#SAMPLES[@]}))]}
   { cat "$src"; printf 'iari-bench-%08d' "$i"; } > "$DIR/$(printf '%06d' "$i").png"
 done
 export IARI__INFERENCE__DEVICE=${IARI__INFERENCE__DEVICE:-cpu}
+# HL7 results go over MLLP to `iari lis-sim`, as in production (BENCH_LIS=file: the file drop).
+if [[ ${BENCH_LIS:-mllp} == mllp ]]; then
+  start_lis_sim "$IARI" "$LIS_DIR"
+  export IARI__LIS__TRANSPORT=mllp IARI__LIS__ADDR=$LIS_ADDR
+fi
 echo "== iari classify: $N images ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 start=$(date +%s.%N)
 "$IARI" classify "$DIR" --format csv > "$DIR.csv"
