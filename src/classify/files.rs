@@ -138,7 +138,7 @@ fn load_into(
 /// The batch size that splits `n` files into as many batches as `max` would, but of equal size
 /// (±1): 100 files at 32 run as 4 × 25, not 32 + 32 + 32 + 4, whose short last run costs more
 /// per image. Folders of many batches are unaffected (5,000 at 32 stays 32).
-fn balanced_batch(n: usize, max: usize) -> usize {
+pub fn balanced_batch(n: usize, max: usize) -> usize {
     let max = max.max(1);
     let batches = n.div_ceil(max).max(1);
     n.div_ceil(batches).clamp(1, max)

@@ -5,9 +5,14 @@
 //! process because ONNX Runtime allows one environment (and global pool) per process.
 //!
 //! Environment: `BENCH_IMAGES` (folder, default `onnx/samples`), `BENCH_SECONDS` (per
-//! measurement, default 3), `ORT_DYLIB_PATH`.
+//! measurement, default 3), `BENCH_ROUNDS` (interleaved rounds of the full path against its
+//! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`.
 
-use iari::classify::files::{RunOptions, classify_files, collect_images, load_tensor};
+mod rounds;
+
+use iari::classify::files::{
+    RunOptions, balanced_batch, classify_files, collect_images, load_tensor,
+};
 use iari::classify::{Engine, ImageLimits, Threading, decode};
 use iari::config::Settings;
 use std::collections::HashMap;
@@ -173,18 +178,65 @@ fn inference_at(engine: &Engine, tensors: &[Vec<f32>], batch: usize) -> Measure 
     })
 }
 
+fn full_options(limits: ImageLimits) -> RunOptions {
+    RunOptions {
+        batch_size: full_batch(),
+        decode_threads: num_cpus::get().saturating_sub(1).max(1),
+        limits,
+    }
+}
+
 /// The whole `classify_files` path over the image files, batch 32.
 fn full_path(engine: &Engine, files: &[PathBuf], limits: ImageLimits) -> Measure {
-    let decode_threads = num_cpus::get().saturating_sub(1).max(1);
-    let opts = RunOptions {
-        batch_size: full_batch(),
-        decode_threads,
-        limits,
-    };
+    let opts = full_options(limits);
     measure(budget(), files.len(), || {
         let r = classify_files(engine, files, &opts, &|_| {});
         assert!(r.iter().all(|r| r.outcome.is_ok()));
     })
+}
+
+/// `BENCH_ROUNDS` (default 5) interleaved rounds of parts and whole, each window a third of
+/// `BENCH_SECONDS`; inference at the batch size the full path really runs.
+fn overhead_rounds(engine: &Engine, files: &[PathBuf], tensors: &[Vec<f32>], limits: ImageLimits) {
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let batch = balanced_batch(files.len(), full_batch());
+    println!(
+        "
+full path against its parts, {rounds} interleaved rounds (inference at batch {batch}, as the full path runs {} files):",
+        files.len()
+    );
+    let input = packed(engine, tensors, batch);
+    let opts = full_options(limits);
+    let mut i = 0;
+    rounds::compare(
+        rounds,
+        budget() / 3,
+        rounds::Part {
+            images_per_call: 1,
+            call: Box::new(move || {
+                let t = load_tensor(engine, &files[i % files.len()], &limits).unwrap();
+                i += 1;
+                std::hint::black_box(t);
+            }),
+        },
+        rounds::Part {
+            images_per_call: batch,
+            call: Box::new(move || {
+                let out = engine.run_models(&input, batch);
+                assert!(out.iter().all(Result::is_ok));
+            }),
+        },
+        rounds::Part {
+            images_per_call: files.len(),
+            call: Box::new(move || {
+                let r = classify_files(engine, files, &opts, &|_| {});
+                assert!(r.iter().all(|r| r.outcome.is_ok()));
+            }),
+        },
+    );
 }
 
 /// Child process: inference alone and the full path under one threading layout, one line.
@@ -285,6 +337,7 @@ fn main() {
     report("same work, one thread, no overlap", &serial);
     let sum = dp.cpu_ms_per_image() + infer_cpu_32;
     println!("  (decode+preprocess + inference at batch 32 = {sum:.3} ms CPU/image)");
+    overhead_rounds(&engine, &files, &tensors, limits);
     drop(engine);
     println!(
         "\nby threading layout: inference alone, images/s at batch 1 / 8 / 32 / 64; full path:"

@@ -1,0 +1,38 @@
+//! The full path's CPU per image against its parts, in interleaved rounds. On a shared host the
+//! machine's speed drifts during a run (on 2026-11-26 this VM's classify throughput fell from
+//! ~1,300 to ~780 images/s within two hours), so parts and whole measured in back-to-back
+//! windows compare different machines. Each round measures decode + preprocess, inference and
+//! the full path one after another for a short window; the median round is the result.
+
+use super::{Measure, measure};
+use std::time::Duration;
+
+/// One measured thing: images per call, and the call.
+pub struct Part<'a> {
+    pub images_per_call: usize,
+    pub call: Box<dyn FnMut() + 'a>,
+}
+
+/// Prints each round and the median of (full − parts) / parts.
+pub fn compare(rounds: usize, window: Duration, mut dp: Part, mut infer: Part, mut full: Part) {
+    let run = |p: &mut Part| -> Measure { measure(window, p.images_per_call, &mut p.call) };
+    let mut over = Vec::with_capacity(rounds);
+    for r in 1..=rounds {
+        let (d, i, f) = (run(&mut dp), run(&mut infer), run(&mut full));
+        let parts = d.cpu_ms_per_image() + i.cpu_ms_per_image();
+        let pct = (f.cpu_ms_per_image() - parts) / parts * 100.0;
+        println!(
+            "  round {r}: decode+preprocess {:.3} + inference {:.3} = {parts:.3} ms; full path {:.3} ms ({pct:+.1} %)",
+            d.cpu_ms_per_image(),
+            i.cpu_ms_per_image(),
+            f.cpu_ms_per_image()
+        );
+        over.push(pct);
+    }
+    over.sort_by(f64::total_cmp);
+    if let Some(median) = over.get(over.len() / 2) {
+        println!(
+            "  median over {rounds} rounds: full path {median:+.1} % CPU per image against its parts"
+        );
+    }
+}
