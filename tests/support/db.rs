@@ -16,10 +16,20 @@ async fn admin() -> PgConnection {
         .expect("PostgreSQL for tests (scripts/services.sh starts it)")
 }
 
-/// A new database `<prefix>_<uuid>` with every migration applied: its pool, URL and name.
+/// Databases of a prefix older than this are leftovers of earlier runs (test binaries that do
+/// not drop theirs, or a run that was killed); [`create`] removes them. No test run lasts an hour.
+const STALE_AFTER_S: u64 = 3600;
+
+/// A new database `<prefix>_<unix seconds>_<uuid>` with every migration applied: its pool, URL
+/// and name.
 pub async fn create(prefix: &str, max_connections: u32) -> (PgPool, String, String) {
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!("{prefix}_{now}_{}", uuid::Uuid::new_v4().simple());
     let mut admin = admin().await;
+    drop_stale(&mut admin, prefix, now).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut admin)
         .await
@@ -33,6 +43,29 @@ pub async fn create(prefix: &str, max_connections: u32) -> (PgPool, String, Stri
         .unwrap();
     iari::store::MIGRATOR.run(&pool).await.unwrap();
     (pool, url, name)
+}
+
+/// Drops this prefix's databases created more than [`STALE_AFTER_S`] ago.
+async fn drop_stale(admin: &mut PgConnection, prefix: &str, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(format!("{prefix}_"))
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap();
+    for name in names {
+        let created = name[prefix.len() + 1..]
+            .split('_')
+            .next()
+            .and_then(|t| t.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > STALE_AFTER_S) {
+            // Parallel tests may race to drop the same one: whoever loses just moves on.
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
 }
 
 /// Drops a database made by [`create`], closing any connection still open to it.
