@@ -18,6 +18,7 @@ cleanup() {
   [[ -n "${WPID:-}" ]] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null || true
   [[ -n "${LIS_PID:-}" ]] && kill "$LIS_PID" 2>/dev/null || true
   rm -rf "$DIR" "$DIR.log"
+  for q in "$TAG" "$TAG.dead"; do timeout 30 rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
   [[ -n "${KEEP_DB:-}" ]] && echo "kept database $TAG" ||
     bench_psql "$PG/postgres" -Atq -c "DROP DATABASE IF EXISTS $TAG" >/dev/null 2>&1 || true
 }
