@@ -10,7 +10,7 @@
 //! the same MSH-10, which the LIS recognises as a duplicate (at-least-once, never two payloads).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -111,40 +111,26 @@ pub async fn store_payloads(
         }
     }
     let mut tx = pool.begin().await?;
-    // The CTE's snapshot predates its UPDATE: rows it fills come back from `filled`, rows stored
-    // before this statement from the second branch; a row filled by a concurrent sender after
-    // our snapshot is in neither and is read again below.
-    let mut stored: HashMap<i64, Vec<u8>> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (i64, Vec<u8>)>(
-            "WITH u AS (SELECT * FROM UNNEST($1::bigint[], $2::bytea[]) AS u(id, payload)), \
-             filled AS (UPDATE hl7_messages h SET payload = u.payload FROM u \
-               WHERE h.id = u.id AND h.payload IS NULL RETURNING h.id, h.payload) \
-             SELECT id, payload FROM filled \
-             UNION ALL SELECT h.id, h.payload FROM hl7_messages h JOIN u ON u.id = h.id \
-               WHERE h.payload IS NOT NULL",
+    let mut stored: HashMap<i64, Vec<u8>> = HashMap::new();
+    if !ids.is_empty() {
+        sqlx::query(
+            "UPDATE hl7_messages h SET payload = u.payload \
+             FROM UNNEST($1::bigint[], $2::bytea[]) AS u(id, payload) \
+             WHERE h.id = u.id AND h.payload IS NULL",
         )
         .bind(&ids)
         .bind(&payloads)
+        .execute(&mut *tx)
+        .await?;
+        // A new statement: it sees our payloads and any a concurrent sender committed first.
+        stored = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT id, payload FROM hl7_messages WHERE id = ANY($1) AND payload IS NOT NULL",
+        )
+        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .collect()
-    };
-    let missing: Vec<i64> = ids
-        .iter()
-        .copied()
-        .filter(|id| !stored.contains_key(id))
         .collect();
-    if !missing.is_empty() {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, payload FROM hl7_messages WHERE id = ANY($1) AND payload IS NOT NULL",
-        )
-        .bind(&missing)
-        .fetch_all(&mut *tx)
-        .await?;
-        stored.extend(rows);
     }
     if !parked.is_empty() {
         sqlx::query(
@@ -247,14 +233,7 @@ pub async fn record(
         .collect()
     };
     if !unsent.is_empty() {
-        sqlx::query(
-            "UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL \
-             WHERE id = ANY($1) AND claimed_by = $2",
-        )
-        .bind(unsent)
-        .bind(me)
-        .execute(&mut *tx)
-        .await?;
+        unclaim(&mut *tx, me, unsent).await?;
     }
     tx.commit().await?;
     Ok(sent.iter().map(|(c, _, _)| kept.contains(&c.id)).collect())
@@ -304,11 +283,18 @@ impl<'a> From<&'a [(&Claimed, Attempt, Next)]> for AttemptRows<'a> {
 
 /// Releases our claims without recording an attempt (nothing was sent).
 pub async fn release(pool: &PgPool, me: &str, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL WHERE id = ANY($1) AND claimed_by = $2")
-        .bind(ids)
-        .bind(me)
-        .execute(pool)
-        .await?;
+    unclaim(pool, me, ids).await
+}
+
+async fn unclaim(db: impl PgExecutor<'_>, me: &str, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL \
+         WHERE id = ANY($1) AND claimed_by = $2",
+    )
+    .bind(ids)
+    .bind(me)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
