@@ -10,6 +10,8 @@
 
 mod rounds;
 
+use rounds::Part;
+
 use iari::classify::files::{
     RunOptions, balanced_batch, classify_files, collect_images, load_tensor,
 };
@@ -170,29 +172,45 @@ fn packed(engine: &Engine, tensors: &[Vec<f32>], n: usize) -> Vec<f32> {
     out
 }
 
-fn inference_at(engine: &Engine, tensors: &[Vec<f32>], batch: usize) -> Measure {
-    let input = packed(engine, tensors, batch);
-    measure(budget(), batch, || {
-        let out = engine.run_models(&input, batch);
-        assert!(out.iter().all(Result::is_ok));
-    })
-}
-
-fn full_options(limits: ImageLimits) -> RunOptions {
-    RunOptions {
-        batch_size: full_batch(),
-        decode_threads: num_cpus::get().saturating_sub(1).max(1),
-        limits,
+/// Read, hash, decode and preprocess: one file per call, cycling through `files`.
+fn decode_part<'a>(engine: &'a Engine, files: &'a [PathBuf], limits: ImageLimits) -> Part<'a> {
+    let mut i = 0;
+    Part {
+        images_per_call: 1,
+        call: Box::new(move || {
+            let t = load_tensor(engine, &files[i % files.len()], &limits).unwrap();
+            i += 1;
+            std::hint::black_box(t);
+        }),
     }
 }
 
-/// The whole `classify_files` path over the image files, batch 32.
-fn full_path(engine: &Engine, files: &[PathBuf], limits: ImageLimits) -> Measure {
-    let opts = full_options(limits);
-    measure(budget(), files.len(), || {
-        let r = classify_files(engine, files, &opts, &|_| {});
-        assert!(r.iter().all(|r| r.outcome.is_ok()));
-    })
+/// One inference run per call over `batch` of the preprocessed sample tensors.
+fn inference_part<'a>(engine: &'a Engine, tensors: &[Vec<f32>], batch: usize) -> Part<'a> {
+    let input = packed(engine, tensors, batch);
+    Part {
+        images_per_call: batch,
+        call: Box::new(move || {
+            let out = engine.run_models(&input, batch);
+            assert!(out.iter().all(Result::is_ok));
+        }),
+    }
+}
+
+/// The whole `classify_files` path over the image files per call (batch `BENCH_FULL_BATCH`).
+fn full_part<'a>(engine: &'a Engine, files: &'a [PathBuf], limits: ImageLimits) -> Part<'a> {
+    let opts = RunOptions {
+        batch_size: full_batch(),
+        decode_threads: num_cpus::get().saturating_sub(1).max(1),
+        limits,
+    };
+    Part {
+        images_per_call: files.len(),
+        call: Box::new(move || {
+            let r = classify_files(engine, files, &opts, &|_| {});
+            assert!(r.iter().all(|r| r.outcome.is_ok()));
+        }),
+    }
 }
 
 /// `BENCH_ROUNDS` (default 5) interleaved rounds of parts and whole, each window a third of
@@ -204,38 +222,15 @@ fn overhead_rounds(engine: &Engine, files: &[PathBuf], tensors: &[Vec<f32>], lim
         .unwrap_or(5);
     let batch = balanced_batch(files.len(), full_batch());
     println!(
-        "
-full path against its parts, {rounds} interleaved rounds (inference at batch {batch}, as the full path runs {} files):",
+        "\nfull path against its parts, {rounds} interleaved rounds (inference at batch {batch}, as the full path runs {} files):",
         files.len()
     );
-    let input = packed(engine, tensors, batch);
-    let opts = full_options(limits);
-    let mut i = 0;
     rounds::compare(
         rounds,
         budget() / 3,
-        rounds::Part {
-            images_per_call: 1,
-            call: Box::new(move || {
-                let t = load_tensor(engine, &files[i % files.len()], &limits).unwrap();
-                i += 1;
-                std::hint::black_box(t);
-            }),
-        },
-        rounds::Part {
-            images_per_call: batch,
-            call: Box::new(move || {
-                let out = engine.run_models(&input, batch);
-                assert!(out.iter().all(Result::is_ok));
-            }),
-        },
-        rounds::Part {
-            images_per_call: files.len(),
-            call: Box::new(move || {
-                let r = classify_files(engine, files, &opts, &|_| {});
-                assert!(r.iter().all(|r| r.outcome.is_ok()));
-            }),
-        },
+        decode_part(engine, files, limits),
+        inference_part(engine, tensors, batch),
+        full_part(engine, files, limits),
     );
 }
 
@@ -244,9 +239,12 @@ fn run_layout(name: &str, tensors: &[Vec<f32>], files: &[PathBuf], limits: Image
     let engine = Engine::load_with(&settings(), threading(name), None).expect("engine");
     let cells: Vec<String> = [1, 8, 32, 64]
         .iter()
-        .map(|&b| format!("{:>8.0}", inference_at(&engine, tensors, b).per_second()))
+        .map(|&b| {
+            let m = inference_part(&engine, tensors, b).measure(budget());
+            format!("{:>8.0}", m.per_second())
+        })
         .collect();
-    let full = full_path(&engine, files, limits);
+    let full = full_part(&engine, files, limits).measure(budget());
     println!(
         "{name:<16} {}   {:>8.0} ({:.3} ms CPU/image)",
         cells.join(" "),
@@ -288,12 +286,7 @@ fn main() {
         engine.info().execution.onnxruntime_version
     );
     // The same per-file work as the full path: read, hash, decode, preprocess.
-    let mut i = 0;
-    let dp = measure(budget(), 1, || {
-        let t = load_tensor(&engine, &files[i % files.len()], &limits).unwrap();
-        i += 1;
-        std::hint::black_box(t);
-    });
+    let dp = decode_part(&engine, &files, limits).measure(budget());
     report("read+hash+decode+preprocess, 1 thread", &dp);
     let pre = engine.preprocessor();
     let tensors: Vec<Vec<f32>> = bytes
@@ -313,13 +306,13 @@ fn main() {
             .map_or(String::new(), |r| format!("; fallback: {r}"))
     );
     for batch in batches() {
-        let m = inference_at(&engine, &tensors, batch);
+        let m = inference_part(&engine, &tensors, batch).measure(budget());
         if batch == 32 {
             infer_cpu_32 = m.cpu_ms_per_image();
         }
         report(&format!("inference alone, batch {batch}"), &m);
     }
-    let full = full_path(&engine, &files, limits);
+    let full = full_part(&engine, &files, limits).measure(budget());
     report(
         &format!("full classify path, batch {}", full_batch()),
         &full,

@@ -13,12 +13,22 @@ pub struct Part<'a> {
     pub call: Box<dyn FnMut() + 'a>,
 }
 
+impl Part<'_> {
+    /// Repeats the call for at least `window`.
+    pub fn measure(&mut self, window: Duration) -> Measure {
+        measure(window, self.images_per_call, &mut self.call)
+    }
+}
+
 /// Prints each round and the median of (full − parts) / parts.
 pub fn compare(rounds: usize, window: Duration, mut dp: Part, mut infer: Part, mut full: Part) {
-    let run = |p: &mut Part| -> Measure { measure(window, p.images_per_call, &mut p.call) };
     let mut over = Vec::with_capacity(rounds);
     for r in 1..=rounds {
-        let (d, i, f) = (run(&mut dp), run(&mut infer), run(&mut full));
+        let (d, i, f) = (
+            dp.measure(window),
+            infer.measure(window),
+            full.measure(window),
+        );
         let parts = d.cpu_ms_per_image() + i.cpu_ms_per_image();
         let pct = (f.cpu_ms_per_image() - parts) / parts * 100.0;
         println!(
