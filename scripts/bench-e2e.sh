@@ -70,10 +70,8 @@ echo "classify: $CLASSIFY images/s"
 if [[ -n ${BENCH_SYNCHRONOUS_COMMIT:-} ]]; then
   sql "ALTER DATABASE iari_$TAG SET synchronous_commit = $BENCH_SYNCHRONOUS_COMMIT"
 fi
-"$IARI" lis-sim --listen 127.0.0.1:0 --record "$DIR/lis.tsv" > "$DIR/lis.out" 2> "$DIR/lis.log" &
-PIDS+=($!)
-wait_for 10 grep -q 'listening on' "$DIR/lis.out"
-LIS_ADDR=$(sed -n 's/^lis-sim listening on //p' "$DIR/lis.out")
+start_lis_sim "$IARI" "$DIR" --record "$DIR/lis.tsv"
+PIDS+=("$LIS_PID")
 HTTP=127.0.0.1:$(free_port)
 IARI__LIS__TRANSPORT=mllp IARI__LIS__ADDR=$LIS_ADDR IARI__HTTP__ADDR=$HTTP \
   "$IARI" worker 2> "$DIR/worker.log" &

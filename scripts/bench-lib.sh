@@ -11,18 +11,19 @@ bench_psql() {
   "$PSQL_BIN" "$url?sslmode=disable" "$@"
 }
 
-# start_lis_sim IARI DIR: starts `iari lis-sim` on a free port (AA to everything), sets LIS_PID
-# and LIS_ADDR. The benches deliver over MLLP, the production transport: the `file` transport
+# start_lis_sim IARI DIR [ARGS...]: starts `iari lis-sim` on a free port (AA to everything, with
+# any further ARGS), sets LIS_PID and LIS_ADDR. The benches deliver over MLLP, the production transport: the `file` transport
 # creates, fsyncs and renames one file per result, kernel work that is not the worker's own.
 start_lis_sim() {
-  "$1" lis-sim --listen 127.0.0.1:0 > "$2/lis.out" 2> "$2/lis.log" &
+  local iari=$1 dir=$2 i
+  shift 2
+  "$iari" lis-sim --listen 127.0.0.1:0 "$@" > "$dir/lis.out" 2> "$dir/lis.log" &
   LIS_PID=$!
-  local i
   for ((i = 0; i < 100; i++)); do
-    LIS_ADDR=$(sed -n 's/^lis-sim listening on //p' "$2/lis.out")
+    LIS_ADDR=$(sed -n 's/^lis-sim listening on //p' "$dir/lis.out")
     [[ -n $LIS_ADDR ]] && return 0
     sleep 0.1
   done
-  echo "lis-sim did not start: $(cat "$2/lis.log")" >&2
+  echo "lis-sim did not start: $(cat "$dir/lis.log")" >&2
   return 1
 }
