@@ -8,7 +8,7 @@ pub mod process;
 pub mod run;
 pub mod service;
 
-pub use outcome::settle_failure;
+pub use outcome::{Disposition, settle_failure};
 pub use prepare::PrepareContext;
-pub use process::{Disposition, Incoming, Processor};
+pub use process::{Incoming, Processor};
 pub use run::run;

@@ -1,7 +1,7 @@
 //! One processing step, free of AMQP: message bodies in, one [`Disposition`] per message out.
 //! prepare (blocking threads) → one inference batch (blocking) → one transaction → dispositions.
 
-use super::outcome::{count_decision, settle_failure};
+use super::outcome::{Disposition, fail, fail_all, settle_write, unreachable_failure};
 use super::prepare::{PrepareContext, Prepared, prepare_all};
 use crate::classify::Engine;
 use crate::domain::Classification;
@@ -22,22 +22,6 @@ pub struct Incoming {
     /// Earlier deliveries of this message (`x-delivery-count`; 0 on the first).
     pub delivery_count: u32,
     pub received_at: Instant,
-}
-
-/// What to do with one message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Disposition {
-    /// Committed (new decision id) or a redelivery of a decided capture: acknowledge.
-    Decided {
-        decision_id: i64,
-    },
-    Duplicate {
-        decision_id: i64,
-    },
-    /// Can never succeed (or ran out of attempts): publish to the DLX with the reason, then ack.
-    DeadLetter(Failure),
-    /// May succeed later: nack with requeue.
-    Retry(Failure),
 }
 
 /// The stages and what they share; cheap to clone.
@@ -118,7 +102,7 @@ impl Processor {
                         .observe(p.preprocess_ms / 1000.0);
                     c.ready.push((i, p));
                 }
-                Err(f) => c.out[i] = Some(self.failed(f, c.counts[i])),
+                Err(f) => c.out[i] = Some(fail(f, c.counts[i], self.delivery_limit)),
             }
         }
         c
@@ -159,9 +143,15 @@ impl Processor {
                     .iter()
                     .zip(&c.classes)
                     .zip(outcomes)
-                    .map(|(((i, p), cl), o)| (*i, self.settled(o, p, cl)))
+                    .map(|(((i, p), cl), o)| (*i, settle_write(o, p, cl)))
                     .collect(),
-                Err(e) => self.fail_all(&c.ready, &c.counts, DeadLetterReason::StoreFailed, &e),
+                Err(e) => fail_all(
+                    &c.ready,
+                    &c.counts,
+                    self.delivery_limit,
+                    DeadLetterReason::StoreFailed,
+                    &e,
+                ),
             };
             for (i, d) in settled {
                 c.out[i] = Some(d);
@@ -229,7 +219,7 @@ impl Processor {
             Err(e) => e.to_string(),
         };
         let reason = DeadLetterReason::ClassificationFailed;
-        for (i, d) in self.fail_all(&c.ready, &c.counts, reason, &error) {
+        for (i, d) in fail_all(&c.ready, &c.counts, self.delivery_limit, reason, &error) {
             c.out[i] = Some(d);
         }
         c.ready.clear();
@@ -260,82 +250,6 @@ impl Processor {
             }
         }
     }
-
-    fn fail_all(
-        &self,
-        ready: &[(usize, Prepared)],
-        counts: &[u32],
-        reason: DeadLetterReason,
-        detail: &str,
-    ) -> Vec<(usize, Disposition)> {
-        ready
-            .iter()
-            .map(|(i, _)| (*i, self.failed(Failure::new(reason, detail), counts[*i])))
-            .collect()
-    }
-
-    /// Permanent failures dead-letter; transient ones retry until the last allowed attempt.
-    fn failed(&self, f: Failure, delivery_count: u32) -> Disposition {
-        let d = settle_failure(f, delivery_count, self.delivery_limit);
-        match &d {
-            Disposition::DeadLetter(f) => {
-                tracing::warn!(reason = f.reason.code(), detail = %f.detail, "dead-lettering capture");
-                metrics()
-                    .captures_dead_lettered
-                    .with_label_values(&[f.reason.code()])
-                    .inc();
-            }
-            Disposition::Retry(f) => {
-                tracing::info!(reason = f.reason.code(), detail = %f.detail, attempt = delivery_count + 1, "capture will be retried");
-                metrics()
-                    .captures_retried
-                    .with_label_values(&[f.reason.code()])
-                    .inc();
-            }
-            _ => {}
-        }
-        d
-    }
-
-    fn settled(&self, o: WriteOutcome, p: &Prepared, c: &Classification) -> Disposition {
-        match o {
-            WriteOutcome::Decided { decision_id } => {
-                count_decision(c);
-                Disposition::Decided { decision_id }
-            }
-            WriteOutcome::Duplicate { decision_id } => {
-                metrics()
-                    .captures_duplicate
-                    .with_label_values(&[] as &[&str])
-                    .inc();
-                Disposition::Duplicate { decision_id }
-            }
-            WriteOutcome::Conflict { stored_sha256 } => {
-                tracing::error!(capture_id = %p.event.capture_id, stored = %stored_sha256, received = %p.sha256,
-                    "conflicting duplicate: capture id already decided from a different image");
-                let f = Failure::new(
-                    DeadLetterReason::ConflictingDuplicate,
-                    format!(
-                        "capture {} was decided from image {stored_sha256}, this one is {}",
-                        p.event.capture_id, p.sha256
-                    ),
-                );
-                metrics()
-                    .captures_dead_lettered
-                    .with_label_values(&[f.reason.code()])
-                    .inc();
-                Disposition::DeadLetter(f)
-            }
-        }
-    }
-}
-
-fn unreachable_failure() -> Disposition {
-    // Every index is filled above; if not, retrying is the safe answer.
-    Disposition::Retry(Failure::new(
-        DeadLetterReason::ClassificationFailed,
-        "no outcome computed",
-    ))
 }
 
 fn timings(

@@ -2,7 +2,8 @@
 //! batch, settle every message after commit; reconnect when the connection is lost, however it
 //! shows (stream error, stream end, failed ack, watchdog). Stops on the cancellation token.
 
-use super::process::{Classified, Disposition, Incoming, Processor};
+use super::outcome::Disposition;
+use super::process::{Classified, Incoming, Processor};
 use crate::config::{Settings, WorkerSettings};
 use crate::http::Readiness;
 use crate::ingest::amqp::{Broker, BrokerError, delivery_count};
