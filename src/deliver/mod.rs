@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod reply;
 pub mod report;
 mod runner;
+mod settle;
 mod store;
 pub mod transport;
 

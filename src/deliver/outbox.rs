@@ -1,12 +1,12 @@
 //! The outbox sender: claims a batch of deliverable HL7 messages, builds and stores their
-//! payloads on first claim (one commit), sends exactly the stored bytes over the transport one at
-//! a time (one outstanding message), applies the profile's ACK table and records every attempt
-//! (one commit per batch). Several senders (in several worker
-//! processes) can share one outbox: see `store` for the claim lease.
+//! payloads on first claim (one commit), sends exactly the stored bytes over the transport one
+//! at a time (one outstanding message), applies the profile's ACK table (`settle`) and records
+//! every attempt (one commit per batch). Several senders (in several worker processes) can
+//! share one outbox: see `store` for the claim lease.
 
-use super::ack::{Ack, AckOutcome};
-use super::store::{self, Attempt, Built, Claimed, Next};
-use super::transport::{Delivery, SendError, SetupError, Transport};
+use super::settle::settle;
+use super::store::{self, Built, Claimed};
+use super::transport::{SetupError, Transport};
 use super::{hl7, report};
 use crate::config::{LisProfile, LisSettings};
 use crate::metrics::metrics;
@@ -159,7 +159,11 @@ impl Sender {
             // never will take our messages: the rest of the batch goes later, in order. AE and
             // AR concern one message only.
             let transport_failed = result.is_err();
-            let (a, next, step) = self.settle(c, started_at, result);
+            let (a, next, step) = settle(c, started_at, result, self.backoff(c.attempts + 1));
+            if let Step::Halted { .. } = step {
+                self.halted = true;
+                self.transport.disconnect();
+            }
             stop = transport_failed || self.halted;
             sent.push((c, a, next, step));
         }
@@ -239,112 +243,6 @@ impl Sender {
             .map(|c| c.payload.clone().or_else(|| stored.get(&c.id).cloned()))
             .collect();
         Ok((payloads, parked))
-    }
-
-    fn settle(
-        &mut self,
-        c: &Claimed,
-        started_at: chrono::DateTime<Utc>,
-        result: Result<Delivery, SendError>,
-    ) -> (Attempt, Next, Step) {
-        let finished_at = Utc::now();
-        let attempt = |outcome, ack: Option<&Ack>, error: Option<String>| Attempt {
-            outcome,
-            started_at,
-            finished_at,
-            ack_code: ack.map(|a| a.code.as_str().to_string()),
-            ack_text: ack.map(|a| a.text.clone()),
-            error,
-        };
-        let id = c.id;
-        match result {
-            Ok(Delivery::Written(path)) => {
-                tracing::info!(message_id = id, path = %path.display(), "HL7 result written");
-                (
-                    attempt("acked", None, None),
-                    Next::Acked,
-                    Step::Delivered { id },
-                )
-            }
-            Ok(Delivery::Ack(ack)) => self.apply_ack(c, ack, attempt),
-            Err(e) => {
-                let (outcome, reason) = match e {
-                    SendError::Timeout(_) => ("timeout", "timeout"),
-                    SendError::Io(_) => ("io_error", "io"),
-                };
-                let after = self.backoff(c.attempts + 1);
-                tracing::warn!(message_id = id, control_id = %c.control_id, error = %e, ?after, "HL7 send failed; will resend");
-                metrics().hl7_retried.with_label_values(&[reason]).inc();
-                (
-                    attempt(outcome, None, Some(e.to_string())),
-                    Next::RetryAfter(after),
-                    Step::Retrying { id, reason, after },
-                )
-            }
-        }
-    }
-
-    fn apply_ack(
-        &mut self,
-        c: &Claimed,
-        ack: Ack,
-        attempt: impl Fn(&'static str, Option<&Ack>, Option<String>) -> Attempt,
-    ) -> (Attempt, Next, Step) {
-        let id = c.id;
-        let detail = format!(
-            "{} {}{}",
-            ack.code.as_str(),
-            ack.error_code
-                .map(|e| format!("ERR-3 {e}: "))
-                .unwrap_or_default(),
-            ack.text
-        );
-        match super::ack::outcome(&ack, &c.control_id) {
-            AckOutcome::Delivered => (
-                attempt("acked", Some(&ack), None),
-                Next::Acked,
-                Step::Delivered { id },
-            ),
-            AckOutcome::Park => {
-                tracing::error!(message_id = id, control_id = %c.control_id, ack = %detail, "LIS rejected the HL7 result (AE); parked as failed");
-                metrics().hl7_failed.with_label_values(&["ae"]).inc();
-                (
-                    attempt("error_ae", Some(&ack), Some(detail)),
-                    Next::Failed,
-                    Step::Parked { id },
-                )
-            }
-            AckOutcome::ConfigError => {
-                tracing::error!(message_id = id, control_id = %c.control_id, ack = %detail,
-                    "LIS refuses our message type/event/processing id/version: sending stopped, all results stay queued");
-                metrics()
-                    .hl7_failed
-                    .with_label_values(&["config_error"])
-                    .inc();
-                self.halted = true;
-                self.transport.disconnect();
-                (
-                    attempt("config_error", Some(&ack), Some(detail)),
-                    Next::Hold,
-                    Step::Halted { id },
-                )
-            }
-            // The transport only returns ACKs for our MSH-10; a foreign one counts as a resend.
-            AckOutcome::Resend | AckOutcome::Foreign => {
-                let after = self.backoff(c.attempts + 1);
-                tracing::warn!(message_id = id, ack = %detail, ?after, "LIS rejected the HL7 result (AR); will resend");
-                metrics().hl7_retried.with_label_values(&["ar"]).inc();
-                (
-                    attempt("rejected_ar", Some(&ack), Some(detail)),
-                    Next::RetryAfter(after),
-                    Step::Retrying {
-                        id,
-                        reason: "ar",
-                        after,
-                    },
-                )
-            }
-        }
     }
 
     /// Refreshes the outbox depth and oldest-pending gauges.

@@ -168,7 +168,7 @@ pub struct Attempt {
 }
 
 /// The state the message moves to after an attempt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     Acked,
     Failed,
