@@ -63,13 +63,7 @@ impl Default for Seed {
     }
 }
 
-pub const MODEL_NAMES: [&str; 5] = [
-    "alexnet-cbam",
-    "vgg-cbam",
-    "resnet-cbam",
-    "inception-cbam",
-    "densenet-cbam",
-];
+pub use crate::models::MODEL_NAMES;
 
 fn models_json(s: &Seed) -> serde_json::Value {
     let models: Vec<_> = MODEL_NAMES

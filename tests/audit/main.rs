@@ -4,6 +4,8 @@
 mod api;
 mod common;
 mod list;
+#[path = "../support/models.rs"]
+mod models;
 mod replay;
 mod review;
 mod roles;

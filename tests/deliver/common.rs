@@ -13,14 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
-/// The ensemble's sub-models in manifest order, as the seeded rows and reports name them.
-pub const MODEL_NAMES: [&str; 5] = [
-    "alexnet-cbam",
-    "vgg-cbam",
-    "resnet-cbam",
-    "inception-cbam",
-    "densenet-cbam",
-];
+pub use crate::models::MODEL_NAMES;
 
 pub async fn fresh_db() -> PgPool {
     crate::test_db::create("iari_test_deliver", 8).await.0

@@ -4,6 +4,8 @@ mod acks;
 mod batch;
 mod common;
 mod golden;
+#[path = "../support/models.rs"]
+mod models;
 mod outbox;
 #[path = "../support/db.rs"]
 mod test_db;
