@@ -85,8 +85,14 @@ async fn shutdown_with_work_in_flight_loses_nothing() {
     }
     w.stop_worker().await;
     let decided = w.count("SELECT count(*) FROM decisions").await;
-    // Unacknowledged deliveries are back in the queue once the channel is closed.
-    let queued = i64::from(w.queue_depth().await);
+    // Unacknowledged deliveries go back to the queue when the channel closes; a quorum queue
+    // returns them through its Raft log, so they may show in its depth a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut queued = i64::from(w.queue_depth().await);
+    while decided + queued < n as i64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued = i64::from(w.queue_depth().await);
+    }
     assert_eq!(
         decided + queued,
         n as i64,
