@@ -5,6 +5,7 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/.ort/lib/libonnxruntime.so
 IARI := target/release/iari
 
 .PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu \
+	bench-instructions \
 	bench-e2e drills
 
 all: build
@@ -70,6 +71,11 @@ clean:
 BENCH_IMAGES ?= onnx/samples
 BENCH_SECONDS ?= 3
 BENCH_PYTHON ?= .venv-bench/bin/python
+# Instructions per image of the full path against its parts (callgrind; repeatable when timings
+# are not): scripts/bench-instructions.sh.
+bench-instructions: ort
+	scripts/bench-instructions.sh
+
 bench: ort
 	BENCH_IMAGES=$(BENCH_IMAGES) BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --locked --bench classify
 	@test -x $(BENCH_PYTHON) || { python3 -m venv .venv-bench && \

@@ -6,7 +6,9 @@
 //!
 //! Environment: `BENCH_IMAGES` (folder, default `onnx/samples`), `BENCH_SECONDS` (per
 //! measurement, default 3), `BENCH_ROUNDS` (interleaved rounds of the full path against its
-//! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`.
+//! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`. `BENCH_ONLY=decode|inference|full`
+//! runs just that part over `BENCH_IMAGE_COUNT` images (default 400) with no timing, for
+//! instruction counts under `valgrind --tool=callgrind` (repeatable on a noisy host).
 
 mod rounds;
 
@@ -253,6 +255,40 @@ fn run_layout(name: &str, tensors: &[Vec<f32>], files: &[PathBuf], limits: Image
     );
 }
 
+/// One part alone over about `BENCH_IMAGE_COUNT` images (after one warm-up call), untimed.
+fn run_only(
+    part: &str,
+    engine: &Engine,
+    files: &[PathBuf],
+    bytes: &[Vec<u8>],
+    limits: ImageLimits,
+) {
+    let count: usize = std::env::var("BENCH_IMAGE_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let tensors: Vec<Vec<f32>> = bytes
+        .iter()
+        .map(|b| engine.preprocessor().run(&decode(b, &limits).unwrap().rgb))
+        .collect();
+    let batch = balanced_batch(files.len(), full_batch());
+    let mut p = match part {
+        "decode" => decode_part(engine, files, limits),
+        "inference" => inference_part(engine, &tensors, batch),
+        "full" => full_part(engine, files, limits),
+        other => panic!("BENCH_ONLY: unknown part {other}"),
+    };
+    (p.call)();
+    let calls = count.div_ceil(p.images_per_call);
+    for _ in 0..calls {
+        (p.call)();
+    }
+    println!(
+        "{part}: {} images after one warm-up call",
+        calls * p.images_per_call
+    );
+}
+
 fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
     let out: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for b in &out {
@@ -278,6 +314,9 @@ fn main() {
         return run_layout(&layout, &tensors, &files, limits);
     }
     let engine = Engine::load(&s).expect("engine");
+    if let Ok(part) = std::env::var("BENCH_ONLY") {
+        return run_only(&part, &engine, &files, &bytes, limits);
+    }
     let layout = Threading::from_settings(&s.inference);
     println!(
         "IARI classification bench: {} images, {} CPU(s), ONNX Runtime {}, layout {layout:?}",
