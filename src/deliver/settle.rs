@@ -146,63 +146,75 @@ mod tests {
     #[test]
     fn each_send_result_gets_its_row_of_the_table() {
         let after = Duration::from_secs(4);
-        let (a, next, step) = run(Ok(ack(AckCode::AA, "IARI-7", None)));
-        assert_eq!(
-            (a.outcome, next, step),
-            ("acked", Next::Acked, Step::Delivered { id: 7 })
-        );
-        assert_eq!(a.ack_code.as_deref(), Some("AA"));
-
-        let (a, next, step) = run(Ok(ack(AckCode::AE, "IARI-7", None)));
-        assert_eq!(
-            (a.outcome, next, step),
-            ("error_ae", Next::Failed, Step::Parked { id: 7 })
-        );
-        assert_eq!(a.error.as_deref(), Some("AE why"));
-
-        let (a, next, step) = run(Ok(ack(AckCode::AR, "IARI-7", Some(207))));
-        let retrying = Step::Retrying {
+        let retrying = |reason| Step::Retrying {
             id: 7,
-            reason: "ar",
+            reason,
             after,
         };
+        let (delivered, parked) = (Step::Delivered { id: 7 }, Step::Parked { id: 7 });
+        let rows = [
+            (
+                Ok(ack(AckCode::AA, "IARI-7", None)),
+                "acked",
+                Next::Acked,
+                delivered.clone(),
+            ),
+            (
+                Ok(ack(AckCode::AE, "IARI-7", None)),
+                "error_ae",
+                Next::Failed,
+                parked,
+            ),
+            (
+                Ok(ack(AckCode::AR, "IARI-7", Some(207))),
+                "rejected_ar",
+                Next::RetryAfter(after),
+                retrying("ar"),
+            ),
+            (
+                Ok(ack(AckCode::AR, "IARI-7", Some(201))),
+                "config_error",
+                Next::Hold,
+                Step::Halted { id: 7 },
+            ),
+            // An ACK for another message is not ours to accept: the message goes again.
+            (
+                Ok(ack(AckCode::AA, "IARI-8", None)),
+                "rejected_ar",
+                Next::RetryAfter(after),
+                retrying("ar"),
+            ),
+            (
+                Err(SendError::Timeout(Duration::from_secs(1))),
+                "timeout",
+                Next::RetryAfter(after),
+                retrying("timeout"),
+            ),
+            (
+                Err(SendError::Io("refused".into())),
+                "io_error",
+                Next::RetryAfter(after),
+                retrying("io"),
+            ),
+            (
+                Ok(Delivery::Written("/tmp/x.hl7".into())),
+                "acked",
+                Next::Acked,
+                delivered,
+            ),
+        ];
+        for (result, outcome, next, step) in rows {
+            let (a, n, s) = run(result);
+            assert_eq!((a.outcome, n, &s), (outcome, next, &step));
+        }
+        let (a, _, _) = run(Ok(ack(AckCode::AE, "IARI-7", None)));
         assert_eq!(
-            (a.outcome, next, step),
-            ("rejected_ar", Next::RetryAfter(after), retrying)
+            (a.ack_code.as_deref(), a.error.as_deref()),
+            (Some("AE"), Some("AE why"))
         );
-
-        let (a, next, step) = run(Ok(ack(AckCode::AR, "IARI-7", Some(201))));
-        assert_eq!(
-            (a.outcome, next, step),
-            ("config_error", Next::Hold, Step::Halted { id: 7 })
-        );
+        let (a, _, _) = run(Ok(ack(AckCode::AR, "IARI-7", Some(201))));
         assert_eq!(a.error.as_deref(), Some("AR ERR-3 201: why"));
-
-        // An ACK for another message is not ours to accept: the message goes again.
-        let (a, _, step) = run(Ok(ack(AckCode::AA, "IARI-8", None)));
-        assert_eq!(a.outcome, "rejected_ar");
-        assert!(matches!(step, Step::Retrying { reason: "ar", .. }));
-
-        let (a, next, step) = run(Err(SendError::Timeout(Duration::from_secs(1))));
-        let retrying = Step::Retrying {
-            id: 7,
-            reason: "timeout",
-            after,
-        };
-        assert_eq!(
-            (a.outcome, next, step),
-            ("timeout", Next::RetryAfter(after), retrying)
-        );
+        let (a, _, _) = run(Err(SendError::Timeout(Duration::from_secs(1))));
         assert!(a.ack_code.is_none() && a.error.is_some());
-
-        let (a, _, step) = run(Err(SendError::Io("refused".into())));
-        assert_eq!(a.outcome, "io_error");
-        assert!(matches!(step, Step::Retrying { reason: "io", .. }));
-
-        let (a, next, step) = run(Ok(Delivery::Written("/tmp/x.hl7".into())));
-        assert_eq!(
-            (a.outcome, next, step),
-            ("acked", Next::Acked, Step::Delivered { id: 7 })
-        );
     }
 }
