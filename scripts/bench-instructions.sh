@@ -4,7 +4,7 @@
 # and shows whether the full path does work its parts do not. Each part runs twice, with no
 # images and with about N (after the same warm-up call), and the difference is divided by the
 # images. ONNX Runtime picks narrower kernels under valgrind (no AVX-512), so the counts are
-# for comparing parts with the whole, not for converting into time. About 20 minutes.
+# for comparing parts with the whole, not for converting into time. About 25 minutes.
 # Usage: scripts/bench-instructions.sh [N]   (default 100: each sample image once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
