@@ -134,11 +134,11 @@ impl Sender {
         }
         // Taken before the claim, so our deadline is never later than the row's claimed_until.
         let claimed_at = Instant::now();
-        let claimed = store::claim(&self.pool, &self.me, self.lease(), limit).await?;
+        let mut claimed = store::claim(&self.pool, &self.me, self.lease(), limit).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let (payloads, mut steps) = self.payloads(&claimed).await?;
+        let (payloads, mut steps) = self.payloads(&mut claimed).await?;
         let mut sent = Vec::with_capacity(claimed.len());
         let mut unsent = Vec::new();
         let mut stop = false;
@@ -191,10 +191,11 @@ impl Sender {
 
     /// The bytes to send per claimed message: the stored payload, or one built now and stored
     /// (all of the batch's in one commit) before any is sent. `None` for a message that cannot
-    /// be built; it is parked, and its [`Step::Parked`] returned.
+    /// be built; it is parked, and its [`Step::Parked`] returned. Stored payloads are moved
+    /// out of `claimed`, not copied.
     async fn payloads(
         &self,
-        claimed: &[Claimed],
+        claimed: &mut [Claimed],
     ) -> Result<(Vec<Option<Vec<u8>>>, Vec<Step>), DeliverError> {
         let mut built = Vec::new();
         let mut parked = Vec::new();
@@ -231,16 +232,13 @@ impl Sender {
                 }
             }
         }
-        let stored: HashMap<i64, Vec<u8>> = match built.is_empty() {
+        let mut stored: HashMap<i64, Vec<u8>> = match built.is_empty() {
             true => HashMap::new(),
-            false => store::store_payloads(&self.pool, &self.me, &built)
-                .await?
-                .into_iter()
-                .collect(),
+            false => store::store_payloads(&self.pool, &self.me, &built).await?,
         };
         let payloads = claimed
-            .iter()
-            .map(|c| c.payload.clone().or_else(|| stored.get(&c.id).cloned()))
+            .iter_mut()
+            .map(|c| c.payload.take().or_else(|| stored.remove(&c.id)))
             .collect();
         Ok((payloads, parked))
     }

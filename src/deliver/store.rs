@@ -87,8 +87,8 @@ pub enum Built {
 
 /// Stores the built payloads (each unless one is stored already) and parks the unbuildable
 /// messages, all in one synchronously committed transaction, so the bytes are durable before
-/// the first send and every resend is byte-identical. Returns the stored bytes per id of the
-/// payloads, in input order.
+/// the first send and every resend is byte-identical. Returns the stored bytes by id, one
+/// entry for every built payload.
 ///
 /// Set-based: one statement per kind for the whole batch, not two round trips per message
 /// (those were a third of the sender's database CPU).
@@ -96,7 +96,7 @@ pub async fn store_payloads(
     pool: &PgPool,
     me: &str,
     built: &[(i64, Built)],
-) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+) -> Result<HashMap<i64, Vec<u8>>, sqlx::Error> {
     let (mut ids, mut payloads, mut parked, mut errors) = (vec![], vec![], vec![], vec![]);
     for (id, b) in built {
         match b {
@@ -145,13 +145,12 @@ pub async fn store_payloads(
         .await?;
     }
     tx.commit().await?;
-    ids.iter()
-        .map(|id| {
-            stored.remove(id).map(|p| (*id, p)).ok_or_else(|| {
-                sqlx::Error::Protocol(format!("outbox message {id} has no payload after storing"))
-            })
-        })
-        .collect()
+    match ids.iter().find(|id| !stored.contains_key(id)) {
+        Some(id) => Err(sqlx::Error::Protocol(format!(
+            "outbox message {id} has no payload after storing"
+        ))),
+        None => Ok(stored),
+    }
 }
 
 /// How an attempt ended, as stored in `hl7_attempts.outcome`, and what it does to the message.
