@@ -186,6 +186,20 @@ impl TestWorker {
         self.depth(&self.settings.amqp.queue).await
     }
 
+    /// Polls the queue's depth until it is at least `n` or `secs` have passed; returns the last
+    /// depth read. Deliveries a closed channel gives back reach a quorum queue's depth through
+    /// its Raft log, a moment after the close.
+    pub async fn wait_queue_depth(&self, n: u32, secs: u64) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let depth = self.queue_depth().await;
+            if depth >= n || Instant::now() >= deadline {
+                return depth;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn dead_letter_depth(&self) -> u32 {
         self.depth(&self.settings.amqp.dead_letter_queue).await
     }

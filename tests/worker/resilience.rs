@@ -85,14 +85,9 @@ async fn shutdown_with_work_in_flight_loses_nothing() {
     }
     w.stop_worker().await;
     let decided = w.count("SELECT count(*) FROM decisions").await;
-    // Unacknowledged deliveries go back to the queue when the channel closes; a quorum queue
-    // returns them through its Raft log, so they may show in its depth a moment later.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut queued = i64::from(w.queue_depth().await);
-    while decided + queued < n as i64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        queued = i64::from(w.queue_depth().await);
-    }
+    // Unacknowledged deliveries go back to the queue when the channel closes.
+    let undecided = u32::try_from(n as i64 - decided).unwrap_or(0);
+    let queued = i64::from(w.wait_queue_depth(undecided, 10).await);
     assert_eq!(
         decided + queued,
         n as i64,
