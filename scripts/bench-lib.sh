@@ -12,8 +12,9 @@ bench_psql() {
 }
 
 # start_lis_sim IARI DIR [ARGS...]: starts `iari lis-sim` on a free port (AA to everything, with
-# any further ARGS), sets LIS_PID and LIS_ADDR. The benches deliver over MLLP, the production transport: the `file` transport
-# creates, fsyncs and renames one file per result, kernel work that is not the worker's own.
+# any further ARGS), sets LIS_PID and LIS_ADDR. The benches deliver over MLLP, the production
+# transport: the `file` transport creates, fsyncs and renames one file per result, kernel work
+# that is not the worker's own.
 start_lis_sim() {
   local iari=$1 dir=$2 i
   shift 2
