@@ -127,6 +127,23 @@ pub struct InferenceSettings {
     pub batch_size: usize,
     pub intra_threads: usize,
     pub cuda_device_id: i32,
+    /// TF32 tensor-core maths in CUDA convolutions and matrix products.
+    pub cuda_tf32: bool,
+    /// On CUDA, copy each batch to the GPU once and let all five sessions read that copy.
+    pub cuda_shared_input: bool,
+    /// How cuDNN picks each convolution's algorithm on CUDA.
+    pub cuda_conv_search: ConvSearch,
+}
+
+/// cuDNN's choice of convolution algorithm: `exhaustive` times every algorithm once per input
+/// shape (a stall at each new batch size), `heuristic` asks cuDNN's heuristics, `default`
+/// always takes the implicit-precomputed GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvSearch {
+    Exhaustive,
+    Heuristic,
+    Default,
 }
 
 impl InferenceSettings {

@@ -7,10 +7,11 @@ pub use super::parallel::ModelLogits;
 use super::parallel::{LoadedModel, ModelWorker, RunSpec, run_all};
 use super::preprocess::{PreprocessError, Preprocessor};
 use super::runtime::{RuntimeError, runtime};
-use super::session::{BuildError, Threading, create_sessions, record_provider};
+use super::session::{BuildError, CUDA_PROVIDER, Threading, create_sessions, record_provider};
 use super::vote::{QuorumError, answer_from_logits, decide};
 use crate::config::{DecisionSettings, Settings};
 use crate::domain::{Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest};
+use ort::memory::AllocationDevice;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
@@ -138,9 +139,12 @@ impl Engine {
                 })
             })
             .collect();
+        let on_cuda = execution.provider == CUDA_PROVIDER;
         let spec = RunSpec {
             input_name: manifest.input.name.clone(),
             size: preprocessor.size(),
+            stage_on: (on_cuda && settings.inference.cuda_shared_input)
+                .then_some((AllocationDevice::CUDA, settings.inference.cuda_device_id)),
         };
         let workers = match threading {
             Threading::ParallelModels => models

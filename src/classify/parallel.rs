@@ -1,9 +1,11 @@
 //! Running the ensemble's sessions on one packed batch: on the calling thread, or one
 //! persistent thread per model (`ParallelModels`) sharing the caller's input without a copy.
+//! On a GPU the batch can be staged on the device once and shared by every session.
 
 use crate::domain::{Grade, ModelRef};
+use ort::memory::AllocationDevice;
 use ort::session::Session;
-use ort::value::TensorRef;
+use ort::value::{Tensor, TensorRef};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,27 +19,60 @@ pub(super) struct LoadedModel {
     pub(super) session: Mutex<Session>,
 }
 
-/// What a model run needs besides the session: the input's name and (width, height).
+/// What a model run needs besides the session: the input's name, (width, height), and where
+/// to stage each batch once for all sessions (`None`: each session takes the host batch).
 #[derive(Clone)]
 pub(super) struct RunSpec {
     pub(super) input_name: String,
     pub(super) size: (usize, usize),
+    pub(super) stage_on: Option<(AllocationDevice<'static>, i32)>,
 }
 
-/// One batch for a [`ModelWorker`]: the packed NCHW input by address, so no copy is made.
-/// The sender of a job blocks until every worker has replied (or hung up), so the borrowed
-/// input outlives every use of it (see [`Engine::run_models`]).
+/// One batch as the sessions read it: packed NCHW in host memory, or one copy already on the
+/// device the sessions run on (so ONNX Runtime copies nothing per session).
+#[derive(Clone, Copy)]
+pub(super) enum Input<'a> {
+    Host(&'a [f32]),
+    Staged(&'a Tensor<f32>),
+}
+
+/// [`Input`] by address, for a worker thread.
+#[derive(Clone, Copy)]
+enum InputPtr {
+    Host(*const f32, usize),
+    Staged(*const Tensor<f32>),
+}
+
+impl InputPtr {
+    fn of(input: Input<'_>) -> InputPtr {
+        match input {
+            Input::Host(s) => InputPtr::Host(s.as_ptr(), s.len()),
+            Input::Staged(t) => InputPtr::Staged(t),
+        }
+    }
+
+    /// SAFETY: the pointee must be alive and unchanged for `'a`.
+    unsafe fn get<'a>(self) -> Input<'a> {
+        match self {
+            InputPtr::Host(p, len) => Input::Host(unsafe { std::slice::from_raw_parts(p, len) }),
+            InputPtr::Staged(t) => Input::Staged(unsafe { &*t }),
+        }
+    }
+}
+
+/// One batch for a [`ModelWorker`]: the input by address, so no copy is made. The sender of a
+/// job blocks until every worker has replied (or hung up), so the borrowed input outlives
+/// every use of it (see [`Engine::run_models`]).
 struct Job {
-    input: *const f32,
-    len: usize,
+    input: InputPtr,
     n: usize,
     /// The model's index, sent back with its logits.
     index: usize,
     reply: Sender<(usize, ModelLogits)>,
 }
 
-// SAFETY: `input` points into a slice that the sending thread keeps borrowed, unchanged, until
-// the worker's reply (or its dropped `reply` sender) has been received.
+// SAFETY: `input` points to a slice or tensor that the sending thread keeps borrowed,
+// unchanged, until the worker's reply (or its dropped `reply` sender) has been received.
 unsafe impl Send for Job {}
 
 /// A thread, created once at load, that runs one model's session for `ParallelModels`:
@@ -62,8 +97,8 @@ impl ModelWorker {
 
 fn worker_loop(model: &LoadedModel, spec: &RunSpec, jobs: &Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
-        // SAFETY: see `Job`; the slice is alive and unchanged until we reply.
-        let input = unsafe { std::slice::from_raw_parts(job.input, job.len) };
+        // SAFETY: see `Job`; the input is alive and unchanged until we reply.
+        let input = unsafe { job.input.get() };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_one(model, spec, input, job.n)
         }))
@@ -84,12 +119,34 @@ impl Drop for ModelWorker {
 
 /// Raw logits of every model for `n` images packed as NCHW in `input`, in model order: on the
 /// calling thread alone when there are no workers, else the first model here and the others on
-/// their workers at the same time.
+/// their workers at the same time. The batch is staged first when `spec.stage_on` says so.
 pub(super) fn run_all(
     models: &[Arc<LoadedModel>],
     workers: &[ModelWorker],
     spec: &RunSpec,
     input: &[f32],
+    n: usize,
+) -> Vec<ModelLogits> {
+    let staged = match &spec.stage_on {
+        Some((device, id)) => match stage(spec, input, n, device, *id) {
+            Ok(t) => Some(t),
+            Err(e) => return models.iter().map(|_| Err(e.clone())).collect(),
+        },
+        None => None,
+    };
+    let input = match &staged {
+        Some(t) => Input::Staged(t),
+        None => Input::Host(input),
+    };
+    run_on(models, workers, spec, input, n)
+}
+
+/// [`run_all`] on a batch as the sessions will read it.
+fn run_on(
+    models: &[Arc<LoadedModel>],
+    workers: &[ModelWorker],
+    spec: &RunSpec,
+    input: Input<'_>,
     n: usize,
 ) -> Vec<ModelLogits> {
     if workers.is_empty() {
@@ -100,8 +157,7 @@ pub(super) fn run_all(
     let mut pending = 0;
     for (k, w) in workers.iter().enumerate() {
         let job = Job {
-            input: input.as_ptr(),
-            len: input.len(),
+            input: InputPtr::of(input),
             n,
             index: k + 1,
             reply: tx.clone(),
@@ -112,7 +168,7 @@ pub(super) fn run_all(
         }
     }
     drop(tx);
-    // Caught, not unwound: unwinding here would free `input` under the workers' feet.
+    // Caught, not unwound: unwinding here would free the input under the workers' feet.
     let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_one(&models[0], spec, input, n)
     }));
@@ -129,15 +185,46 @@ pub(super) fn run_all(
         .collect()
 }
 
-pub(super) fn run_one(model: &LoadedModel, spec: &RunSpec, input: &[f32], n: usize) -> ModelLogits {
+/// One copy of the batch on `device`, made before any session runs and read by all of them.
+/// The copy is synchronous: it is complete when this returns. Only to a device other than the
+/// host: `ort` 2.0.0-rc.15 copies a borrowed host batch to the host by cloning it under the
+/// lock it already holds, and hangs.
+fn stage(
+    spec: &RunSpec,
+    input: &[f32],
+    n: usize,
+    device: &AllocationDevice<'static>,
+    id: i32,
+) -> Result<Tensor<f32>, String> {
+    if *device == AllocationDevice::CPU {
+        return Err("a batch is staged only on a device other than the host".into());
+    }
+    let (w, h) = spec.size;
+    let host = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
+    host.to(device.clone(), id)
+        .map_err(|e| format!("cannot stage the batch on {}: {e}", device.as_str()))
+}
+
+pub(super) fn run_one(
+    model: &LoadedModel,
+    spec: &RunSpec,
+    input: Input<'_>,
+    n: usize,
+) -> ModelLogits {
     let (w, h) = spec.size;
     let started = Instant::now();
     // A poisoned mutex means a panic mid-run; the session itself holds no Rust invariant.
     let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
-    let tensor = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
-    let outputs = session
-        .run(ort::inputs![spec.input_name.as_str() => tensor])
-        .map_err(|e| format!("{}: {e}", model.reference.name))?;
+    let name = spec.input_name.as_str();
+    let outputs = match input {
+        Input::Host(data) => {
+            let tensor =
+                TensorRef::from_array_view(([n, 3, h, w], data)).map_err(|e| e.to_string())?;
+            session.run(ort::inputs![name => tensor])
+        }
+        Input::Staged(tensor) => session.run(ort::inputs![name => tensor]),
+    }
+    .map_err(|e| format!("{}: {e}", model.reference.name))?;
     let (shape, data) = outputs[0]
         .try_extract_tensor::<f32>()
         .map_err(|e| e.to_string())?;
@@ -156,4 +243,70 @@ pub(super) fn run_one(model: &LoadedModel, spec: &RunSpec, input: &[f32], n: usi
         .with_label_values(&[model.reference.name.as_str()])
         .observe(started.elapsed().as_secs_f64());
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::manifest::Manifest;
+    use crate::classify::preprocess::Preprocessor;
+    use crate::classify::runtime::runtime;
+    use crate::classify::session::{Threading, create_sessions};
+    use crate::config::Settings;
+
+    /// A batch already on the sessions' device (here the CPU, copied from an owned tensor:
+    /// the one copy `stage` makes needs a GPU) gives the host batch's logits, on the calling
+    /// thread and on a model thread.
+    #[test]
+    fn a_staged_batch_gives_the_logits_of_the_host_batch() {
+        let settings = Settings::load_from(None, Some(Default::default())).unwrap();
+        let rt = runtime(&settings.inference, None).unwrap();
+        let manifest = Manifest::load(&settings.models.manifest).unwrap();
+        let (entry, bytes) = manifest.read_verified().unwrap().remove(0);
+        let cpu = crate::config::InferenceSettings {
+            device: crate::config::Device::Cpu,
+            ..settings.inference.clone()
+        };
+        let threading = Threading::Sequential { intra_threads: 1 };
+        let named = [(entry.name.clone(), bytes.as_slice())];
+        let model = || {
+            let (mut sessions, _) = create_sessions(rt, &cpu, &named, threading).unwrap();
+            Arc::new(LoadedModel {
+                reference: Manifest::model_ref(&entry),
+                session: Mutex::new(sessions.remove(0)),
+            })
+        };
+        let (w, h) = Preprocessor::from_manifest(&manifest).unwrap().size();
+        let spec = RunSpec {
+            input_name: manifest.input.name.clone(),
+            size: (w, h),
+            stage_on: None,
+        };
+        let n = 3;
+        let input: Vec<f32> = (0..n * 3 * w * h).map(|i| (i % 97) as f32 / 97.0).collect();
+        let owned = Tensor::from_array(([n, 3, h, w], input.clone())).unwrap();
+        let staged = owned.to(AllocationDevice::CPU, 0).unwrap();
+        let models = [model(), model()];
+        let workers = [ModelWorker::start(models[1].clone(), spec.clone()).unwrap()];
+        let host = run_on(&models, &workers, &spec, Input::Host(&input), n);
+        assert!(host.iter().all(Result::is_ok), "{host:?}");
+        assert_eq!(host[0], host[1]);
+        let from_staged = run_on(&models, &workers, &spec, Input::Staged(&staged), n);
+        assert_eq!(host, from_staged);
+    }
+
+    #[test]
+    fn a_batch_is_never_staged_on_the_host() {
+        let spec = RunSpec {
+            input_name: "x".into(),
+            size: (2, 2),
+            stage_on: Some((AllocationDevice::CPU, 0)),
+        };
+        let e = stage(&spec, &[0.0; 12], 1, &AllocationDevice::CPU, 0).unwrap_err();
+        assert!(e.contains("other than the host"), "{e}");
+        assert_eq!(
+            run_all(&[], &[], &spec, &[0.0; 12], 1),
+            Vec::<ModelLogits>::new()
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! is logged, counted and recorded) and the threading layout for many small sessions.
 
 use super::runtime::Runtime;
-use crate::config::{Device, InferenceSettings};
+use crate::config::{ConvSearch, Device, InferenceSettings};
 use crate::domain::ExecutionInfo;
 use ort::ep;
 use ort::session::Session;
@@ -74,16 +74,30 @@ fn builder(rt: &Runtime, threading: Threading) -> ort::Result<SessionBuilder> {
     Ok(b.with_inter_threads(1)?)
 }
 
+/// The CUDA provider's options (`inference.cuda_*`).
+#[derive(Debug, Clone, Copy)]
+struct Cuda {
+    device_id: i32,
+    tf32: bool,
+    conv_search: ConvSearch,
+}
+
 fn build_one(
     rt: &Runtime,
     bytes: &[u8],
     threading: Threading,
-    cuda_device: Option<i32>,
+    cuda: Option<Cuda>,
 ) -> ort::Result<Session> {
     let mut b = builder(rt, threading)?;
-    if let Some(id) = cuda_device {
+    if let Some(c) = cuda {
         let cuda = ep::CUDA::default()
-            .with_device_id(id)
+            .with_device_id(c.device_id)
+            .with_tf32(c.tf32)
+            .with_conv_algorithm_search(match c.conv_search {
+                ConvSearch::Exhaustive => ep::cuda::ConvAlgorithmSearch::Exhaustive,
+                ConvSearch::Heuristic => ep::cuda::ConvAlgorithmSearch::Heuristic,
+                ConvSearch::Default => ep::cuda::ConvAlgorithmSearch::Default,
+            })
             .build()
             .error_on_failure();
         b = b.with_execution_providers([cuda])?;
@@ -95,13 +109,11 @@ fn build_all(
     rt: &Runtime,
     models: &[(String, &[u8])],
     threading: Threading,
-    cuda_device: Option<i32>,
+    cuda: Option<Cuda>,
 ) -> Result<Vec<Session>, (String, ort::Error)> {
     models
         .iter()
-        .map(|(name, bytes)| {
-            build_one(rt, bytes, threading, cuda_device).map_err(|e| (name.clone(), e))
-        })
+        .map(|(name, bytes)| build_one(rt, bytes, threading, cuda).map_err(|e| (name.clone(), e)))
         .collect()
 }
 
@@ -136,7 +148,12 @@ pub fn create_sessions(
     if settings.device == Device::Cpu {
         return Ok((on_cpu()?, info(CPU_PROVIDER, None)));
     }
-    match build_all(rt, models, threading, Some(settings.cuda_device_id)) {
+    let cuda = Cuda {
+        device_id: settings.cuda_device_id,
+        tf32: settings.cuda_tf32,
+        conv_search: settings.cuda_conv_search,
+    };
+    match build_all(rt, models, threading, Some(cuda)) {
         Ok(sessions) => Ok((sessions, info(CUDA_PROVIDER, None))),
         Err((model, e)) => {
             let reason = format!("CUDA unavailable ({model}): {}", one_line(&e.to_string()));
