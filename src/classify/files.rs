@@ -144,6 +144,16 @@ pub fn balanced_batch(n: usize, max: usize) -> usize {
     n.div_ceil(batches).clamp(1, max)
 }
 
+/// The batch size [`classify_files`] uses for `n` files, at most `max`, on `threads` decode
+/// threads. Each thread fills whole batches of consecutive files, so every batch but the last
+/// has this one size: a GPU provider tunes its kernels once per input shape, and batches of
+/// ever-changing sizes (threads sharing out the last files one by one) made it re-tune every
+/// batch, 138 images/s on an H100 (BENCHMARKS.md, "GPU"). The size is also small enough that
+/// every thread gets a batch when the files allow, so none waits for want of work.
+pub fn file_batch(n: usize, max: usize, threads: usize) -> usize {
+    balanced_batch(n, max.min(n.div_ceil(threads.max(1))))
+}
+
 /// Classifies `files`; results come back in the order of `files`. `progress` is called with
 /// the number of files finished after each batch.
 pub fn classify_files(
@@ -153,8 +163,9 @@ pub fn classify_files(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<FileResult> {
     let mut outcomes: Vec<Option<Result<Classification, String>>> = vec![None; files.len()];
-    let batch_size = balanced_batch(files.len(), opts.batch_size);
+    let batch_size = file_batch(files.len(), opts.batch_size, opts.decode_threads);
     let tensor_len = engine.preprocessor().tensor_len();
+    // The next batch to fill: files [k × batch_size, (k + 1) × batch_size).
     let next = AtomicUsize::new(0);
     // Decode threads build whole batches; one queued while another is inferred keeps inference
     // fed without holding the whole folder in memory. Spent batches come back for reuse.
@@ -171,9 +182,9 @@ pub fn classify_files(
                     let recycled = recycle_rx.lock().ok().and_then(|r| r.try_recv().ok());
                     let mut b = recycled.unwrap_or_else(|| Batch::new(engine, batch_size));
                     b.clear();
-                    while b.len() < batch_size {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = files.get(i) else { break };
+                    let first = next.fetch_add(1, Ordering::Relaxed) * batch_size;
+                    let last = (first + batch_size).min(files.len());
+                    for (i, path) in files.iter().enumerate().take(last).skip(first) {
                         let k = b.idx.len();
                         let out = &mut b.input[k * tensor_len..(k + 1) * tensor_len];
                         match load_into(engine, path, &opts.limits, out, &mut sc) {
@@ -281,6 +292,25 @@ mod tests {
                 n.div_ceil(b),
                 n.div_ceil(max.max(1)),
                 "same number of runs for n {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_batches_are_one_size_and_leave_no_decode_thread_idle() {
+        for (n, max, threads, want) in [
+            (100, 32, 1, 25),     // the 2-core machine: as balanced_batch
+            (5000, 32, 1, 32),    // many batches: the configured size
+            (2000, 256, 15, 134), // 15 batches, one per thread
+            (2000, 1024, 15, 134),
+            (100_000, 256, 15, 256),
+            (10, 256, 15, 1),
+            (0, 32, 4, 1),
+        ] {
+            assert_eq!(
+                file_batch(n, max, threads),
+                want,
+                "{n} files, {max}, {threads}"
             );
         }
     }
