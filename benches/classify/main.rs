@@ -9,16 +9,19 @@
 //! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`. `BENCH_ONLY=decode|inference|full`
 //! runs just that part over `BENCH_IMAGE_COUNT` images (default 400) with no timing, for
 //! instruction counts under `valgrind --tool=callgrind` (repeatable on a noisy host).
+//! `BENCH_DEVICE=cuda|auto|cpu` picks the provider (default cpu); `BENCH_FULL_BATCH` may list
+//! several batch sizes; `BENCH_EXTRAS=0` skips the CPU overhead studies (the one-thread line,
+//! the interleaved rounds, the threading layouts), which say nothing about a GPU.
 
+mod parity;
 mod rounds;
 
 use rounds::Part;
 
-use iari::classify::files::{
-    RunOptions, balanced_batch, classify_files, collect_images, load_tensor,
-};
+use iari::classify::files::{RunOptions, classify_files, collect_images, file_batch, load_tensor};
 use iari::classify::{Engine, ImageLimits, Threading, decode};
 use iari::config::Settings;
+use iari::domain::Sha256Digest;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -97,13 +100,20 @@ fn measure(budget: Duration, n: usize, mut f: impl FnMut()) -> Measure {
     }
 }
 
+/// The repository: cargo's `CARGO_MANIFEST_DIR` when run by cargo, else the working directory
+/// (a prebuilt binary carried to another host, run from the repository's root).
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
 fn settings() -> Settings {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    settings_on(&std::env::var("BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()))
+}
+
+fn settings_on(device: &str) -> Settings {
+    let root = root();
     let env: HashMap<String, String> = [
-        (
-            "IARI__INFERENCE__DEVICE",
-            std::env::var("BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()),
-        ),
+        ("IARI__INFERENCE__DEVICE", device.to_string()),
         (
             "IARI__MODELS__MANIFEST",
             root.join("onnx/models/manifest.json").display().to_string(),
@@ -112,12 +122,16 @@ fn settings() -> Settings {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    // The process's own IARI__ variables (e.g. IARI__INFERENCE__CUDA_TF32) win.
+    .chain(
+        std::env::vars().filter(|(k, _)| k.starts_with("IARI__") && k != "IARI__INFERENCE__DEVICE"),
+    )
     .collect();
     Settings::load_from(None, Some(env)).expect("bench settings")
 }
 
 fn images() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let dir = std::env::var("BENCH_IMAGES").map_or(root.join("onnx/samples"), PathBuf::from);
     let files = collect_images(std::slice::from_ref(&dir)).expect("bench images");
     assert!(!files.is_empty(), "no images under {}", dir.display());
@@ -145,12 +159,32 @@ fn batches() -> Vec<usize> {
         .unwrap_or_else(|| vec![1, 8, 32, 64])
 }
 
-/// Batch size of the full path (`BENCH_FULL_BATCH`, default 32).
-fn full_batch() -> usize {
+/// Batch sizes of the full path (`BENCH_FULL_BATCH=32` by default; a list measures each).
+fn full_batches() -> Vec<usize> {
     std::env::var("BENCH_FULL_BATCH")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32)
+        .map(|v| {
+            v.split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| vec![32])
+}
+
+/// The first of [`full_batches`]: the one the overhead studies use.
+fn full_batch() -> usize {
+    full_batches()[0]
+}
+
+/// Decode threads of the full path: every core but the one that runs inference.
+fn decode_threads() -> usize {
+    num_cpus::get().saturating_sub(1).max(1)
+}
+
+/// Whether to run the CPU overhead studies (`BENCH_EXTRAS`, default on).
+fn extras() -> bool {
+    std::env::var("BENCH_EXTRAS").map_or(true, |v| v != "0")
 }
 
 fn threading(name: &str) -> Threading {
@@ -199,11 +233,16 @@ fn inference_part<'a>(engine: &'a Engine, tensors: &[Vec<f32>], batch: usize) ->
     }
 }
 
-/// The whole `classify_files` path over the image files per call (batch `BENCH_FULL_BATCH`).
-fn full_part<'a>(engine: &'a Engine, files: &'a [PathBuf], limits: ImageLimits) -> Part<'a> {
+/// The whole `classify_files` path over the image files per call, at most `batch` per run.
+fn full_part<'a>(
+    engine: &'a Engine,
+    files: &'a [PathBuf],
+    limits: ImageLimits,
+    batch: usize,
+) -> Part<'a> {
     let opts = RunOptions {
-        batch_size: full_batch(),
-        decode_threads: num_cpus::get().saturating_sub(1).max(1),
+        batch_size: batch,
+        decode_threads: decode_threads(),
         limits,
     };
     Part {
@@ -222,7 +261,7 @@ fn overhead_rounds(engine: &Engine, files: &[PathBuf], tensors: &[Vec<f32>], lim
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let batch = balanced_batch(files.len(), full_batch());
+    let batch = file_batch(files.len(), full_batch(), decode_threads());
     println!(
         "\nfull path against its parts, {rounds} interleaved rounds (inference at batch {batch}, as the full path runs {} files):",
         files.len()
@@ -232,7 +271,7 @@ fn overhead_rounds(engine: &Engine, files: &[PathBuf], tensors: &[Vec<f32>], lim
         budget() / 3,
         decode_part(engine, files, limits),
         inference_part(engine, tensors, batch),
-        full_part(engine, files, limits),
+        full_part(engine, files, limits, full_batch()),
     );
 }
 
@@ -246,7 +285,7 @@ fn run_layout(name: &str, tensors: &[Vec<f32>], files: &[PathBuf], limits: Image
             format!("{:>8.0}", m.per_second())
         })
         .collect();
-    let full = full_part(&engine, files, limits).measure(budget());
+    let full = full_part(&engine, files, limits, full_batch()).measure(budget());
     println!(
         "{name:<16} {}   {:>8.0} ({:.3} ms CPU/image)",
         cells.join(" "),
@@ -271,11 +310,11 @@ fn run_only(
         .iter()
         .map(|b| engine.preprocessor().run(&decode(b, &limits).unwrap().rgb))
         .collect();
-    let batch = balanced_batch(files.len(), full_batch());
+    let batch = file_batch(files.len(), full_batch(), decode_threads());
     let mut p = match part {
         "decode" => decode_part(engine, files, limits),
         "inference" => inference_part(engine, &tensors, batch),
-        "full" => full_part(engine, files, limits),
+        "full" => full_part(engine, files, limits, full_batch()),
         other => panic!("BENCH_ONLY: unknown part {other}"),
     };
     (p.call)();
@@ -289,8 +328,14 @@ fn run_only(
     );
 }
 
+/// The bytes of the first 256 files (a large image set for a GPU is the samples copied), each
+/// checked to decode: the source of the tensors that inference alone cycles through.
 fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
-    let out: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let out: Vec<Vec<u8>> = files
+        .iter()
+        .take(256)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     for b in &out {
         decode(b, limits).expect("bench image decodes");
     }
@@ -319,9 +364,10 @@ fn main() {
     }
     let layout = Threading::from_settings(&s.inference);
     println!(
-        "IARI classification bench: {} images, {} CPU(s), ONNX Runtime {}, layout {layout:?}",
+        "IARI classification bench: {} images, {} CPU(s), {} decode thread(s) in the full path, ONNX Runtime {}, layout {layout:?}",
         files.len(),
         num_cpus::get(),
+        decode_threads(),
         engine.info().execution.onnxruntime_version
     );
     // The same per-file work as the full path: read, hash, decode, preprocess.
@@ -332,18 +378,25 @@ fn main() {
         .iter()
         .map(|b| pre.run(&decode(b, &limits).unwrap().rgb))
         .collect();
-    let mut infer_cpu_32 = 0.0;
+    let execution = &engine.info().execution;
     println!(
         "execution provider: {} (requested {}{})",
-        engine.info().execution.provider,
-        engine.info().execution.requested,
-        engine
-            .info()
-            .execution
+        execution.provider,
+        execution.requested,
+        execution
             .fallback_reason
             .as_deref()
             .map_or(String::new(), |r| format!("; fallback: {r}"))
     );
+    // On a GPU, against the CPU path; `BENCH_PARITY=1` runs it on the CPU too (a self-check:
+    // it must report no difference).
+    if execution.provider != "CPUExecutionProvider" || std::env::var_os("BENCH_PARITY").is_some() {
+        let cpu = Engine::load_with(&settings_on("cpu"), layout, None).expect("CPU engine");
+        let shas: Vec<Sha256Digest> = bytes.iter().map(|b| Sha256Digest::of(b)).collect();
+        let n = tensors.len().min(256);
+        parity::report(&engine, &cpu, &tensors[..n], &shas[..n]);
+    }
+    let mut infer_cpu_32 = 0.0;
     for batch in batches() {
         let m = inference_part(&engine, &tensors, batch).measure(budget());
         if batch == 32 {
@@ -351,11 +404,13 @@ fn main() {
         }
         report(&format!("inference alone, batch {batch}"), &m);
     }
-    let full = full_part(&engine, &files, limits).measure(budget());
-    report(
-        &format!("full classify path, batch {}", full_batch()),
-        &full,
-    );
+    for batch in full_batches() {
+        let full = full_part(&engine, &files, limits, batch).measure(budget());
+        report(&format!("full classify path, batch {batch}"), &full);
+    }
+    if !extras() {
+        return;
+    }
     // Same work on one thread, no overlap: separates pipeline cost from two-thread contention.
     let serial = measure(budget(), files.len(), || {
         for chunk in files.chunks(32) {
