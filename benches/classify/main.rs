@@ -9,8 +9,9 @@
 //! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`. `BENCH_ONLY=decode|inference|full`
 //! runs just that part over `BENCH_IMAGE_COUNT` images (default 400) with no timing, for
 //! instruction counts under `valgrind --tool=callgrind` (repeatable on a noisy host).
-//! `BENCH_DEVICE=cuda|auto|cpu` picks the provider (default cpu); `BENCH_FULL_BATCH` may list
-//! several batch sizes; `BENCH_EXTRAS=0` skips the CPU overhead studies (the one-thread line,
+//! `BENCH_DEVICE=cuda|auto|cpu` picks the provider (default cpu; on a GPU the answers are first
+//! compared with the CPU provider's, `BENCH_PARITY=1` does so on the CPU too); `BENCH_FULL_BATCH`
+//! may list several batch sizes; `BENCH_EXTRAS=0` skips the CPU overhead studies (the one-thread line,
 //! the interleaved rounds, the threading layouts), which say nothing about a GPU.
 
 mod parity;
@@ -393,8 +394,7 @@ fn main() {
     if execution.provider != "CPUExecutionProvider" || std::env::var_os("BENCH_PARITY").is_some() {
         let cpu = Engine::load_with(&settings_on("cpu"), layout, None).expect("CPU engine");
         let shas: Vec<Sha256Digest> = bytes.iter().map(|b| Sha256Digest::of(b)).collect();
-        let n = tensors.len().min(256);
-        parity::report(&engine, &cpu, &tensors[..n], &shas[..n]);
+        parity::report(&engine, &cpu, &tensors, &shas);
     }
     let mut infer_cpu_32 = 0.0;
     for batch in batches() {
