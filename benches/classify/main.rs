@@ -147,9 +147,9 @@ fn budget() -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// Batch sizes for "inference alone" (`BENCH_BATCHES=1,8,32,64` by default; larger for a GPU).
-fn batches() -> Vec<usize> {
-    std::env::var("BENCH_BATCHES")
+/// A comma-separated list of batch sizes from `var`, or `default` when unset or empty.
+fn batch_list(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
         .ok()
         .map(|v| {
             v.split(',')
@@ -157,20 +157,17 @@ fn batches() -> Vec<usize> {
                 .collect::<Vec<_>>()
         })
         .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| vec![1, 8, 32, 64])
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Batch sizes for "inference alone" (`BENCH_BATCHES=1,8,32,64` by default; larger for a GPU).
+fn batches() -> Vec<usize> {
+    batch_list("BENCH_BATCHES", &[1, 8, 32, 64])
 }
 
 /// Batch sizes of the full path (`BENCH_FULL_BATCH=32` by default; a list measures each).
 fn full_batches() -> Vec<usize> {
-    std::env::var("BENCH_FULL_BATCH")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter_map(|b| b.trim().parse().ok())
-                .collect::<Vec<_>>()
-        })
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| vec![32])
+    batch_list("BENCH_FULL_BATCH", &[32])
 }
 
 /// The first of [`full_batches`]: the one the overhead studies use.
