@@ -24,8 +24,8 @@ CPU_ORT="${CPU_ORT:-$PWD/.ort/lib/libonnxruntime.so}"
 [ -e "$CPU_ORT" ] || scripts/fetch-ort.sh
 
 if [ -z "${BENCH_BIN:-}" ]; then
-  cargo bench --locked --bench classify --no-run 2>/dev/null
-  BENCH_BIN=$(ls -t target/release/deps/classify-* | grep -v '\.d$' | head -n1)
+  source scripts/bench-lib.sh
+  BENCH_BIN=$(bench_binary)
 fi
 
 images=$(mktemp -d)

@@ -8,9 +8,10 @@
 # Usage: scripts/bench-instructions.sh [N]   (default 100: each sample image once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 N=${1:-100}
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/.ort/lib/libonnxruntime.so}
-BIN=$(cargo bench --locked --bench classify --no-run 2>&1 | awk '/Executable/ { gsub(/[()]/, "", $NF); print $NF }')
+BIN=$(bench_binary)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 count() { # part images -> "instructions images"

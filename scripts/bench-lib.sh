@@ -5,6 +5,14 @@
 # without TLS (the poll reads a count; the worker's own connections keep their configured mode).
 PSQL_BIN=$(ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
 PSQL_BIN=${PSQL_BIN:-psql}
+# bench_binary: builds the classify bench (release) and prints its executable's path, as cargo
+# names it (not the newest file matching a glob, which can be a stale build).
+bench_binary() {
+  local out
+  out=$(cargo bench --locked --bench classify --no-run 2>&1) || { echo "$out" >&2; return 1; }
+  awk '/Executable/ { gsub(/[()]/, "", $NF); print $NF }' <<<"$out"
+}
+
 # bench_psql URL ARGS...: psql on URL (a postgres:// URL without query string) with sslmode=disable.
 bench_psql() {
   local url=$1; shift

@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-ort.sh gpu
-cargo bench --locked --bench classify --no-run 2>/dev/null
-bench=$(ls -t target/release/deps/classify-* | grep -v '\.d$' | head -n1)
+source scripts/bench-lib.sh
+bench=$(bench_binary)
 lib=.ort/gpu/lib
 rm -rf .gpu && mkdir -p .gpu/a .gpu/b .gpu/work
 strip -o .gpu/work/classify "$bench"
