@@ -127,12 +127,9 @@ pub(super) fn run_all(
     input: &[f32],
     n: usize,
 ) -> Vec<ModelLogits> {
-    let staged = match &spec.stage_on {
-        Some((device, id)) => match stage(spec, input, n, device, *id) {
-            Ok(t) => Some(t),
-            Err(e) => return models.iter().map(|_| Err(e.clone())).collect(),
-        },
-        None => None,
+    let staged = match stage(spec, input, n) {
+        Ok(t) => t,
+        Err(e) => return models.iter().map(|_| Err(e.clone())).collect(),
     };
     let input = match &staged {
         Some(t) => Input::Staged(t),
@@ -185,23 +182,21 @@ fn run_on(
         .collect()
 }
 
-/// One copy of the batch on `device`, made before any session runs and read by all of them.
-/// The copy is synchronous: it is complete when this returns. Only to a device other than the
-/// host: `ort` 2.0.0-rc.15 copies a borrowed host batch to the host by cloning it under the
-/// lock it already holds, and hangs.
-fn stage(
-    spec: &RunSpec,
-    input: &[f32],
-    n: usize,
-    device: &AllocationDevice<'static>,
-    id: i32,
-) -> Result<Tensor<f32>, String> {
+/// One copy of the batch on `spec.stage_on`'s device (`None` when it names none), made before
+/// any session runs and read by all of them. The copy is synchronous: it is complete when this
+/// returns. Only to a device other than the host: `ort` 2.0.0-rc.15 copies a borrowed host
+/// batch to the host by cloning it under the lock it already holds, and hangs.
+fn stage(spec: &RunSpec, input: &[f32], n: usize) -> Result<Option<Tensor<f32>>, String> {
+    let Some((device, id)) = &spec.stage_on else {
+        return Ok(None);
+    };
     if *device == AllocationDevice::CPU {
         return Err("a batch is staged only on a device other than the host".into());
     }
     let (w, h) = spec.size;
     let host = TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| e.to_string())?;
-    host.to(device.clone(), id)
+    host.to(device.clone(), *id)
+        .map(Some)
         .map_err(|e| format!("cannot stage the batch on {}: {e}", device.as_str()))
 }
 
@@ -302,7 +297,7 @@ mod tests {
             size: (2, 2),
             stage_on: Some((AllocationDevice::CPU, 0)),
         };
-        let e = stage(&spec, &[0.0; 12], 1, &AllocationDevice::CPU, 0).unwrap_err();
+        let e = stage(&spec, &[0.0; 12], 1).unwrap_err();
         assert!(e.contains("other than the host"), "{e}");
         assert_eq!(
             run_all(&[], &[], &spec, &[0.0; 12], 1),
