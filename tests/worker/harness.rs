@@ -123,18 +123,9 @@ impl TestWorker {
 
     /// Polls until `n` decisions exist in total, or panics after `secs`.
     pub async fn wait_decisions(&self, n: i64, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let have = self.count("SELECT count(*) FROM decisions").await;
-            if have >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {have} of {n} decisions after {secs}s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let count = || self.count("SELECT count(*) FROM decisions");
+        let have = poll_until(secs, count, |have| *have >= n).await;
+        assert!(have >= n, "only {have} of {n} decisions after {secs}s");
     }
 
     /// Takes dead letters until `n` arrived (or panics after `secs`): (message_id, reason header).
@@ -190,14 +181,7 @@ impl TestWorker {
     /// depth read. Deliveries a closed channel gives back reach a quorum queue's depth through
     /// its Raft log, a moment after the close.
     pub async fn wait_queue_depth(&self, n: u32, secs: u64) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let depth = self.queue_depth().await;
-            if depth >= n || Instant::now() >= deadline {
-                return depth;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(secs, || self.queue_depth(), |depth| *depth >= n).await
     }
 
     pub async fn dead_letter_depth(&self) -> u32 {
@@ -260,4 +244,20 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
+}
+
+/// Reads `read` every 100 ms until `done` holds of the value or `secs` have passed; returns the
+/// last value read.
+async fn poll_until<T, F>(secs: u64, read: impl Fn() -> F, done: impl Fn(&T) -> bool) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let value = read().await;
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
