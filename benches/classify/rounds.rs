@@ -2,7 +2,8 @@
 //! machine's speed drifts during a run (on 2026-11-26 this VM's classify throughput fell from
 //! ~1,300 to ~780 images/s within two hours), so parts and whole measured in back-to-back
 //! windows compare different machines. Each round measures decode + preprocess, inference and
-//! the full path one after another for a short window; the median round is the result.
+//! the full path one after another for a short window (in turn forwards and backwards); the
+//! median round is the result, with how many rounds had the whole above its parts.
 
 use super::{Measure, measure};
 use std::time::Duration;
@@ -24,11 +25,16 @@ impl Part<'_> {
 pub fn compare(rounds: usize, window: Duration, mut dp: Part, mut infer: Part, mut full: Part) {
     let mut over = Vec::with_capacity(rounds);
     for r in 1..=rounds {
-        let (d, i, f) = (
-            dp.measure(window),
-            infer.measure(window),
-            full.measure(window),
-        );
+        // Every other round runs the whole first, so neither side always follows the other.
+        let (d, i, f) = if r % 2 == 1 {
+            let d = dp.measure(window);
+            let i = infer.measure(window);
+            (d, i, full.measure(window))
+        } else {
+            let f = full.measure(window);
+            let i = infer.measure(window);
+            (dp.measure(window), i, f)
+        };
         let parts = d.cpu_ms_per_image() + i.cpu_ms_per_image();
         let pct = (f.cpu_ms_per_image() - parts) / parts * 100.0;
         println!(
@@ -40,9 +46,10 @@ pub fn compare(rounds: usize, window: Duration, mut dp: Part, mut infer: Part, m
         over.push(pct);
     }
     over.sort_by(f64::total_cmp);
+    let above = over.iter().filter(|&&p| p > 0.0).count();
     if let Some(median) = over.get(over.len() / 2) {
         println!(
-            "  median over {rounds} rounds: full path {median:+.1} % CPU per image against its parts"
+            "  median over {rounds} rounds: full path {median:+.1} % CPU per image against its parts ({above} of {rounds} rounds above)"
         );
     }
 }
