@@ -311,14 +311,11 @@ fn run_only(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
-    let tensors: Vec<Vec<f32>> = bytes
-        .iter()
-        .map(|b| engine.preprocessor().run(&decode(b, &limits).unwrap().rgb))
-        .collect();
-    let batch = file_batch(files.len(), full_batch(), decode_threads());
+    let tensors = preprocess_all(engine, bytes, &limits);
     if part == "rounds" {
         return overhead_rounds(engine, files, &tensors, limits);
     }
+    let batch = file_batch(files.len(), full_batch(), decode_threads());
     let mut p = match part {
         "decode" => decode_part(engine, files, limits),
         "inference" => inference_part(engine, &tensors, batch),
@@ -350,6 +347,14 @@ fn read_all(files: &[PathBuf], limits: &ImageLimits) -> Vec<Vec<u8>> {
     out
 }
 
+/// The model input of each of `bytes` (images already checked to decode by [`read_all`]).
+fn preprocess_all(engine: &Engine, bytes: &[Vec<u8>], limits: &ImageLimits) -> Vec<Vec<f32>> {
+    bytes
+        .iter()
+        .map(|b| engine.preprocessor().run(&decode(b, limits).unwrap().rgb))
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; arguments are ignored.
     let files = images();
@@ -359,10 +364,7 @@ fn main() {
     if let Ok(layout) = std::env::var("IARI_BENCH_LAYOUT") {
         let pre = Engine::load_with(&s, Threading::Sequential { intra_threads: 1 }, None);
         let pre = pre.expect("engine");
-        let tensors: Vec<Vec<f32>> = bytes
-            .iter()
-            .map(|b| pre.preprocessor().run(&decode(b, &limits).unwrap().rgb))
-            .collect();
+        let tensors = preprocess_all(&pre, &bytes, &limits);
         drop(pre);
         return run_layout(&layout, &tensors, &files, limits);
     }
@@ -381,11 +383,7 @@ fn main() {
     // The same per-file work as the full path: read, hash, decode, preprocess.
     let dp = decode_part(&engine, &files, limits).measure(budget());
     report("read+hash+decode+preprocess, 1 thread", &dp);
-    let pre = engine.preprocessor();
-    let tensors: Vec<Vec<f32>> = bytes
-        .iter()
-        .map(|b| pre.run(&decode(b, &limits).unwrap().rgb))
-        .collect();
+    let tensors = preprocess_all(&engine, &bytes, &limits);
     let execution = &engine.info().execution;
     println!(
         "execution provider: {} (requested {}{})",
