@@ -11,17 +11,15 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::net::TcpListener;
+#[path = "ports.rs"]
+mod ports;
+
+pub use ports::free_port;
+use ports::wait_for_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// A free TCP port on 127.0.0.1 (free when asked; the instance binds it right after).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local address").port()
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -32,14 +30,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_for_port(port: u16, up: bool, limit: Duration) {
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
-        assert!(t0.elapsed() < limit, "port {port} not {up} after {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Cuts every established TCP connection to or from `port` on loopback (`ss -K`): the peers see
@@ -216,8 +206,33 @@ const RABBIT_SBIN: &str = "/usr/lib/rabbitmq/bin";
 /// Where the packaged node keeps the Erlang cookie the command line tools must share.
 const RABBIT_HOME: &str = "/var/lib/rabbitmq";
 
+/// Whether a node's log says it stopped on a port already in use: `eaddrinuse` where a listener
+/// (AMQP, AMQPS, or the distribution listener itself) failed to bind, `dist_port_already_used`
+/// where the broker's own check of its distribution port found it taken.
+fn port_taken(log: &str) -> bool {
+    log.contains("eaddrinuse") || log.contains("dist_port_already_used")
+}
+
 impl Rabbit {
+    /// Starts a node on fresh ports. A node that finds a port taken after all (another process
+    /// bound it between `free_port` and the node's own bind) is started again on other ports;
+    /// any other failure panics with the node's log.
     pub fn start(tls: Option<&Pki>) -> Rabbit {
+        const TRIES: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(tls) {
+                Ok(r) => return r,
+                Err(log) if attempt < TRIES && port_taken(&log) => {
+                    eprintln!("RabbitMQ test node: a port was taken (try {attempt}), again");
+                    attempt += 1;
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn try_start(tls: Option<&Pki>) -> Result<Rabbit, String> {
         let dir = tempfile::Builder::new()
             .prefix("iari-rmq.")
             .tempdir()
@@ -263,21 +278,22 @@ impl Rabbit {
             tls_port,
             child,
         };
-        r.await_startup();
-        r
+        r.await_startup()?;
+        Ok(r)
     }
 
     /// Waits until the node runs the broker: `await_startup` fails at once while the node has
     /// not registered with epmd yet, so it is retried until the node is up or has exited.
-    fn await_startup(&mut self) {
+    /// A node that exited gives its log as the error.
+    fn await_startup(&mut self) -> Result<(), String> {
         let t0 = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = std::fs::read_to_string(self.dir.path().join("stdout.log"));
-                panic!(
+                return Err(format!(
                     "rabbitmq-server exited ({status}): {}",
                     log.unwrap_or_default()
-                );
+                ));
             }
             let mut cmd = Command::new(Path::new(RABBIT_SBIN).join("rabbitmqctl"));
             Self::env(&mut cmd, self.dir.path(), &self.node);
@@ -298,6 +314,7 @@ impl Rabbit {
             std::thread::sleep(Duration::from_millis(500));
         }
         wait_for_port(self.port, true, Duration::from_secs(30));
+        Ok(())
     }
 
     fn env(cmd: &mut Command, dir: &Path, node: &str) {
@@ -331,7 +348,9 @@ impl Rabbit {
 
     pub fn start_app(&mut self) {
         self.ctl(&["start_app"]);
-        self.await_startup();
+        if let Err(log) = self.await_startup() {
+            panic!("{log}");
+        }
     }
 
     /// Resets every client connection of this node (`ss -K`), the broker keeps running.

@@ -1,0 +1,61 @@
+//! Ports for the test instances: free ones to hand out, and waiting for one to open or close.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A TCP port free on every address when asked; the instance binds it right after.
+///
+/// Taken from below the kernel's ephemeral range, never from it: the tests around open many
+/// client connections, each on an ephemeral local port, and one of them can take a port between
+/// the asking and the binding (a CI run once lost a RabbitMQ node to `eaddrinuse` that way).
+/// Ports go round the range from a start that differs per process, so concurrent test
+/// processes seldom meet; `Rabbit::start` still retries when one does.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = ephemeral_low();
+    if low <= PORTS_FROM {
+        // An unusual range leaves no room below it: ask the kernel, as a last resort.
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        return l.local_addr().expect("local address").port();
+    }
+    let span = u32::from(low - PORTS_FROM);
+    let offset = process_seed() % span;
+    for _ in 0..span {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORTS_FROM + ((offset + i) % span) as u16;
+        // 0.0.0.0 conflicts with a socket on any address, as the broker's all-address
+        // distribution listener would.
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORTS_FROM}..{low}");
+}
+
+/// Lowest port `free_port` hands out: above the well-known and most registered service ports.
+const PORTS_FROM: u16 = 20000;
+
+/// First port of the kernel's ephemeral range (Linux's default when it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+fn process_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::process::id().wrapping_mul(2_654_435_761) ^ nanos
+}
+
+/// Waits until `port` on 127.0.0.1 accepts connections (`up`) or refuses them.
+pub fn wait_for_port(port: u16, up: bool, limit: Duration) {
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
+        assert!(t0.elapsed() < limit, "port {port} not {up} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
