@@ -7,6 +7,8 @@ mod golden;
 #[path = "../support/models.rs"]
 mod models;
 mod outbox;
+#[path = "../support/ports.rs"]
+mod ports;
 #[path = "../support/db.rs"]
 mod test_db;
 mod tls;

@@ -23,11 +23,9 @@ async fn drain(s: &mut Sender, pool: &sqlx::PgPool) {
 #[tokio::test]
 async fn outage_loses_nothing_and_keeps_order_per_filler_number() {
     let pool = fresh_db().await;
-    // An address where nothing listens yet: the LIS is down.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    // An address where nothing listens yet: the LIS is down. Not an ephemeral port, which
+    // another test's listener could take while this one waits for it.
+    let addr = format!("127.0.0.1:{}", crate::ports::free_port());
     let mut s = Sender::new(pool.clone(), &lis_settings(&addr)).unwrap();
     let mut decisions = Vec::new();
     for i in 0..6 {

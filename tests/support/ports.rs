@@ -1,14 +1,18 @@
-//! Ports for the test instances: free ones to hand out, and waiting for one to open or close.
+//! Ports for tests that hand one to a server started later (private instances, a LIS that is
+//! down at first): free ones to hand out, and waiting for one to open or close.
+
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A TCP port free on every address when asked; the instance binds it right after.
+/// A TCP port free on every address when asked, for a server the caller starts later.
 ///
-/// Taken from below the kernel's ephemeral range, never from it: the tests around open many
-/// client connections, each on an ephemeral local port, and one of them can take a port between
-/// the asking and the binding (a CI run once lost a RabbitMQ node to `eaddrinuse` that way).
+/// Taken from below the kernel's ephemeral range, never from it. A port asked of the kernel and
+/// released goes back to the pool that every bind to port 0 draws from (other tests' listeners,
+/// and Erlang clients, which bind 0.0.0.0:0 before they connect), so it can be taken before the
+/// server binds it: a CI run once lost a RabbitMQ node to `eaddrinuse` that way.
 /// Ports go round the range from a start that differs per process, so concurrent test
 /// processes seldom meet; `Rabbit::start` still retries when one does.
 pub fn free_port() -> u16 {
