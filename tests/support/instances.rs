@@ -267,6 +267,9 @@ impl Rabbit {
                 dir.path().join("enabled_plugins"),
             )
             .env("RABBITMQ_CONFIG_FILE", dir.path().join("rabbitmq"))
+            // A node that fails to boot writes erl_crash.dump into its working directory: the
+            // temporary one, not the checkout.
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);
