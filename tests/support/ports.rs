@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::net::TcpListener;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 /// Ports go round the range from a start that differs per process, so concurrent test
 /// processes seldom meet; `Rabbit::start` still retries when one does.
 pub fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Starts where this process's seed says, then steps by one, so no two calls of one process
+    // hand out the same port until the range wraps round.
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(process_seed()));
     let low = ephemeral_low();
     if low <= PORTS_FROM {
         // An unusual range leaves no room below it: ask the kernel, as a last resort.
@@ -24,12 +28,10 @@ pub fn free_port() -> u16 {
         return l.local_addr().expect("local address").port();
     }
     let span = u32::from(low - PORTS_FROM);
-    let offset = process_seed() % span;
     for _ in 0..span {
-        let i = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = PORTS_FROM + ((offset + i) % span) as u16;
-        // 0.0.0.0 conflicts with a socket on any address, as the broker's all-address
-        // distribution listener would.
+        let port = PORTS_FROM + (next.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        // 0.0.0.0 conflicts with a socket on any address, as the broker's own check of its
+        // distribution port does.
         if TcpListener::bind(("0.0.0.0", port)).is_ok() {
             return port;
         }
@@ -62,4 +64,22 @@ pub fn wait_for_port(port: u16, up: bool, limit: Duration) {
         assert!(t0.elapsed() < limit, "port {port} not {up} after {limit:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn free_ports_of_one_process_differ_and_lie_below_the_ephemeral_range() {
+    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+    let mut unique = ports.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ports.len(),
+        "a port handed out twice: {ports:?}"
+    );
+    let low = ephemeral_low();
+    assert!(
+        ports.iter().all(|p| (PORTS_FROM..low).contains(p)),
+        "{ports:?} not in {PORTS_FROM}..{low}"
+    );
 }
