@@ -8,12 +8,23 @@ from . import pipeline
 def main():
     ap = argparse.ArgumentParser(prog="iari_train", description=__doc__)
     ap.add_argument("cmd", choices=["all", "generate", "samples", "train", "export", "evaluate", "golden",
-                                    "manifest", "card", "verify", "lab"])
+                                    "manifest", "card", "verify", "lab", "adapt", "shift"])
     ap.add_argument("--out", default="../models", help="model output folder (onnx/models)")
     ap.add_argument("--epochs", type=int, default=pipeline.DEFAULT_EPOCHS)
     ap.add_argument("--data", help="lab data root with neg/1+/2+/3+/4+ folders (cmd lab)")
+    ap.add_argument("--site", default="site", help="site name (cmd adapt)")
+    ap.add_argument("--base", help="ensemble to adapt (cmd adapt; default: --out)")
+    ap.add_argument("--variety-epochs", type=int, default=2, help="variety stage epochs (cmd adapt)")
+    ap.add_argument("--version", help="new ensemble version (cmd adapt; default 2.0.0-synthetic-<site>)")
+    ap.add_argument("--stage", choices=["train", "all"], default="all", help="cmd adapt: stop after training")
     a = ap.parse_args()
     out = Path(a.out).resolve()
+    if a.cmd == "adapt":
+        from . import adapt
+        if a.epochs == pipeline.DEFAULT_EPOCHS:
+            a.epochs = adapt.ADAPT_EPOCHS
+        adapt.main(a)
+        return
     if a.cmd == "lab":
         from . import lab
         lab.run(Path(a.data), out, a.epochs)
@@ -28,8 +39,9 @@ def main():
         "manifest": lambda: pipeline.cmd_manifest(out),
         "card": lambda: __import__("iari_train.card", fromlist=["x"]).write_card(out),
         "verify": lambda: pipeline.cmd_verify(out),
+        "shift": lambda: pipeline.cmd_shift(out, site_dir=Path(a.data) if a.data else None),
     }
-    order = ["generate", "train", "export", "evaluate", "golden", "manifest", "card", "verify"]
+    order = ["generate", "train", "export", "evaluate", "golden", "manifest", "shift", "card", "verify"]
     for s in (order if a.cmd == "all" else [a.cmd]):
         if s == "card":
             try:

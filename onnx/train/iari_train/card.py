@@ -148,6 +148,28 @@ def write_card(out: Path):
       "preprocessing, the paper's stratified seeded 80/20 split, class-weighted loss, and writes the five ONNX "
       "files, `manifest.json` (`\"synthetic\": false`), golden files and metrics into `--out`. Crop the captures "
       "to one well (as in the paper's 229×230 images) before training and serving.\n")
+    # The shift / adaptation block is written by `iari_train shift` / `adapt` (release.py) and kept
+    # here verbatim when the card is regenerated.
+    old = (out.parent / "README.md").read_text() if (out.parent / "README.md").exists() else ""
+    if "<!-- adaptation:begin -->" in old and "<!-- adaptation:end -->" in old:
+        a(old[old.index("<!-- adaptation:begin -->"):old.index("<!-- adaptation:end -->")]
+          + "<!-- adaptation:end -->\n")
+    a("## Adapting to a site\n")
+    a("A lab whose wells look different (camera, light, reagents: the shift score flags them "
+      "`out_of_distribution`) adapts the released ensemble with its own graded wells instead of retraining:\n")
+    a("```sh\ncd onnx/train\n../../.venv-train/bin/python -m iari_train adapt --data /path/to/site --site <name> --out ../models\n```\n")
+    a("`/path/to/site/{neg,1+,2+,3+,4+}/` as for `lab`. The command (`train/iari_train/adapt.py`, `release.py`): "
+      "rebuilds the five current models in torch from their ONNX files (`from_onnx`, checked against onnxruntime); "
+      "holds out a stratified, seeded 20 % of the site's wells (`adapt.SEED_SITE`) that it never trains on; fine-tunes "
+      "each model first on the synthetic training split with the variety augmentations (`augment.VARIETY`), then on "
+      "the synthetic training split plus the site's training part (mixed in so that the generator's accuracy "
+      "holds); keeps the current version's files in `models/v<version>/` and lists that manifest under `previous` "
+      "(so `iari models verify` checks both and `iari replay` of a decision pinned to the old models loads them); "
+      "exports the new models, refits the shift reference on both sites' training images, evaluates both versions "
+      "per site, rewrites golden files, manifest (new version, `adaptation` section with the split indices and the "
+      "folder's digest) and this card, and verifies. Stage checkpoints are cached in "
+      "`onnx/train/.data/adapt/<site>/`. Then `cargo test --test classify` (golden parity) and commit "
+      "`onnx/models` and `onnx/README.md`.\n")
     a("## Limitations\n")
     a("- Synthetic appearance model, not fitted to real photographs; real wells, cameras and reagents will differ.")
     a("- Small networks (≤ ~0.25 M parameters each) at 96×96 input, chosen to train on 2 CPU cores within the "

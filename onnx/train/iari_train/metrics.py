@@ -64,3 +64,52 @@ def classification_metrics(y_true, y_pred) -> dict:
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_axes": "rows = true grade, columns = predicted grade, order neg,1+,2+,3+,4+",
     }
+
+
+def review_policy(logits_per_model, low_confidence=0.6, min_agreement=1.0):
+    """The server's decision and review policy (src/classify/vote.rs, config [decision] defaults)
+    for every image: (grade [N], flags list of sets, needs_review [N] bool)."""
+    L = np.stack([np.asarray(l, np.float64) for l in logits_per_model])   # [M,N,K]
+    M, N, _ = L.shape
+    P = softmax(L)
+    votes = L.argmax(-1)
+    grades = plurality_vote(list(L))
+    flags, review = [], np.zeros(N, bool)
+    for i in range(N):
+        g, v, f = grades[i], votes[:, i], set()
+        c = np.bincount(v, minlength=K)
+        if (c == c.max()).sum() > 1:
+            f.add("tie")
+        dis = v[v != g]
+        if (np.abs(dis - g) >= 2).any():
+            f.add("disagree_nonadjacent")
+        elif len(dis):
+            f.add("disagree_adjacent")
+        if (v == 0).any() and (v > 0).any():
+            f.add("sign_conflict")
+        if P[v == g, i, g].mean() < low_confidence:
+            f.add("low_confidence")
+        flags.append(f)
+        review[i] = bool(f) or c.max() / M < min_agreement
+    return grades, flags, review
+
+
+def serious(y_true, y_pred):
+    """Across the neg/positive boundary, or two grades or more apart."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return ((y_true == 0) != (y_pred == 0)) | (np.abs(y_true - y_pred) >= 2)
+
+
+def safety(y, logits_per_model, ood) -> dict:
+    """Accuracy, review share and what the flags catch, with the shift flag `ood` [N] bool."""
+    g, flags, review = review_policy(logits_per_model)
+    ood = np.asarray(ood, bool)
+    rv = review | ood
+    err, ser = g != y, serious(y, g)
+    return {"n": int(len(y)), "accuracy": float(np.mean(err == 0)), "errors": int(err.sum()),
+            "errors_flagged": int((err & rv).sum()), "serious_errors": int(ser.sum()),
+            "serious_flagged": int((ser & rv).sum()), "serious_unflagged": int((ser & ~rv).sum()),
+            "serious_out_of_distribution": int((ser & ood).sum()),
+            "out_of_distribution": int(ood.sum()), "ood_share": float(ood.mean()),
+            "review_share": float(rv.mean()), "review_share_without_shift": float(review.mean()),
+            "review_only_for_shift": int((ood & ~review).sum())}

@@ -307,3 +307,47 @@ def cmd_verify(out: Path):
         assert synth.CLASSES[int(dec)] == g["decision"], g["image"]
     log(f"verify OK: sha256/bytes match, batch 1 and 7 run, {len(gold)} golden cases reproduce "
         f"(max logit diff {worst:.2e})")
+
+
+# ---------------------------------------------------------------- shift
+SHIFT_GOLDEN_SITE = [("s0-siteb-neg", "neg"), ("s1-siteb-1p", "1+")]
+
+
+def cmd_shift(out: Path, x_ref=None, fitted_on: str | None = None, site_dir: Path | None = None):
+    """Fits the shift reference (iari_train.shift) on the training images (default: the synthetic
+    training split), stores it in the manifest and writes golden/shift.json (expected scores of
+    the golden images, for the Rust parity test). `site_dir`: copy a site's first neg and 1+ image
+    into golden/ as well, so that the parity test covers images over the threshold."""
+    from PIL import Image
+    from . import shift
+    if x_ref is None:
+        x_ref = get_dataset()["x_train"]
+        fitted_on = "synthetic training split (%d images)" % len(x_ref)
+    ref = shift.fit(x_ref)
+    ref["fitted_on"] = fitted_on
+    mp = out / "manifest.json"
+    man = json.loads(mp.read_text())
+    man["shift"] = ref
+    mp.write_text(json.dumps(man, indent=1) + "\n")
+    gd = out / "golden"
+    gold = json.loads((gd / "golden.json").read_text())
+    imgs = [g["image"] for g in gold]
+    if site_dir is not None:
+        for stem, grade in SHIFT_GOLDEN_SITE:
+            src = sorted((site_dir / grade).glob("*.png"))[0]
+            Image.open(src).convert("RGB").save(gd / f"{stem}.png", format="PNG", optimize=True)
+    imgs += [f"{stem}.png" for stem, _ in SHIFT_GOLDEN_SITE if (gd / f"{stem}.png").exists()]
+    # Two captures no reference should accept, whatever it was fitted on: the first golden well
+    # with red and blue swapped (a camera with a wrong colour order) and a flat grey frame.
+    g0 = np.asarray(Image.open(gd / gold[0]["image"]).convert("RGB"))
+    Image.fromarray(np.ascontiguousarray(g0[:, :, ::-1])).save(gd / "s2-swapped-rb.png", format="PNG", optimize=True)
+    Image.fromarray(np.full((230, 229, 3), 128, np.uint8)).save(gd / "s3-flat-grey.png", format="PNG", optimize=True)
+    imgs += ["s2-swapped-rb.png", "s3-flat-grey.png"]
+    x = np.stack([preprocess_file(gd / i) for i in imgs])
+    s = shift.score(x, ref)
+    cases = [{"image": i, "score": float(v), "out_of_distribution": bool(v > ref["threshold"])} for i, v in zip(imgs, s)]
+    (gd / "shift.json").write_text(json.dumps({"version": ref["version"], "threshold": ref["threshold"],
+                                               "cases": cases}, indent=1) + "\n")
+    log(f"shift: threshold {ref['threshold']:.4f} (q{ref['quantile']} of {ref['n_reference']} reference images); "
+        + ", ".join(f"{c['image']} {c['score']:.2f}" for c in cases))
+    return ref

@@ -130,3 +130,43 @@ def model_stats(name: str) -> dict:
     macs = count_macs(m)
     return {"params": int(sum(p.numel() for p in m.parameters())), "macs": int(macs),
             "mflops": round(2 * macs / 1e6, 2)}
+
+
+def freeze_bn(model):
+    """Fine-tuning keeps BatchNorm statistics fixed (models rebuilt from ONNX carry folded
+    BatchNorms, see from_onnx); the affine parameters still train."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float, aug, log=print):
+    """Fine-tunes `model` in place: Adam, class-weighted cross-entropy, augmentation `aug(x, g)`,
+    BatchNorm frozen. Returns the history like train_one."""
+    setup_torch(seed)
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    cnt = np.bincount(y, minlength=5).astype(np.float64)
+    w = torch.tensor(len(y) / (5 * np.maximum(cnt, 1)), dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n, hist, t0 = len(y), [], time.time()
+    for ep in range(epochs):
+        model.train()
+        freeze_bn(model)
+        perm = torch.from_numpy(rng.permutation(n))
+        tot, correct = 0.0, 0
+        for b in range(0, n, BATCH):
+            idx = perm[b:b + BATCH]
+            xb, yb = aug(xt[idx], g), yt[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, weight=w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+        hist.append({"epoch": ep + 1, "loss": round(tot / n, 5), "train_acc": round(correct / n, 5)})
+        log(f"  {name} fine-tune epoch {ep + 1}/{epochs} loss {tot / n:.4f} acc {correct / n:.4f} ({time.time() - t0:.0f}s)")
+    model.eval()
+    return {"seconds": round(time.time() - t0, 1), "history": hist, "lr": lr}
