@@ -59,7 +59,7 @@ def archive(base: Path, out: Path, base_man: dict) -> str:
 def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     from . import shift
     from .train import export_onnx
-    from .adapt import ADAPT_EPOCHS, LR_FINETUNE, SEED_SITE, SITE_REPEAT, load_ckpt
+    from .adapt import ADAPT_EPOCHS, LR_FINETUNE, LR_SITE, SEED_SITE, SITE_REPEAT, SYN_FRACTION, load_ckpt
     from .augment import VARIETY
     log = pipeline.log
     base_man = json.loads((base / "manifest.json").read_text())
@@ -118,8 +118,9 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                        "counts_held_out": np.bincount(ys[te], minlength=5).tolist()},
         "stages": [{"name": "variety", "data": "synthetic training split", "epochs": args.variety_epochs,
                     "augmentation": VARIETY, "lr": LR_FINETUNE},
-                   {"name": "site", "data": f"synthetic training split + {site_name} training part x{SITE_REPEAT}",
-                    "epochs": args.epochs or ADAPT_EPOCHS, "augmentation": VARIETY, "lr": LR_FINETUNE}],
+                   {"name": "site", "data": f"a stratified {SYN_FRACTION:.0%} of the synthetic training split + "
+                    f"{site_name} training part x{SITE_REPEAT}",
+                    "epochs": args.epochs or ADAPT_EPOCHS, "augmentation": VARIETY, "lr": LR_SITE}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
         "command": f"python -m iari_train adapt --data {site} --site {site_name} --out ../models",
     }
