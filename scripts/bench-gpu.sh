@@ -2,10 +2,9 @@
 # GPU benchmark: the classify bench on the CUDA execution provider (with the defaults, then with
 # each GPU option flipped) and on the CPU provider, in one run, at GPU-sized batches.
 #
-#   scripts/bench-gpu.sh                 build here (cargo), then run
-#   BENCH_BIN=path scripts/bench-gpu.sh  run a prebuilt bench binary (a GPU host with no Rust),
-#                                        from the repository's root
+#   make bench-gpu    (= scripts/bench-gpu.sh: builds the bench with cargo, then runs it)
 #
+# The GPU host builds the product the ordinary way: Rust, `scripts/fetch-ort.sh gpu`, then this.
 # Needs the CUDA 13 build of ONNX Runtime (`scripts/fetch-ort.sh gpu` -> .ort/gpu/lib; GPU_ORT
 # names another) and the CUDA 13 + cuDNN 9 libraries it links against (libcudart.so.13,
 # libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libcufft.so.12, libcudnn*.so.9), found
@@ -23,10 +22,8 @@ CPU_ORT="${CPU_ORT:-$PWD/.ort/lib/libonnxruntime.so}"
 [ -e "$GPU_ORT" ] || scripts/fetch-ort.sh gpu
 [ -e "$CPU_ORT" ] || scripts/fetch-ort.sh
 
-if [ -z "${BENCH_BIN:-}" ]; then
-  source scripts/bench-lib.sh
-  BENCH_BIN=$(bench_binary)
-fi
+source scripts/bench-lib.sh
+BENCH_BIN=$(bench_binary)
 
 images=$(mktemp -d)
 trap 'rm -rf "$images"' EXIT

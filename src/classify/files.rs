@@ -148,8 +148,8 @@ pub fn balanced_batch(n: usize, max: usize) -> usize {
 /// threads. Each thread fills whole batches of consecutive files, so every batch but the last
 /// has this one size: a GPU provider tunes its kernels once per input shape, and batches of
 /// ever-changing sizes (threads sharing out the last files one by one) made it re-tune every
-/// batch, 138 images/s on an H100 (BENCHMARKS.md, "GPU"). The size is also small enough that
-/// every thread gets a batch when the files allow, so none waits for want of work.
+/// batch, 138 images/s on an H100 (BENCHMARKS.md, `make bench-gpu`). The size is also small
+/// enough that every thread gets a batch when the files allow, so none waits for want of work.
 pub fn file_batch(n: usize, max: usize, threads: usize) -> usize {
     balanced_batch(n, max.min(n.div_ceil(threads.max(1))))
 }

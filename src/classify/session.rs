@@ -11,7 +11,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
 pub const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
 
-/// How the sessions share the cores. Measured in BENCHMARKS.md ("Classification").
+/// How the sessions share the cores. Measured in BENCHMARKS.md (`make bench`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threading {
     /// Models run one after another; each session has its own pool of `intra_threads`
@@ -32,7 +32,7 @@ impl Threading {
     /// The layout for `inference.intra_threads`: n > 0 asks for sequential models with n
     /// threads each; 0 lets the engine choose: the models in parallel, one thread each. On the
     /// 2-core reference machine that beat every other layout at every batch size (1–64) and on
-    /// the full path, at less CPU per image (BENCHMARKS.md, run 5): the OS spreads five
+    /// the full path, at less CPU per image (BENCHMARKS.md, `make bench`): the OS spreads five
     /// single-threaded runs over the cores with no intra-op synchronisation at all. Machines
     /// with many more cores than models may do better with `intra_threads = n`; not measured.
     pub fn from_settings(s: &InferenceSettings) -> Threading {
@@ -54,7 +54,7 @@ fn builder(rt: &Runtime, threading: Threading) -> ort::Result<SessionBuilder> {
     // No memory patterns: the worker's batches come in every size from 1 to `batch_size`, and
     // ONNX Runtime plans and keeps a pattern per input shape in each session's arena. Off, the
     // worker's peak RSS drops by ~25 MiB (142 → 117 MiB draining 5,000 captures) at the same
-    // CPU per image (BENCHMARKS.md, "Worker memory"). The CPU arena itself stays on: without it
+    // CPU per image (BENCHMARKS.md, `make bench-e2e`). The CPU arena itself stays on: without it
     // the peak grew to 251 MiB, the freed activations scattered over glibc's per-thread heaps.
     let b = Session::builder(rt.environment())?
         .with_optimization_level(GraphOptimizationLevel::All)?
