@@ -3,9 +3,9 @@
 //! capture is decided, and prints a summary with where to look next.
 
 use super::publish::{PublishArgs, collect_images, publish};
+use crate::app::{App, Task};
 use crate::config::Settings;
-use crate::domain::Grade;
-use crate::pipeline::service::{self, WorkerHandle};
+use crate::domain::{Flag, Grade};
 use anyhow::bail;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,20 +74,12 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         (worker, publish(&s, &pub_args, &files).await?, t0)
     };
     println!("published {} synthetic sample captures", ids.len());
-    // HL7 results go out from the outbox as in `iari worker` (lis.transport, default file).
-    let (pool, st, c) = (worker.pool.clone(), s.clone(), cancel.clone());
-    let sender = tokio::spawn(async move {
-        if let Err(e) = crate::deliver::run_sender(pool, &st, c).await {
-            tracing::error!(error = %e, "HL7 sender cannot start");
-        }
-    });
     let decided = wait_for_decisions(&worker.pool, &ids, Duration::from_secs(args.timeout_s)).await;
     let elapsed = t0.elapsed();
     let delivered = wait_for_delivery(&worker.pool, &ids, Duration::from_secs(30)).await;
     let summary = summarize(&worker.pool, &ids).await;
     let timing = end_to_end(&worker.pool, &ids).await;
     cancel.cancel();
-    let _ = sender.await;
     worker.join().await;
     let (rows, decided, timing) = (summary?, decided?, timing?);
     print_summary(&rows, &files, decided, ids.len(), elapsed);
@@ -113,11 +105,10 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-async fn start_worker(
-    s: &Arc<Settings>,
-    cancel: &CancellationToken,
-) -> anyhow::Result<WorkerHandle> {
-    let worker = service::start(s.clone(), true, cancel.clone()).await?;
+/// Consumer, HL7 sender (lis.transport, default file) and HTTP, as `iari worker` runs them.
+async fn start_worker(s: &Arc<Settings>, cancel: &CancellationToken) -> anyhow::Result<App> {
+    let tasks = [Task::Consumer, Task::Sender, Task::Http];
+    let worker = App::start(s.clone(), &tasks, cancel.clone()).await?;
     let http = worker
         .http_addr
         .map_or_else(|| "-".into(), |a| a.to_string());
@@ -129,10 +120,12 @@ async fn start_worker(
 }
 
 async fn count_decided(pool: &sqlx::PgPool, ids: &[String]) -> Result<usize, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions WHERE capture_id = ANY($1)")
-        .bind(ids)
-        .fetch_one(pool)
-        .await?;
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM decisions WHERE capture_id = ANY($1)"#,
+        ids
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
@@ -144,11 +137,11 @@ async fn wait_for_delivery(
 ) -> anyhow::Result<i64> {
     let deadline = Instant::now() + timeout;
     loop {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
-             WHERE d.capture_id = ANY($1) AND m.state = 'acked'",
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id
+               WHERE d.capture_id = ANY($1) AND m.state = 'acked'"#,
+            ids
         )
-        .bind(ids)
         .fetch_one(pool)
         .await?;
         if n >= ids.len() as i64 || Instant::now() >= deadline {
@@ -173,20 +166,27 @@ async fn wait_for_decisions(
     }
 }
 
-/// (capture id, grade, flags, needs_review) of the demo's decisions, in capture order.
-type Row = (String, String, Vec<String>, bool);
+/// One of the demo's decisions.
+struct Row {
+    capture_id: String,
+    grade: Grade,
+    flags: Vec<Flag>,
+    needs_review: bool,
+}
 
 async fn summarize(pool: &sqlx::PgPool, ids: &[String]) -> anyhow::Result<Vec<Row>> {
-    Ok(sqlx::query_as(
-        "SELECT capture_id, grade, flags, needs_review FROM decisions WHERE capture_id = ANY($1) ORDER BY capture_id",
+    Ok(sqlx::query_as!(
+        Row,
+        r#"SELECT capture_id, grade AS "grade: Grade", flags AS "flags: Vec<Flag>", needs_review
+           FROM decisions WHERE capture_id = ANY($1) ORDER BY capture_id"#,
+        ids
     )
-    .bind(ids)
     .fetch_all(pool)
     .await?)
 }
 
 /// Publish → committed: captures per second over the whole run and latency percentiles (s).
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct EndToEnd {
     n: i64,
     span_s: Option<f64>,
@@ -198,16 +198,18 @@ struct EndToEnd {
 async fn end_to_end(pool: &sqlx::PgPool, ids: &[String]) -> anyhow::Result<EndToEnd> {
     // captured_at is the publisher's clock at publish; decided_at is the transaction's start,
     // just before its commit. Same host, same clock.
-    Ok(sqlx::query_as(
-        "WITH l AS (SELECT c.captured_at, d.decided_at, \
-           extract(epoch FROM d.decided_at - c.captured_at)::float8 AS s \
-           FROM decisions d JOIN captures c USING (capture_id) WHERE d.capture_id = ANY($1)) \
-         SELECT count(*) AS n, extract(epoch FROM max(decided_at) - min(captured_at))::float8 AS span_s, \
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50, \
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY s) AS p95, \
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY s) AS p99 FROM l",
+    Ok(sqlx::query_as!(
+        EndToEnd,
+        r#"WITH l AS (SELECT c.captured_at, d.decided_at,
+             extract(epoch FROM d.decided_at - c.captured_at)::float8 AS s
+             FROM decisions d JOIN captures c USING (capture_id) WHERE d.capture_id = ANY($1))
+           SELECT count(*) AS "n!",
+             extract(epoch FROM max(decided_at) - min(captured_at))::float8 AS span_s,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50,
+             percentile_cont(0.95) WITHIN GROUP (ORDER BY s) AS p95,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY s) AS p99 FROM l"#,
+        ids
     )
-    .bind(ids)
     .fetch_one(pool)
     .await?)
 }
@@ -235,20 +237,20 @@ fn print_summary(
     published: usize,
     elapsed: Duration,
 ) {
-    let mut grades: BTreeMap<String, usize> = BTreeMap::new();
-    let mut flags: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, g, f, _) in rows {
-        *grades.entry(g.clone()).or_default() += 1;
-        for flag in f {
-            *flags.entry(flag.clone()).or_default() += 1;
+    let mut grades: BTreeMap<Grade, usize> = BTreeMap::new();
+    let mut flags: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *grades.entry(r.grade).or_default() += 1;
+        for flag in &r.flags {
+            *flags.entry(flag.as_str()).or_default() += 1;
         }
     }
-    let review = rows.iter().filter(|r| r.3).count();
+    let review = rows.iter().filter(|r| r.needs_review).count();
     // Capture ids end in the publish index, which is the file's index: compare with its folder.
-    let labelled = rows.iter().filter_map(|(id, g, _, _)| {
-        let n: usize = id.rsplit('-').next()?.parse().ok()?;
+    let labelled = rows.iter().filter_map(|r| {
+        let n: usize = r.capture_id.rsplit('-').next()?.parse().ok()?;
         let folder = files.get(n)?.parent()?.file_name()?.to_str()?;
-        Some(Grade::from_folder_name(folder)?.label() == g)
+        Some(Grade::from_folder_name(folder)? == r.grade)
     });
     let (agree, total) = labelled.fold((0, 0), |(a, t), ok| (a + usize::from(ok), t + 1));
     println!("\nIARI demo (synthetic samples)");
@@ -259,7 +261,7 @@ fn print_summary(
     );
     let g: Vec<String> = Grade::ALL
         .iter()
-        .map(|x| format!("{}={}", x.label(), grades.get(x.label()).unwrap_or(&0)))
+        .map(|x| format!("{}={}", x.label(), grades.get(x).unwrap_or(&0)))
         .collect();
     println!("  grades         {}", g.join("  "));
     let f: Vec<String> = flags.iter().map(|(k, v)| format!("{k}={v}")).collect();

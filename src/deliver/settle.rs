@@ -4,9 +4,9 @@
 
 use super::ack::{self, Ack, AckOutcome};
 use super::outbox::Step;
-use super::store::{Attempt, Claimed, Next};
 use super::transport::{Delivery, SendError};
 use crate::metrics::metrics;
+use crate::store::outbox::{Attempt, Claimed, Next};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub(super) fn settle(
     let id = c.id;
     match result {
         Ok(Delivery::Written(path)) => {
-            tracing::info!(message_id = id, path = %path.display(), "HL7 result written");
+            tracing::debug!(message_id = id, path = %path.display(), "HL7 result written");
             (
                 attempt("acked", None, None),
                 Next::Acked,

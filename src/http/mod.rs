@@ -1,9 +1,10 @@
 //! HTTP: liveness, readiness and Prometheus metrics here; the decisions API in `api`, merged
-//! onto [`router`] by the caller.
+//! onto [`router`] by the caller (`app`), and [`serve`], which runs a router until cancelled.
 
 pub mod api;
 
 use crate::metrics::metrics;
+use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -11,33 +12,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What readiness depends on besides the database, set by the parts that own it.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    broker: AtomicBool,
-    models: AtomicBool,
-}
-
-impl Readiness {
-    pub fn set_broker(&self, up: bool) {
-        self.broker.store(up, Ordering::Relaxed);
-        metrics().broker_connected.set(i64::from(up));
-    }
-
-    pub fn set_models(&self, loaded: bool) {
-        self.models.store(loaded, Ordering::Relaxed);
-    }
-
-    pub fn broker(&self) -> bool {
-        self.broker.load(Ordering::Relaxed)
-    }
-
-    pub fn models(&self) -> bool {
-        self.models.load(Ordering::Relaxed)
-    }
-}
+pub use crate::health::Readiness;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -55,7 +33,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
+    let db = sqlx::query_scalar!("SELECT 1 AS one")
         .fetch_one(&s.pool)
         .await
         .is_ok();
@@ -84,4 +62,27 @@ async fn metrics_text() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics().render(),
     )
+}
+
+/// Binds `addr` and serves `router` until `cancel`; returns the task and the bound address.
+pub async fn serve(
+    router: Router,
+    addr: std::net::SocketAddr,
+    cancel: CancellationToken,
+) -> anyhow::Result<(JoinHandle<()>, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http.addr {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "serving /healthz /readyz /metrics");
+    let task = tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    Ok((task, bound))
 }

@@ -227,10 +227,9 @@ async fn readyz_names_what_is_down() {
         pool,
         readiness: readiness.clone(),
     });
-    let (task, addr) =
-        iari::pipeline::service::serve(app, "127.0.0.1:0".parse().unwrap(), cancel.clone())
-            .await
-            .unwrap();
+    let (task, addr) = iari::http::serve(app, "127.0.0.1:0".parse().unwrap(), cancel.clone())
+        .await
+        .unwrap();
     let (code, body) = http_get(addr, "/readyz").await;
     assert_eq!(code, 503);
     assert!(
@@ -263,9 +262,13 @@ async fn a_file_that_arrives_late_is_decided_after_a_retry() {
 async fn competing_workers_decide_each_capture_once() {
     let w = TestWorker::start(&[("IARI__INFERENCE__BATCH_SIZE", "4")]).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let second = iari::pipeline::service::start(w.settings.clone(), false, cancel.clone())
-        .await
-        .unwrap();
+    let second = iari::app::App::start(
+        w.settings.clone(),
+        &[iari::app::Task::Consumer],
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     w.put_file("c.png", &sample("neg/neg-002.png"));
     let n = 80;
     for i in 0..n {

@@ -2,9 +2,9 @@
 //! broker client to publish raw bodies and read the dead-letter queue.
 
 use crate::common::{fresh_db, settings};
+use iari::app::{App, Task};
 use iari::config::Settings;
 use iari::ingest::amqp::{declare_topology, publish_capture, reason_header};
-use iari::pipeline::service::{self, WorkerHandle};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -23,7 +23,7 @@ pub struct TestWorker {
     pub pool: PgPool,
     pub root: tempfile::TempDir,
     pub cancel: CancellationToken,
-    pub handle: Option<WorkerHandle>,
+    pub handle: Option<App>,
     pub channel: Channel,
     _conn: Connection,
 }
@@ -72,7 +72,8 @@ impl TestWorker {
 
     pub async fn start_worker(&mut self) {
         self.cancel = CancellationToken::new();
-        let h = service::start(self.settings.clone(), true, self.cancel.clone())
+        let tasks = [Task::Consumer, Task::Http];
+        let h = App::start(self.settings.clone(), &tasks, self.cancel.clone())
             .await
             .unwrap();
         self.handle = Some(h);

@@ -5,9 +5,9 @@
 use crate::common::{event, settings};
 use crate::harness::sample;
 use crate::instances::{Pki, Postgres, Rabbit};
+use iari::app::{App, Task};
 use iari::config::Settings;
 use iari::ingest::amqp::{declare_topology, publish_capture};
-use iari::pipeline::service;
 use lapin::ConnectionProperties;
 use lapin::options::ConfirmSelectOptions;
 use serde_json::json;
@@ -86,7 +86,7 @@ async fn worker_over_amqps_and_verify_full_decides_a_capture_on_encrypted_links(
 
     // The worker creates its database and migrates over verify-full TLS.
     let cancel = CancellationToken::new();
-    let handle = service::start(s.clone(), false, cancel.clone())
+    let handle = App::start(s.clone(), &[Task::Consumer], cancel.clone())
         .await
         .expect("worker starts over TLS");
 

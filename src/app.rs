@@ -1,0 +1,176 @@
+//! The one place that assembles a process: from the settings and one cancellation token it
+//! prepares the database, loads what the requested tasks need, starts them (the capture
+//! consumer, the HL7 sender, HTTP) and joins them on shutdown. `cli::worker` and `cli::demo`
+//! call only this; the stages know nothing of each other's tasks.
+
+use crate::classify::{Engine, ImageLimits};
+use crate::config::Settings;
+use crate::health::Readiness;
+use crate::ingest::EventLimits;
+use crate::ingest::source::ImageRoot;
+use crate::pipeline::{PrepareContext, Processor};
+use crate::store::decisions::{Provenance, worker_identity};
+use anyhow::Context;
+use serde_json::json;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A long-running task a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Capture events from the broker through classify and store (`pipeline::run`).
+    Consumer,
+    /// HL7 results from the outbox to the LIS (`deliver::run_sender`).
+    Sender,
+    /// Health, readiness, metrics and the decisions API on `http.addr`.
+    Http,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Consumer => "consumer",
+            Task::Sender => "sender",
+            Task::Http => "http",
+        }
+    }
+}
+
+/// A started process: its tasks and what they share.
+pub struct App {
+    pub pool: PgPool,
+    pub readiness: Arc<Readiness>,
+    /// Where HTTP listens (the bound address, so `:0` in tests resolves).
+    pub http_addr: Option<SocketAddr>,
+    tasks: Vec<(Task, JoinHandle<()>)>,
+}
+
+impl App {
+    /// Checks what can be checked before anything runs (the LIS transport, the broker's TLS
+    /// and credentials), prepares the database, loads the ensemble when the consumer runs, then
+    /// starts `tasks`. An error here means nothing was started.
+    pub async fn start(
+        settings: Arc<Settings>,
+        tasks: &[Task],
+        cancel: CancellationToken,
+    ) -> anyhow::Result<App> {
+        let wants = |t: Task| tasks.contains(&t);
+        if wants(Task::Sender) {
+            // A transport that cannot be set up (a missing CA file, say) stops start-up here
+            // rather than leaving every result silently waiting in the outbox.
+            crate::deliver::transport::Transport::from_settings(&settings.lis)?;
+        }
+        let pool = database(&settings).await?;
+        let (processor, readiness) = if wants(Task::Consumer) {
+            let p = processor(&settings, &pool).await?;
+            let r = Readiness::default();
+            r.set_models(true);
+            (Some(p), Arc::new(r))
+        } else {
+            (None, Arc::new(Readiness::without_consumer()))
+        };
+        let mut app = App {
+            pool,
+            readiness,
+            http_addr: None,
+            tasks: Vec::new(),
+        };
+        // HTTP binds first: a taken port fails start-up before any message is consumed.
+        if wants(Task::Http) {
+            let state = crate::http::AppState {
+                pool: app.pool.clone(),
+                readiness: app.readiness.clone(),
+            };
+            let api = crate::http::api::routes(app.pool.clone(), &settings.http);
+            let router = crate::http::router(state).merge(api);
+            let (task, addr) =
+                crate::http::serve(router, settings.http.addr, cancel.clone()).await?;
+            app.http_addr = Some(addr);
+            app.tasks.push((Task::Http, task));
+        }
+        if let Some(p) = processor {
+            let run =
+                crate::pipeline::run(p, settings.clone(), app.readiness.clone(), cancel.clone());
+            app.tasks.push((Task::Consumer, tokio::spawn(run)));
+        }
+        if wants(Task::Sender) {
+            let (pool, s, c) = (app.pool.clone(), settings.clone(), cancel.clone());
+            let sender = async move {
+                if let Err(e) = crate::deliver::run_sender(pool, &s, c).await {
+                    tracing::error!(error = %e, "HL7 sender cannot start; decisions stay in the outbox");
+                }
+            };
+            app.tasks.push((Task::Sender, tokio::spawn(sender)));
+        }
+        Ok(app)
+    }
+
+    /// Waits for every task to finish (after the token is cancelled), then closes the pool.
+    pub async fn join(self) {
+        for (task, handle) in self.tasks {
+            if let Err(e) = handle.await {
+                tracing::error!(task = task.name(), error = %e, "task ended abnormally");
+            }
+        }
+        self.pool.close().await;
+    }
+}
+
+/// Creates the database if needed, opens the pool and applies the migrations.
+async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
+    let db = &settings.database;
+    crate::store::ensure_database(db)
+        .await
+        .with_context(|| format!("database {}", db.url.redacted()))?;
+    let pool = crate::store::pool(db)?;
+    let applied = crate::store::migrate(&pool).await.context("migrations")?;
+    tracing::info!(applied, "database ready");
+    Ok(pool)
+}
+
+/// The stages of the consumer, with the ensemble loaded.
+async fn processor(settings: &Arc<Settings>, pool: &PgPool) -> anyhow::Result<Processor> {
+    // A broker that rejects our TLS set-up or credentials stops start-up here, before the slow
+    // model load, instead of a reconnect loop that can never succeed.
+    crate::ingest::connect::preflight(&settings.amqp)
+        .await
+        .with_context(|| format!("broker {}", settings.amqp.url.redacted()))?;
+    let s = settings.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::load(&s))
+        .await?
+        .context("loading the ensemble")?;
+    let engine = Arc::new(engine);
+    let root = ImageRoot::new(&settings.images.root, settings.images.max_bytes)
+        .with_context(|| format!("images.root {}", settings.images.root.display()))?;
+    Ok(Processor {
+        provenance: Arc::new(provenance(&engine)),
+        engine,
+        pool: pool.clone(),
+        prepare: Arc::new(PrepareContext {
+            events: EventLimits::for_images(settings.plate, settings.images.max_bytes),
+            images: ImageLimits::from(&settings.images),
+            root,
+        }),
+        delivery_limit: settings.amqp.delivery_limit,
+    })
+}
+
+/// Provenance shared by every decision this engine makes.
+pub fn provenance(engine: &Engine) -> Provenance {
+    let info = engine.info();
+    Provenance {
+        ensemble_name: info.ensemble.name.clone(),
+        ensemble_version: info.ensemble.version.clone(),
+        runtime: json!({
+            "onnxruntime_version": info.execution.onnxruntime_version,
+            "provider": info.execution.provider,
+            "requested": info.execution.requested,
+            "fallback_reason": info.execution.fallback_reason,
+            "preprocessing": info.preprocessing_version,
+        }),
+        worker: worker_identity(),
+    }
+}
