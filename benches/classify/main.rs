@@ -21,7 +21,7 @@ mod rounds;
 use rounds::Part;
 
 use iari::classify::files::{RunOptions, classify_files, collect_images, file_batch, load_tensor};
-use iari::classify::{Engine, ImageLimits, Threading, decode};
+use iari::classify::{Engine, ImageLimits, SharedInput, Threading, decode};
 use iari::config::Settings;
 use iari::domain::Sha256Digest;
 use std::collections::HashMap;
@@ -224,8 +224,8 @@ fn decode_part<'a>(engine: &'a Engine, files: &'a [PathBuf], limits: ImageLimits
 /// through every sample batch by batch, as the full path does, rather than rerunning the first
 /// batch (whose one input, reused, stays in cache: 1–2 % less CPU per image here).
 fn inference_part<'a>(engine: &'a Engine, tensors: &[Vec<f32>], batch: usize) -> Part<'a> {
-    let inputs: Vec<Vec<f32>> = (0..tensors.len().div_ceil(batch))
-        .map(|k| packed(engine, tensors, k * batch, batch))
+    let inputs: Vec<SharedInput> = (0..tensors.len().div_ceil(batch))
+        .map(|k| packed(engine, tensors, k * batch, batch).into())
         .collect();
     let mut k = 0;
     Part {

@@ -1,11 +1,11 @@
 //! On a GPU: do its sessions give the CPU path's answers? The same packed sample images through
 //! both engines: the largest logit difference, and how many votes and decisions differ.
 
-use iari::classify::Engine;
+use iari::classify::{Engine, SharedInput};
 use iari::domain::Sha256Digest;
 
 pub fn report(gpu: &Engine, cpu: &Engine, tensors: &[Vec<f32>], shas: &[Sha256Digest]) {
-    let input: Vec<f32> = tensors.concat();
+    let input = SharedInput::from(tensors.concat());
     let n = tensors.len();
     let (a, b) = (gpu.run_models(&input, n), cpu.run_models(&input, n));
     let mut max_diff = 0f32;

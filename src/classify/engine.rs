@@ -4,7 +4,7 @@
 
 use super::manifest::{EnsembleInfo, Manifest, ManifestError, ModelEntry};
 pub use super::parallel::ModelLogits;
-use super::parallel::{LoadedModel, ModelWorker, RunSpec, run_all};
+use super::parallel::{LoadedModel, ModelWorker, RunSpec, SharedInput, run_all};
 use super::preprocess::{PreprocessError, Preprocessor};
 use super::runtime::{RuntimeError, runtime};
 use super::session::{BuildError, CUDA_PROVIDER, Threading, create_sessions, record_provider};
@@ -245,7 +245,7 @@ impl Engine {
             input.extend_from_slice(&t.data);
         }
         let shas: Vec<Sha256Digest> = batch.iter().map(|t| t.sha256).collect();
-        self.classify_packed(&shas, &input)
+        self.classify_packed(&shas, &SharedInput::from(input))
     }
 
     /// Like [`Engine::classify`] for images already packed as NCHW in `input`, one per hash
@@ -253,13 +253,13 @@ impl Engine {
     pub fn classify_packed(
         &self,
         shas: &[Sha256Digest],
-        input: &[f32],
+        input: &SharedInput,
     ) -> Result<Vec<Classification>, EngineError> {
         let n = shas.len();
-        if input.len() != n * self.preprocessor.tensor_len() {
+        let input_len = input.as_slice().len();
+        if input_len != n * self.preprocessor.tensor_len() {
             return Err(EngineError::Input(format!(
-                "{} values for {n} images, the models take {} each",
-                input.len(),
+                "{input_len} values for {n} images, the models take {} each",
                 self.preprocessor.tensor_len()
             )));
         }
@@ -298,7 +298,7 @@ impl Engine {
     }
 
     /// Raw logits of every model for `n` images packed as NCHW in `input`, in model order.
-    pub fn run_models(&self, input: &[f32], n: usize) -> Vec<ModelLogits> {
+    pub fn run_models(&self, input: &SharedInput, n: usize) -> Vec<ModelLogits> {
         run_all(&self.models, &self.workers, &self.spec, input, n)
     }
 }

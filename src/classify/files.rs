@@ -4,6 +4,7 @@
 
 use super::decode::{ImageLimits, decode};
 use super::engine::{Engine, ImageTensor};
+use super::parallel::SharedInput;
 use crate::domain::{Classification, Grade, Sha256Digest};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -245,8 +246,12 @@ fn infer_loop(
             outcomes[i] = Some(Err(e));
             done += 1;
         }
-        let input = &b.input[..b.idx.len() * tensor_len];
-        match engine.classify_packed(&b.shas, input) {
+        // The buffer moves to the model threads and back; the next batch overwrites it.
+        let full = b.input.len();
+        let input = SharedInput::new(std::mem::take(&mut b.input), b.idx.len() * tensor_len);
+        let result = engine.classify_packed(&b.shas, &input);
+        b.input = input.into_inner().unwrap_or_else(|| vec![0.0; full]);
+        match result {
             Ok(results) => {
                 for (i, c) in b.idx.iter().zip(results) {
                     outcomes[*i] = Some(Ok(c));

@@ -15,6 +15,7 @@ pub mod vote;
 pub use decode::{DecodedImage, ImageError, ImageLimits, decode};
 pub use engine::{Engine, EngineError, EngineInfo, ImageTensor, ModelLogits};
 pub use manifest::{Manifest, ManifestError};
+pub use parallel::SharedInput;
 pub use preprocess::{PreprocessError, Preprocessor};
 pub use session::Threading;
 pub use vote::{QuorumError, decide};

@@ -1,5 +1,6 @@
 //! Running the ensemble's sessions on one packed batch: on the calling thread, or one
-//! persistent thread per model (`ParallelModels`) sharing the caller's input without a copy.
+//! persistent thread per model (`ParallelModels`) sharing the caller's input without a copy
+//! (an `Arc` of the caller's buffer, handed back afterwards).
 //! On a GPU the batch can be staged on the device once and shared by every session.
 
 use crate::domain::{Grade, ModelRef};
@@ -36,44 +37,67 @@ pub(super) enum Input<'a> {
     Staged(&'a Tensor<f32>),
 }
 
-/// [`Input`] by address, for a worker thread.
-#[derive(Clone, Copy)]
-enum InputPtr {
-    Host(*const f32, usize),
-    Staged(*const Tensor<f32>),
+/// A packed batch that the model threads share without a copy: the caller's buffer moves in
+/// (`len` values of it are the batch) and comes back with [`SharedInput::into_inner`] once
+/// every thread has let go of it.
+#[derive(Debug, Clone)]
+pub struct SharedInput {
+    data: Arc<Vec<f32>>,
+    len: usize,
 }
 
-impl InputPtr {
-    fn of(input: Input<'_>) -> InputPtr {
-        match input {
-            Input::Host(s) => InputPtr::Host(s.as_ptr(), s.len()),
-            Input::Staged(t) => InputPtr::Staged(t),
+impl SharedInput {
+    /// The first `len` values of `buf` (clamped to its length).
+    pub fn new(buf: Vec<f32>, len: usize) -> SharedInput {
+        let len = len.min(buf.len());
+        SharedInput {
+            data: Arc::new(buf),
+            len,
         }
     }
 
-    /// SAFETY: the pointee must be alive and unchanged for `'a`.
-    unsafe fn get<'a>(self) -> Input<'a> {
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data[..self.len]
+    }
+
+    /// The buffer back, for reuse; `None` while another holder remains.
+    pub fn into_inner(self) -> Option<Vec<f32>> {
+        Arc::try_unwrap(self.data).ok()
+    }
+}
+
+impl From<Vec<f32>> for SharedInput {
+    fn from(buf: Vec<f32>) -> SharedInput {
+        let len = buf.len();
+        SharedInput::new(buf, len)
+    }
+}
+
+/// The batch as a model thread holds it: the host buffer, or the copy staged on the device.
+#[derive(Clone)]
+enum Shared {
+    Host(SharedInput),
+    Staged(Arc<Tensor<f32>>),
+}
+
+impl Shared {
+    fn view(&self) -> Input<'_> {
         match self {
-            InputPtr::Host(p, len) => Input::Host(unsafe { std::slice::from_raw_parts(p, len) }),
-            InputPtr::Staged(t) => Input::Staged(unsafe { &*t }),
+            Shared::Host(s) => Input::Host(s.as_slice()),
+            Shared::Staged(t) => Input::Staged(t),
         }
     }
 }
 
-/// One batch for a [`ModelWorker`]: the input by address, so no copy is made. The sender of a
-/// job blocks until every worker has replied (or hung up), so the borrowed input outlives
-/// every use of it (see [`Engine::run_models`]).
+/// One batch for a [`ModelWorker`]; the worker drops its share of the input before it replies,
+/// so the caller gets its buffer back whole.
 struct Job {
-    input: InputPtr,
+    input: Shared,
     n: usize,
     /// The model's index, sent back with its logits.
     index: usize,
     reply: Sender<(usize, ModelLogits)>,
 }
-
-// SAFETY: `input` points to a slice or tensor that the sending thread keeps borrowed,
-// unchanged, until the worker's reply (or its dropped `reply` sender) has been received.
-unsafe impl Send for Job {}
 
 /// A thread, created once at load, that runs one model's session for `ParallelModels`:
 /// persistent so a batch costs two channel hand-offs instead of a thread spawn per model.
@@ -96,15 +120,20 @@ impl ModelWorker {
 }
 
 fn worker_loop(model: &LoadedModel, spec: &RunSpec, jobs: &Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-        // SAFETY: see `Job`; the input is alive and unchanged until we reply.
-        let input = unsafe { job.input.get() };
+    while let Ok(Job {
+        input,
+        n,
+        index,
+        reply,
+    }) = jobs.recv()
+    {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_one(model, spec, input, job.n)
+            run_one(model, spec, input.view(), n)
         }))
         .unwrap_or_else(|_| Err("inference thread panicked".into()));
+        drop(input);
         // The caller may be gone only if it panicked itself; nothing to tell then.
-        let _ = job.reply.send((job.index, result));
+        let _ = reply.send((index, result));
     }
 }
 
@@ -124,18 +153,15 @@ pub(super) fn run_all(
     models: &[Arc<LoadedModel>],
     workers: &[ModelWorker],
     spec: &RunSpec,
-    input: &[f32],
+    input: &SharedInput,
     n: usize,
 ) -> Vec<ModelLogits> {
-    let staged = match stage(spec, input, n) {
-        Ok(t) => t,
+    let input = match stage(spec, input.as_slice(), n) {
+        Ok(Some(t)) => Shared::Staged(Arc::new(t)),
+        Ok(None) => Shared::Host(input.clone()),
         Err(e) => return models.iter().map(|_| Err(e.clone())).collect(),
     };
-    let input = match &staged {
-        Some(t) => Input::Staged(t),
-        None => Input::Host(input),
-    };
-    run_on(models, workers, spec, input, n)
+    run_on(models, workers, spec, &input, n)
 }
 
 /// [`run_all`] on a batch as the sessions will read it.
@@ -143,18 +169,21 @@ fn run_on(
     models: &[Arc<LoadedModel>],
     workers: &[ModelWorker],
     spec: &RunSpec,
-    input: Input<'_>,
+    input: &Shared,
     n: usize,
 ) -> Vec<ModelLogits> {
     if workers.is_empty() {
-        return models.iter().map(|m| run_one(m, spec, input, n)).collect();
+        return models
+            .iter()
+            .map(|m| run_one(m, spec, input.view(), n))
+            .collect();
     }
     let (tx, rx) = channel();
     let mut out: Vec<Option<ModelLogits>> = vec![None; models.len()];
     let mut pending = 0;
     for (k, w) in workers.iter().enumerate() {
         let job = Job {
-            input: InputPtr::of(input),
+            input: input.clone(),
             n,
             index: k + 1,
             reply: tx.clone(),
@@ -165,12 +194,12 @@ fn run_on(
         }
     }
     drop(tx);
-    // Caught, not unwound: unwinding here would free the input under the workers' feet.
+    // Caught, so a panicking model is one failed answer, as on the worker threads.
     let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_one(&models[0], spec, input, n)
+        run_one(&models[0], spec, input.view(), n)
     }));
     out[0] = Some(first.unwrap_or_else(|_| Err("inference thread panicked".into())));
-    // Wait for every job sent: `input` must outlive the workers' use of it (see `Job`).
+    // Every job sent is answered (or its thread is gone): each worker has let go of the input.
     for _ in 0..pending {
         match rx.recv() {
             Ok((k, r)) => out[k] = Some(r),
@@ -283,11 +312,20 @@ mod tests {
         let staged = owned.to(AllocationDevice::CPU, 0).unwrap();
         let models = [model(), model()];
         let workers = [ModelWorker::start(models[1].clone(), spec.clone()).unwrap()];
-        let host = run_on(&models, &workers, &spec, Input::Host(&input), n);
+        let shared = SharedInput::from(input.clone());
+        let host = run_on(&models, &workers, &spec, &Shared::Host(shared.clone()), n);
         assert!(host.iter().all(Result::is_ok), "{host:?}");
         assert_eq!(host[0], host[1]);
-        let from_staged = run_on(&models, &workers, &spec, Input::Staged(&staged), n);
+        let from_staged = run_on(
+            &models,
+            &workers,
+            &spec,
+            &Shared::Staged(Arc::new(staged)),
+            n,
+        );
         assert_eq!(host, from_staged);
+        // Every worker let go of its share: the buffer comes back whole, for reuse.
+        assert_eq!(shared.into_inner(), Some(input));
     }
 
     #[test]
@@ -300,7 +338,7 @@ mod tests {
         let e = stage(&spec, &[0.0; 12], 1).unwrap_err();
         assert!(e.contains("other than the host"), "{e}");
         assert_eq!(
-            run_all(&[], &[], &spec, &[0.0; 12], 1),
+            run_all(&[], &[], &spec, &SharedInput::from(vec![0.0; 12]), 1),
             Vec::<ModelLogits>::new()
         );
     }

@@ -1,14 +1,17 @@
 //! The pipeline: the ONE place that sequences ingest → classify → store → acknowledge.
-//! `process` holds the step tests drive without a broker; `run` feeds it from RabbitMQ with
-//! dynamic batching and settles each message only after its batch is committed.
+//! A batch is a list of captures moving through their states (`batch`); `process` holds the
+//! three stages tests drive without a broker; `run` feeds them from RabbitMQ with dynamic
+//! batching, hands batches from stage to stage on bounded channels, and settles each message
+//! only after its batch is committed.
 
+pub mod batch;
 pub mod outcome;
 pub mod prepare;
 pub mod process;
 pub mod run;
-pub mod service;
 
+pub use batch::{Batch, Incoming};
 pub use outcome::{Disposition, settle_failure};
 pub use prepare::PrepareContext;
-pub use process::{Incoming, Processor};
+pub use process::Processor;
 pub use run::run;

@@ -3,7 +3,7 @@
 
 use super::prepare::Prepared;
 use crate::domain::{Classification, ModelAnswer};
-use crate::ingest::{DeadLetterReason, Failure};
+use crate::domain::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
 use crate::store::decisions::WriteOutcome;
 
@@ -54,25 +54,6 @@ pub fn fail(f: Failure, delivery_count: u32, delivery_limit: u32) -> Disposition
         _ => {}
     }
     d
-}
-
-/// The same failure for every ready capture of a batch (`counts`: delivery counts by index).
-pub fn fail_all(
-    ready: &[(usize, Prepared)],
-    counts: &[u32],
-    delivery_limit: u32,
-    reason: DeadLetterReason,
-    detail: &str,
-) -> Vec<(usize, Disposition)> {
-    ready
-        .iter()
-        .map(|(i, _)| {
-            (
-                *i,
-                fail(Failure::new(reason, detail), counts[*i], delivery_limit),
-            )
-        })
-        .collect()
 }
 
 /// The disposition of a capture whose batch was written: acknowledged, or dead-lettered when

@@ -3,9 +3,10 @@
 
 use crate::classify::{ImageLimits, Preprocessor, decode};
 use crate::domain::Sha256Digest;
+use crate::domain::{CaptureEvent, DeadLetterReason, Failure};
 use crate::ingest::event::parse;
 use crate::ingest::source::ImageRoot;
-use crate::ingest::{CaptureEvent, DeadLetterReason, EventLimits, Failure, load_image};
+use crate::ingest::{EventLimits, load_image};
 use std::time::Instant;
 
 /// What prepare needs, shared by every capture of a batch.

@@ -1,11 +1,12 @@
-//! One processing step, free of AMQP: message bodies in, one [`Disposition`] per message out.
-//! prepare (blocking threads) → one inference batch (blocking) → one transaction → dispositions.
+//! One processing step, free of AMQP: a batch in, every capture settled out. Three stages, each
+//! taking the batch by value: prepare (blocking threads) → one inference run (blocking) → one
+//! transaction. `run` hands batches between them on channels; tests call them in a row.
 
-use super::outcome::{Disposition, fail, fail_all, settle_write, unreachable_failure};
+use super::batch::{Batch, Capture, Classified, Incoming, State};
+use super::outcome::{Disposition, fail, settle_write};
 use super::prepare::{PrepareContext, Prepared, prepare_all};
-use crate::classify::Engine;
-use crate::domain::Classification;
-use crate::ingest::{DeadLetterReason, Failure};
+use crate::classify::{Engine, SharedInput};
+use crate::domain::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
 use crate::store::decisions::{
     ImageRow, NewDecision, Provenance, Timings, WriteOutcome, write_batch,
@@ -14,15 +15,6 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// A message taken from the queue, as the processing step sees it.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub body: Vec<u8>,
-    /// Earlier deliveries of this message (`x-delivery-count`; 0 on the first).
-    pub delivery_count: u32,
-    pub received_at: Instant,
-}
 
 /// The stages and what they share; cheap to clone.
 #[derive(Clone)]
@@ -42,130 +34,34 @@ fn observe(stage: &str, since: Instant) {
         .observe(since.elapsed().as_secs_f64());
 }
 
-/// A batch after inference, waiting for the store: failures already have their disposition.
-pub struct Classified {
-    out: Vec<Option<Disposition>>,
-    counts: Vec<u32>,
-    received: Vec<Instant>,
-    ready: Vec<(usize, Prepared)>,
-    /// The tensors of `ready`, packed NCHW in the same order, until inference has run.
-    input: Vec<f32>,
-    classes: Vec<Classification>,
-    timings: Vec<Timings>,
-}
-
 impl Processor {
-    /// Processes one batch: [`Processor::classify_batch`] then [`Processor::store_batch`].
+    /// The three stages in a row: one disposition per message, in order.
     pub async fn process_batch(
         &self,
-        batch: &[Incoming],
+        messages: Vec<Incoming>,
         cancel: &CancellationToken,
     ) -> Vec<Disposition> {
-        let classified = self.classify_batch(batch).await;
-        self.store_batch(classified, cancel).await
+        let batch = self.prepare_batch(Batch::new(messages)).await;
+        let batch = self.infer_batch(batch).await;
+        self.store_batch(batch, cancel).await.dispositions()
     }
 
-    /// Parses, fetches, decodes and preprocesses (blocking threads), then one inference run.
-    pub async fn classify_batch(&self, batch: &[Incoming]) -> Classified {
-        let prepared = self.prepare_batch(batch).await;
-        self.infer_batch(prepared).await
-    }
-
-    /// Parses, fetches, decodes and preprocesses on blocking threads; failures get their
-    /// dispositions here, the rest wait for [`Processor::infer_batch`].
-    pub async fn prepare_batch(&self, batch: &[Incoming]) -> Classified {
+    /// Parses, fetches, decodes and preprocesses the received captures on blocking threads,
+    /// packing their tensors into the batch input; failures are settled here.
+    pub async fn prepare_batch(&self, mut batch: Batch) -> Batch {
         metrics()
             .captures_received
             .with_label_values(&[] as &[&str])
             .inc_by(batch.len() as u64);
+        let bodies: Vec<Vec<u8>> = batch
+            .captures
+            .iter_mut()
+            .filter_map(|c| match &mut c.state {
+                State::Received(body) => Some(std::mem::take(body)),
+                _ => None,
+            })
+            .collect();
         let t0 = Instant::now();
-        let (prepared, input) = self.prepare(batch).await;
-        observe("prepare", t0);
-        let mut c = Classified {
-            out: vec![None; batch.len()],
-            counts: batch.iter().map(|m| m.delivery_count).collect(),
-            received: batch.iter().map(|m| m.received_at).collect(),
-            ready: Vec::new(),
-            input,
-            classes: Vec::new(),
-            timings: Vec::new(),
-        };
-        for (i, p) in prepared.into_iter().enumerate() {
-            match p {
-                Ok(p) => {
-                    let stage = &metrics().stage_seconds;
-                    stage
-                        .with_label_values(&["decode"])
-                        .observe(p.decode_ms / 1000.0);
-                    stage
-                        .with_label_values(&["preprocess"])
-                        .observe(p.preprocess_ms / 1000.0);
-                    c.ready.push((i, p));
-                }
-                Err(f) => c.out[i] = Some(fail(f, c.counts[i], self.delivery_limit)),
-            }
-        }
-        c
-    }
-
-    /// One inference run over the prepared images of the batch.
-    pub async fn infer_batch(&self, mut c: Classified) -> Classified {
-        if c.ready.is_empty() {
-            self.engine.recycle_input(std::mem::take(&mut c.input));
-        } else {
-            self.infer(&mut c).await;
-        }
-        c
-    }
-
-    /// Commits the classified captures in one transaction; returns every message's disposition.
-    /// Store outages are retried here while the caller holds the acks; `cancel` bounds that
-    /// wait (the messages are then requeued, never acked).
-    pub async fn store_batch(
-        &self,
-        mut c: Classified,
-        cancel: &CancellationToken,
-    ) -> Vec<Disposition> {
-        if !c.ready.is_empty() {
-            let rows: Vec<NewDecision<'_>> = c
-                .ready
-                .iter()
-                .zip(&c.classes)
-                .zip(&c.timings)
-                .map(|(((_, p), cl), t)| new_decision(p, cl, *t))
-                .collect();
-            let t1 = Instant::now();
-            let written = self.write_with_retry(&rows, cancel).await;
-            observe("store", t1);
-            let settled: Vec<(usize, Disposition)> = match written {
-                Ok(outcomes) => c
-                    .ready
-                    .iter()
-                    .zip(&c.classes)
-                    .zip(outcomes)
-                    .map(|(((i, p), cl), o)| (*i, settle_write(o, p, cl)))
-                    .collect(),
-                Err(e) => fail_all(
-                    &c.ready,
-                    &c.counts,
-                    self.delivery_limit,
-                    DeadLetterReason::StoreFailed,
-                    &e,
-                ),
-            };
-            for (i, d) in settled {
-                c.out[i] = Some(d);
-            }
-        }
-        c.out
-            .into_iter()
-            .map(|d| d.unwrap_or_else(unreachable_failure))
-            .collect()
-    }
-
-    /// The per-capture results and the packed input of the successful ones.
-    async fn prepare(&self, batch: &[Incoming]) -> (Vec<Result<Prepared, Failure>>, Vec<f32>) {
-        let bodies: Vec<Vec<u8>> = batch.iter().map(|m| m.body.clone()).collect();
         let (ctx, engine) = (self.prepare.clone(), self.engine.clone());
         let job = move || {
             let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
@@ -173,56 +69,152 @@ impl Processor {
             let results = prepare_all(&refs, &ctx, engine.preprocessor(), &mut input);
             (results, input)
         };
-        tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
-            let f = Failure::new(
-                DeadLetterReason::ClassificationFailed,
-                format!("prepare: {e}"),
-            );
-            (
-                (0..batch.len()).map(|_| Err(f.clone())).collect(),
-                Vec::new(),
-            )
-        })
+        let results = match tokio::task::spawn_blocking(job).await {
+            Ok((results, input)) => {
+                batch.input = input;
+                results
+            }
+            Err(e) => {
+                let f = Failure::new(
+                    DeadLetterReason::ClassificationFailed,
+                    format!("prepare: {e}"),
+                );
+                let n = batch.count(|s| matches!(s, State::Received(_)));
+                (0..n).map(|_| Err(f.clone())).collect()
+            }
+        };
+        observe("prepare", t0);
+        let mut results = results.into_iter();
+        for c in &mut batch.captures {
+            if !matches!(c.state, State::Received(_)) {
+                continue;
+            }
+            let next = match results.next() {
+                Some(Ok(p)) => {
+                    let stage = &metrics().stage_seconds;
+                    stage
+                        .with_label_values(&["decode"])
+                        .observe(p.decode_ms / 1000.0);
+                    stage
+                        .with_label_values(&["preprocess"])
+                        .observe(p.preprocess_ms / 1000.0);
+                    State::Prepared(Box::new(p))
+                }
+                Some(Err(f)) => State::Settled(fail(f, c.delivery_count, self.delivery_limit)),
+                None => continue,
+            };
+            c.state = next;
+        }
+        batch
     }
 
-    /// One inference run over the prepared images; on failure they get their dispositions.
-    async fn infer(&self, c: &mut Classified) {
-        let shas: Vec<_> = c.ready.iter().map(|(_, p)| p.sha256).collect();
-        let input = std::mem::take(&mut c.input);
+    /// One inference run over the prepared captures; on failure they are settled.
+    pub async fn infer_batch(&self, mut batch: Batch) -> Batch {
+        let input = std::mem::take(&mut batch.input);
+        let shas: Vec<_> = batch
+            .captures
+            .iter()
+            .filter_map(|c| match &c.state {
+                State::Prepared(p) => Some(p.sha256),
+                _ => None,
+            })
+            .collect();
+        if shas.is_empty() {
+            self.engine.recycle_input(input);
+            return batch;
+        }
+        let n = shas.len();
         metrics()
             .batch_size
             .with_label_values(&[] as &[&str])
-            .observe(shas.len() as f64);
+            .observe(n as f64);
         let t0 = Instant::now();
         let engine = self.engine.clone();
         // The packed input goes to the engine as is (no per-image copy) and comes back for reuse.
         let result = tokio::task::spawn_blocking(move || {
+            let input = SharedInput::from(input);
             let r = engine.classify_packed(&shas, &input);
-            engine.recycle_input(input);
+            if let Some(buf) = input.into_inner() {
+                engine.recycle_input(buf);
+            }
             r
         })
         .await;
         observe("inference", t0);
         let inference_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let error = match result {
-            Ok(Ok(classes)) => {
-                let n = c.ready.len();
-                c.timings = c
-                    .ready
-                    .iter()
-                    .map(|(i, p)| timings(p, c.received[*i], t0, inference_ms, n))
-                    .collect();
-                c.classes = classes;
-                return;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+        let classes = match result {
+            Ok(Ok(classes)) if classes.len() == n => Ok(classes),
+            Ok(Ok(classes)) => Err(format!("{} answers for {n} images", classes.len())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        let reason = DeadLetterReason::ClassificationFailed;
-        for (i, d) in fail_all(&c.ready, &c.counts, self.delivery_limit, reason, &error) {
-            c.out[i] = Some(d);
+        let limit = self.delivery_limit;
+        match classes {
+            Ok(classes) => {
+                let mut classes = classes.into_iter();
+                for c in prepared(&mut batch) {
+                    let Some(classification) = classes.next() else {
+                        break;
+                    };
+                    let timings = timings(c, t0, inference_ms, n);
+                    c.advance(|s| match s {
+                        State::Prepared(p) => State::Classified(Box::new(Classified {
+                            prepared: *p,
+                            classification,
+                            timings,
+                        })),
+                        other => other,
+                    });
+                }
+            }
+            Err(error) => {
+                for c in prepared(&mut batch) {
+                    let f = Failure::new(DeadLetterReason::ClassificationFailed, &error);
+                    c.state = State::Settled(fail(f, c.delivery_count, limit));
+                }
+            }
         }
-        c.ready.clear();
+        batch
+    }
+
+    /// Commits the classified captures in one transaction and settles them. Store outages are
+    /// retried here while the caller holds the acks; `cancel` bounds that wait (the messages are
+    /// then requeued, never acked).
+    pub async fn store_batch(&self, mut batch: Batch, cancel: &CancellationToken) -> Batch {
+        let rows: Vec<NewDecision<'_>> = batch
+            .captures
+            .iter()
+            .filter_map(|c| match &c.state {
+                State::Classified(c) => Some(new_decision(c)),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            return batch;
+        }
+        let t1 = Instant::now();
+        let written = self.write_with_retry(&rows, cancel).await;
+        drop(rows);
+        observe("store", t1);
+        let limit = self.delivery_limit;
+        let mut outcomes = written.map(Vec::into_iter);
+        for c in batch.captures.iter_mut() {
+            let State::Classified(cl) = &c.state else {
+                continue;
+            };
+            let d = match &mut outcomes {
+                Ok(o) => match o.next() {
+                    Some(o) => settle_write(o, &cl.prepared, &cl.classification),
+                    None => continue,
+                },
+                Err(e) => {
+                    let f = Failure::new(DeadLetterReason::StoreFailed, e.as_str());
+                    fail(f, c.delivery_count, limit)
+                }
+            };
+            c.state = State::Settled(d);
+        }
+        batch
     }
 
     /// Retries transient database errors with backoff until they pass or `cancel` fires.
@@ -252,26 +244,33 @@ impl Processor {
     }
 }
 
-fn timings(
-    p: &Prepared,
-    received_at: Instant,
-    inference_start: Instant,
-    inference_ms: f64,
-    n: usize,
-) -> Timings {
+/// The prepared captures of the batch, in order (the order of the packed input).
+fn prepared(batch: &mut Batch) -> impl Iterator<Item = &mut Capture> {
+    batch
+        .captures
+        .iter_mut()
+        .filter(|c| matches!(c.state, State::Prepared(_)))
+}
+
+fn timings(c: &Capture, inference_start: Instant, inference_ms: f64, n: usize) -> Timings {
+    let (decode_ms, preprocess_ms) = match &c.state {
+        State::Prepared(p) => (p.decode_ms, p.preprocess_ms),
+        _ => (0.0, 0.0),
+    };
     Timings {
-        decode_ms: p.decode_ms,
-        preprocess_ms: p.preprocess_ms,
+        decode_ms,
+        preprocess_ms,
         inference_ms,
         queue_ms: inference_start
-            .saturating_duration_since(received_at)
+            .saturating_duration_since(c.received_at)
             .as_secs_f64()
             * 1000.0,
         batch_size: n,
     }
 }
 
-fn new_decision<'a>(p: &'a Prepared, c: &'a Classification, timings: Timings) -> NewDecision<'a> {
+fn new_decision(c: &Classified) -> NewDecision<'_> {
+    let p: &Prepared = &c.prepared;
     NewDecision {
         event: &p.event,
         image: ImageRow {
@@ -281,7 +280,7 @@ fn new_decision<'a>(p: &'a Prepared, c: &'a Classification, timings: Timings) ->
             height: p.height,
             bytes: &p.bytes,
         },
-        classification: c,
-        timings,
+        classification: &c.classification,
+        timings: c.timings,
     }
 }

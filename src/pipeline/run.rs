@@ -1,18 +1,20 @@
-//! The consumer loop: connect (with backoff), take deliveries in dynamic batches, process each
-//! batch, settle every message after commit; reconnect when the connection is lost, however it
-//! shows (stream error, stream end, failed ack, watchdog). Stops on the cancellation token.
+//! The consumer loop: connect (with backoff), take deliveries in dynamic batches, hand each
+//! batch through prepare → inference → store on bounded channels, settle every message after
+//! commit; reconnect when the connection is lost, however it shows (stream error, stream end,
+//! failed ack, watchdog). Stops on the cancellation token.
 
+use super::batch::{Batch, Incoming};
 use super::outcome::Disposition;
-use super::process::{Classified, Incoming, Processor};
+use super::process::Processor;
 use crate::config::{Settings, WorkerSettings};
-use crate::http::Readiness;
+use crate::health::Readiness;
 use crate::ingest::amqp::{Broker, BrokerError, delivery_count};
 use crate::metrics::metrics;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 enum Ended {
@@ -62,123 +64,151 @@ pub async fn run(
     tracing::info!("consumer stopped");
 }
 
-type Pending = Option<JoinHandle<Result<(), String>>>;
+/// A batch on its way through the stages, with the deliveries it will settle.
+struct InFlight {
+    deliveries: Vec<Delivery>,
+    batch: Batch,
+}
 
-/// Consumes until shutdown or loss; the batch being stored is always settled before returning.
+/// Consumes until shutdown or loss. Three tasks joined by bounded channels (the shape of
+/// text-embeddings-inference's queue): this one takes deliveries and prepares batch N+1 while
+/// the model task runs inference on batch N and the store task commits and settles batch N-1.
+/// Each stage holds one batch and one waits in each channel; batches are settled in order, and
+/// every batch taken is settled (or left to the broker on loss) before this returns.
 async fn consume(
     p: &Processor,
     broker: &Arc<Broker>,
     s: &Settings,
     cancel: &CancellationToken,
 ) -> Ended {
-    let mut pending: Pending = None;
-    let ended = consume_batches(p, broker, s, cancel, &mut pending).await;
-    match (finish(pending.take()).await, ended) {
-        (Err(why), Ended::Shutdown) => {
-            tracing::warn!(%why, "last batch not settled; the broker redelivers it");
-            Ended::Shutdown
-        }
-        (_, ended) => ended,
-    }
-}
-
-/// A batch taken from the queue, being prepared on blocking threads.
-type Staged = Option<(Vec<Delivery>, JoinHandle<Classified>)>;
-
-/// Three stages overlap: batch N+1 is prepared while batch N runs inference and batch N-1 is
-/// stored. Each stage holds at most one batch, and batches are stored in order.
-async fn consume_batches(
-    p: &Processor,
-    broker: &Arc<Broker>,
-    s: &Settings,
-    cancel: &CancellationToken,
-    pending: &mut Pending,
-) -> Ended {
     let tag = format!("iari-{}", uuid::Uuid::new_v4().simple());
     let mut consumer = match broker.consume(&tag).await {
         Ok(c) => c,
         Err(e) => return Ended::Lost(e.to_string()),
     };
+    let (to_model, from_intake) = mpsc::channel(1);
+    let (to_store, from_model) = mpsc::channel(1);
+    // Fired by the store task when it cannot settle: the intake stops taking deliveries.
+    let halted = CancellationToken::new();
+    let model = tokio::spawn(model_stage(p.clone(), from_intake, to_store));
+    let store = tokio::spawn(store_stage(
+        p.clone(),
+        broker.clone(),
+        from_model,
+        s.worker.clone(),
+        cancel.clone(),
+        halted.clone(),
+    ));
+    let ended = intake(p, broker, &mut consumer, &tag, s, cancel, &halted, to_model).await;
+    if let Err(e) = model.await {
+        tracing::error!(error = %e, "model task failed");
+    }
+    let stored = store
+        .await
+        .unwrap_or_else(|e| Err(format!("store task failed: {e}")));
+    match (stored, ended) {
+        (Err(why), Ended::Shutdown) => {
+            tracing::warn!(%why, "last batch not settled; the broker redelivers it");
+            Ended::Shutdown
+        }
+        (Err(why), Ended::Lost(_)) => Ended::Lost(why),
+        (Ok(()), ended) => ended,
+    }
+}
+
+/// Takes deliveries in dynamic batches, prepares each and hands it to the model task. Returns
+/// on shutdown (after `basic.cancel`), on a lost connection, or when the store task halts;
+/// dropping `to_model` then lets the later stages finish what they hold.
+#[allow(clippy::too_many_arguments)]
+async fn intake(
+    p: &Processor,
+    broker: &Broker,
+    consumer: &mut lapin::Consumer,
+    tag: &str,
+    s: &Settings,
+    cancel: &CancellationToken,
+    halted: &CancellationToken,
+    to_model: mpsc::Sender<InFlight>,
+) -> Ended {
     // A consumer once hung silently with the connection gone: check the state every second.
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     let (max, wait) = (
         s.inference.batch_size,
         Duration::from_millis(s.worker.batch_wait_ms),
     );
-    let mut staged: Staged = None;
     loop {
-        let (batch, lost) = if staged.is_some() {
-            // Work is in hand: take what is already there, never wait long for more.
-            match cancel.is_cancelled() {
-                true => (Vec::new(), None),
-                false => take_ready(&mut consumer, Vec::new(), max, wait).await,
+        let first = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                if let Err(e) = broker.cancel(tag).await {
+                    tracing::warn!(error = %e, "basic.cancel failed during shutdown");
+                }
+                return Ended::Shutdown;
             }
-        } else {
-            let first = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {
-                    if let Err(e) = broker.cancel(&tag).await {
-                        tracing::warn!(error = %e, "basic.cancel failed during shutdown");
-                    }
-                    return Ended::Shutdown;
-                }
-                _ = watchdog.tick() => {
-                    if broker.connected() { continue }
-                    return Ended::Lost("watchdog: connection not connected".into());
-                }
-                next = consumer.next() => match next {
-                    Some(Ok(d)) => d,
-                    Some(Err(e)) => return Ended::Lost(e.to_string()),
-                    None => return Ended::Lost("consumer stream ended".into()),
-                },
-            };
-            take_ready(&mut consumer, vec![first], max, wait).await
+            _ = halted.cancelled() => return Ended::Lost("settling a batch failed".into()),
+            _ = watchdog.tick() => {
+                if broker.connected() { continue }
+                return Ended::Lost("watchdog: connection not connected".into());
+            }
+            next = consumer.next() => match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Ended::Lost(e.to_string()),
+                None => return Ended::Lost("consumer stream ended".into()),
+            },
         };
-        let next = (!batch.is_empty()).then(|| {
-            let incoming: Vec<Incoming> = batch.iter().map(incoming).collect();
-            let p = p.clone();
-            (
-                batch,
-                tokio::spawn(async move { p.prepare_batch(&incoming).await }),
-            )
-        });
-        if let Some((deliveries, job)) = staged.take() {
-            let prepared = match job.await {
-                Ok(c) => c,
-                Err(e) => return Ended::Lost(format!("prepare task failed: {e}")),
-            };
-            let classified = p.infer_batch(prepared).await;
-            if let Err(why) = finish(pending.take()).await {
-                return Ended::Lost(why);
-            }
-            let (w, c) = (s.worker.clone(), cancel.clone());
-            let job = store_and_settle(p.clone(), broker.clone(), deliveries, classified, w, c);
-            *pending = Some(tokio::spawn(job));
+        let (deliveries, lost) = take_ready(consumer, vec![first], max, wait).await;
+        let messages = deliveries.iter().map(incoming).collect();
+        let batch = p.prepare_batch(Batch::new(messages)).await;
+        if to_model.send(InFlight { deliveries, batch }).await.is_err() {
+            return Ended::Lost("the pipeline's later stages stopped".into());
         }
-        staged = next;
         if let Some(why) = lost {
             return Ended::Lost(why);
         }
     }
 }
 
-async fn finish(pending: Pending) -> Result<(), String> {
-    match pending {
-        None => Ok(()),
-        Some(h) => h.await.map_err(|e| format!("store task failed: {e}"))?,
+/// Runs inference on each batch in turn and hands it to the store task.
+async fn model_stage(
+    p: Processor,
+    mut from_intake: mpsc::Receiver<InFlight>,
+    to_store: mpsc::Sender<InFlight>,
+) {
+    while let Some(InFlight { deliveries, batch }) = from_intake.recv().await {
+        let batch = p.infer_batch(batch).await;
+        if to_store.send(InFlight { deliveries, batch }).await.is_err() {
+            // The store task halted: these deliveries go back to the queue with the channel.
+            return;
+        }
     }
 }
 
-/// Commits the batch, then settles every message (ack, dead-letter or delayed requeue).
-async fn store_and_settle(
+/// Commits and settles each batch in turn; stops (and halts the intake) when settling fails.
+async fn store_stage(
     p: Processor,
     broker: Arc<Broker>,
-    batch: Vec<Delivery>,
-    classified: Classified,
+    mut from_model: mpsc::Receiver<InFlight>,
     w: WorkerSettings,
     cancel: CancellationToken,
+    halted: CancellationToken,
 ) -> Result<(), String> {
-    let dispositions = p.store_batch(classified, &cancel).await;
+    while let Some(InFlight { deliveries, batch }) = from_model.recv().await {
+        let dispositions = p.store_batch(batch, &cancel).await.dispositions();
+        if let Err(why) = settle_batch(&broker, &deliveries, &dispositions, &w).await {
+            halted.cancel();
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+/// Settles every message of a committed batch (ack, dead-letter or delayed requeue).
+async fn settle_batch(
+    broker: &Broker,
+    batch: &[Delivery],
+    dispositions: &[Disposition],
+    w: &WorkerSettings,
+) -> Result<(), String> {
     let t0 = Instant::now();
     let all_acked = dispositions.iter().all(|d| {
         matches!(
@@ -188,7 +218,7 @@ async fn store_and_settle(
     });
     match batch.last() {
         // The usual batch: every message committed, and every earlier delivery on the channel
-        // already settled (earlier batches are settled before this one is stored). One frame
+        // already settled (the store task settles batches one at a time, in order). One frame
         // settles the batch; the quorum queue then applies one settle command, not one per
         // message.
         Some(last) if all_acked && broker.can_ack_multiple() => broker
@@ -196,9 +226,9 @@ async fn store_and_settle(
             .await
             .map_err(|e| format!("settling a batch: {e}"))?,
         _ => {
-            for (d, disp) in batch.iter().zip(&dispositions) {
+            for (d, disp) in batch.iter().zip(dispositions) {
                 // On failure the rest of the batch is redelivered; idempotency makes that safe.
-                settle(&broker, d, disp, &w)
+                settle(broker, d, disp, w)
                     .await
                     .map_err(|e| format!("settling a delivery: {e}"))?;
             }
@@ -230,10 +260,11 @@ async fn take_ready(
     (batch, None)
 }
 
+/// The body is copied: a dead-lettered delivery is republished with its own bytes.
 fn incoming(d: &Delivery) -> Incoming {
     Incoming {
-        body: d.data.clone(),
         delivery_count: delivery_count(d),
+        body: d.data.clone(),
         received_at: Instant::now(),
     }
 }

@@ -25,6 +25,8 @@ fn track(delta: isize) {
 }
 
 // SAFETY: every call is forwarded to the system allocator unchanged; only sizes are recorded.
+// A counting allocator must implement the unsafe trait; it only forwards to `System`.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(l) };

@@ -97,12 +97,12 @@ fn ort_logits_match_on_golden_and_rust_tensors() {
     let e = engine();
     for case in cases() {
         let golden = read_f32(&case.tensor);
-        check_logits(&e.run_models(&golden, 1), &case, "golden tensor");
+        check_logits(&e.run_models(&golden.into(), 1), &case, "golden tensor");
         let bytes = std::fs::read(golden_dir().join(&case.image)).unwrap();
         let ours = e
             .preprocessor()
             .run(&decode(&bytes, &limits()).unwrap().rgb);
-        check_logits(&e.run_models(&ours, 1), &case, "rust tensor");
+        check_logits(&e.run_models(&ours.into(), 1), &case, "rust tensor");
     }
 }
 

@@ -2,10 +2,11 @@
 
 use crate::common::{event, fresh_db, settings};
 use crate::harness::sample;
+use iari::app::provenance;
 use iari::classify::{Engine, ImageLimits};
+use iari::domain::DeadLetterReason;
+use iari::ingest::EventLimits;
 use iari::ingest::source::ImageRoot;
-use iari::ingest::{DeadLetterReason, EventLimits};
-use iari::pipeline::service::provenance;
 use iari::pipeline::{Disposition, Incoming, PrepareContext, Processor};
 use serde_json::json;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ async fn process_batch_settles_each_message_on_its_own() {
         incoming(missing.clone(), 0),
         incoming(missing, 2),
     ];
-    let out = p.process_batch(&batch, &CancellationToken::new()).await;
+    let out = p.process_batch(batch, &CancellationToken::new()).await;
     let Disposition::Decided { decision_id } = out[0] else {
         panic!("{out:?}")
     };
@@ -58,7 +59,7 @@ async fn process_batch_settles_each_message_on_its_own() {
         matches!(&out[3], Disposition::DeadLetter(f) if f.reason == DeadLetterReason::ImageMissing)
     );
     let again = p
-        .process_batch(&[incoming(ok, 1)], &CancellationToken::new())
+        .process_batch(vec![incoming(ok, 1)], &CancellationToken::new())
         .await;
     assert_eq!(again, vec![Disposition::Duplicate { decision_id }]);
 }
