@@ -5,7 +5,7 @@
 
 use iari::domain::PlateFormat;
 use iari::ingest::event::{EventLimits, SCHEMA_V1, parse};
-use iari::ingest::{DeadLetterReason, Failure};
+use iari::domain::{DeadLetterReason, Failure};
 use libfuzzer_sys::fuzz_target;
 
 fn check_failure(f: &Failure) {

@@ -38,15 +38,27 @@ fn cells(d: &DecisionSummary) -> [String; 14] {
         d.accession.clone(),
         d.plate_id.clone(),
         d.well.clone(),
-        d.grade.clone(),
+        d.grade.to_string(),
         format!("{:.2}", d.agreement),
-        d.flags.join(";"),
+        join(&d.flags, ";"),
         d.needs_review.to_string(),
         d.ensemble_version.clone(),
-        d.delivery.clone().unwrap_or_else(|| "-".into()),
-        d.result_status.clone().unwrap_or_else(|| "-".into()),
-        d.reviewed_grade.clone().unwrap_or_else(|| "-".into()),
+        or_dash(d.delivery),
+        or_dash(d.result_status),
+        or_dash(d.reviewed_grade),
     ]
+}
+
+fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// Fixed-width columns sized to the widest cell.
@@ -106,7 +118,7 @@ pub fn show_table(p: &Provenance) -> String {
         if d.flags.is_empty() {
             "-".into()
         } else {
-            d.flags.join(", ")
+            join(&d.flags, ", ")
         },
         d.needs_review
     );

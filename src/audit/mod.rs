@@ -13,7 +13,7 @@ pub mod show;
 pub mod stats;
 pub mod verify;
 
-pub use query::{DecisionSummary, Delivery, Filter, Page, list};
+pub use query::{DecisionSummary, Filter, Page, list};
 pub use review::{ReviewOutcome, ReviewRequest, record_review};
 pub use show::{Provenance, show};
 pub use stats::{Stats, stats};

@@ -3,7 +3,7 @@
 //! stable order `(decided_at, id)` and keyset paging with `after`.
 
 use super::AuditError;
-use crate::domain::{Grade, PlateFormat, Well};
+use crate::domain::{DeliveryState, Flag, Grade, PlateFormat, ResultStatus, Well};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -54,34 +54,12 @@ pub struct Filter {
     pub after: Option<i64>,
 }
 
-/// Delivery state of an HL7 message, as the outbox stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Delivery {
-    Pending,
-    Acked,
-    Failed,
-}
-
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Pending => "pending",
-            Delivery::Acked => "acked",
-            Delivery::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Delivery, AuditError> {
-        match s {
-            "pending" => Ok(Delivery::Pending),
-            "acked" => Ok(Delivery::Acked),
-            "failed" => Ok(Delivery::Failed),
-            other => Err(AuditError::Invalid(format!(
-                "invalid delivery {other:?}: expected pending, acked or failed"
-            ))),
-        }
-    }
+fn parse_delivery(s: &str) -> Result<DeliveryState, AuditError> {
+    DeliveryState::parse(s).ok_or_else(|| {
+        AuditError::Invalid(format!(
+            "invalid delivery {s:?}: expected pending, acked or failed"
+        ))
+    })
 }
 
 /// Filters checked and typed; built only by [`Filter::parse`].
@@ -93,7 +71,7 @@ pub struct Parsed {
     well: Option<String>,
     grade: Option<Grade>,
     flagged: Option<bool>,
-    delivery: Option<Delivery>,
+    delivery: Option<DeliveryState>,
     model_version: Option<String>,
     since: Option<DateTime<Utc>>,
     /// Exclusive upper bound when `until` was a date, inclusive when a timestamp.
@@ -125,7 +103,7 @@ impl Filter {
             well: self.well.as_deref().map(canonical_well),
             grade,
             flagged: self.flagged,
-            delivery: self.delivery.as_deref().map(Delivery::parse).transpose()?,
+            delivery: self.delivery.as_deref().map(parse_delivery).transpose()?,
             model_version: self.model_version.clone(),
             since: self
                 .since
@@ -177,20 +155,20 @@ pub struct DecisionSummary {
     pub accession: String,
     pub plate_id: String,
     pub well: String,
-    pub grade: String,
+    pub grade: Grade,
     pub agreement: f32,
     pub confidence: f32,
-    pub flags: Vec<String>,
+    pub flags: Vec<Flag>,
     pub needs_review: bool,
     pub ensemble_name: String,
     pub ensemble_version: String,
     pub chain_seq: i64,
     /// State of the latest HL7 message about this decision; none when nothing was enqueued.
-    pub delivery: Option<String>,
-    /// OBX-11 of that message: P, F or C.
-    pub result_status: Option<String>,
+    pub delivery: Option<DeliveryState>,
+    /// OBX-11 of that message.
+    pub result_status: Option<ResultStatus>,
     /// Grade of the latest review, when a person has reviewed it.
-    pub reviewed_grade: Option<String>,
+    pub reviewed_grade: Option<Grade>,
 }
 
 /// One page of decisions; `next_after` is set when there may be more.

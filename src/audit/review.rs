@@ -4,8 +4,9 @@
 //! final result is confirmed unchanged.
 
 use super::AuditError;
-use crate::domain::Grade;
+use crate::domain::{FillerNumber, Grade, ResultStatus};
 use crate::metrics::metrics;
+use crate::store::outbox;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -24,16 +25,16 @@ pub struct ReviewRequest {
 pub struct ReviewOutcome {
     pub review_id: i64,
     pub decision_id: i64,
-    pub grade: String,
+    pub grade: Grade,
     /// The grade the LIS had before this review.
-    pub previous_grade: String,
+    pub previous_grade: Grade,
     /// The grade differs from the ensemble's (counted in `reviews_total{overridden}`).
     pub overridden: bool,
     /// The grade differs from what the LIS had.
     pub changed: bool,
     /// The outbox message enqueued, if any, and its OBX-11 (`F` or `C`).
     pub hl7_message_id: Option<i64>,
-    pub result_status: Option<String>,
+    pub result_status: Option<ResultStatus>,
     /// Why no message was enqueued, when none was.
     pub note: Option<String>,
 }
@@ -73,40 +74,40 @@ fn check(req: &ReviewRequest) -> Result<(Grade, String, Option<String>), AuditEr
 
 /// Where the decision's result stands at the LIS before this review.
 struct Reported {
-    ensemble_grade: String,
-    grade: String,
-    /// OBX-11 of the latest message; derived from `needs_review` when none was enqueued.
-    status: String,
-    filler_number: String,
+    ensemble_grade: Grade,
+    grade: Grade,
+    /// The latest message's result status; derived from `needs_review` when none was enqueued.
+    status: ResultStatus,
+    filler_number: FillerNumber,
 }
-
-/// Ensemble grade, needs_review, latest review grade, latest OBX-11, original filler number.
-type ReportedRow = (String, bool, Option<String>, Option<String>, Option<String>);
 
 async fn reported(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     decision_id: i64,
 ) -> Result<Reported, AuditError> {
-    let row: Option<ReportedRow> = sqlx::query_as(
-            "SELECT d.grade, d.needs_review, \
-             (SELECT r.grade FROM reviews r WHERE r.decision_id = d.id ORDER BY r.id DESC LIMIT 1), \
-             (SELECT m.result_status FROM hl7_messages m WHERE m.decision_id = d.id \
-                ORDER BY m.id DESC LIMIT 1), \
-             (SELECT m.filler_number FROM hl7_messages m WHERE m.decision_id = d.id \
-                AND m.review_id IS NULL) \
-             FROM decisions d WHERE d.id = $1",
+    let row = sqlx::query!(
+        r#"SELECT d.grade AS "grade: Grade", d.needs_review,
+             (SELECT r.grade FROM reviews r WHERE r.decision_id = d.id
+                ORDER BY r.id DESC LIMIT 1) AS "reviewed?: Grade"
+           FROM decisions d WHERE d.id = $1"#,
+        decision_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AuditError::UnknownDecision(decision_id))?;
+    let (ensemble_grade, needs_review) = (row.grade, row.needs_review);
+    let grade = row.reviewed.unwrap_or(ensemble_grade);
+    let (status, filler_number) = outbox::standing(tx, decision_id).await?.unwrap_or_else(|| {
+        (
+            ResultStatus::for_new_decision(needs_review),
+            FillerNumber::for_decision(decision_id),
         )
-        .bind(decision_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let (grade, needs_review, reviewed, status, filler) =
-        row.ok_or(AuditError::UnknownDecision(decision_id))?;
+    });
     Ok(Reported {
-        grade: reviewed.unwrap_or_else(|| grade.clone()),
-        ensemble_grade: grade,
-        status: status.unwrap_or_else(|| if needs_review { "P" } else { "F" }.into()),
-        // The worker's convention for ORC-3/OBR-3 when it enqueued nothing to copy from.
-        filler_number: filler.unwrap_or_else(|| format!("D{decision_id:07}")),
+        ensemble_grade,
+        grade,
+        status,
+        filler_number,
     })
 }
 
@@ -119,30 +120,31 @@ pub async fn record_review(
     let (grade, by, comment) = check(req)?;
     let mut tx = pool.begin().await?;
     // Reviews of one decision are serialised so each sees the result status the last one set.
-    sqlx::query("SELECT pg_advisory_xact_lock(7001, hashtext($1::bigint::text))")
-        .bind(decision_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(7001, hashtext($1::bigint::text))",
+        decision_id
+    )
+    .execute(&mut *tx)
+    .await?;
     let before = reported(&mut tx, decision_id).await?;
-    let changed = before.grade != grade.label();
-    let overridden = before.ensemble_grade != grade.label();
-    let review_id: i64 = sqlx::query_scalar(
+    let changed = before.grade != grade;
+    let overridden = before.ensemble_grade != grade;
+    let review_id: i64 = sqlx::query_scalar!(
         "INSERT INTO reviews (decision_id, grade, reviewer, comment) VALUES ($1, $2, $3, $4) \
          RETURNING id",
+        decision_id,
+        grade as _,
+        &by,
+        comment.as_deref(),
     )
-    .bind(decision_id)
-    .bind(grade.label())
-    .bind(&by)
-    .bind(&comment)
     .fetch_one(&mut *tx)
     .await?;
-    let status = match (before.status.as_str(), changed) {
-        ("P", _) => Some("F"),
-        (_, true) => Some("C"),
-        (_, false) => None,
-    };
+    let status = ResultStatus::after_review(before.status, changed);
     let message_id = match status {
-        Some(s) => Some(enqueue(&mut tx, decision_id, review_id, &before.filler_number, s).await?),
+        Some(s) => Some(
+            outbox::enqueue_review(&mut tx, decision_id, review_id, &before.filler_number, s)
+                .await?,
+        ),
         None => None,
     };
     tx.commit().await?;
@@ -153,34 +155,15 @@ pub async fn record_review(
     Ok(ReviewOutcome {
         review_id,
         decision_id,
-        grade: grade.label().into(),
+        grade,
         previous_grade: before.grade,
         overridden,
         changed,
         hl7_message_id: message_id,
-        result_status: status.map(str::to_string),
+        result_status: status,
         note: status.is_none().then(|| {
             "the final result already sent has this grade: review recorded, no HL7 message sent"
                 .to_string()
         }),
     })
-}
-
-async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    decision_id: i64,
-    review_id: i64,
-    filler_number: &str,
-    status: &str,
-) -> Result<i64, AuditError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO hl7_messages (decision_id, review_id, filler_number, result_status) \
-         VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(decision_id)
-    .bind(review_id)
-    .bind(filler_number)
-    .bind(status)
-    .fetch_one(&mut **tx)
-    .await?)
 }

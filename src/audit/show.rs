@@ -3,6 +3,7 @@
 //! position, every review, and every HL7 message with each delivery attempt and its ACK.
 
 use super::AuditError;
+use crate::domain::{DeliveryState, Flag, Grade, ResultStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -23,10 +24,10 @@ pub struct DecisionRecord {
     pub id: i64,
     pub capture_id: String,
     pub decided_at: DateTime<Utc>,
-    pub grade: String,
+    pub grade: Grade,
     pub agreement: f32,
     pub confidence: f32,
-    pub flags: Vec<String>,
+    pub flags: Vec<Flag>,
     pub needs_review: bool,
     pub ensemble_name: String,
     pub ensemble_version: String,
@@ -68,7 +69,7 @@ pub struct ImageRecord {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ReviewRecord {
     pub id: i64,
-    pub grade: String,
+    pub grade: Grade,
     pub reviewer: String,
     pub comment: Option<String>,
     pub reviewed_at: DateTime<Utc>,
@@ -82,8 +83,8 @@ pub struct Hl7Record {
     pub review_id: Option<i64>,
     pub filler_number: String,
     pub control_id: String,
-    pub result_status: String,
-    pub state: String,
+    pub result_status: ResultStatus,
+    pub state: DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,

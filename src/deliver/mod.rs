@@ -1,5 +1,6 @@
 //! LIS delivery: HL7 v2 result messages built from the outbox, an MLLP codec, ACK rules, the
-//! outbox sender and its transports (MLLP over TCP/TLS, or files).
+//! outbox sender and its transports (MLLP over TCP/TLS, or files). The outbox table itself is
+//! `store::outbox`'s.
 
 pub mod ack;
 pub mod hl7;
@@ -9,7 +10,6 @@ pub mod reply;
 pub mod report;
 mod runner;
 mod settle;
-mod store;
 pub mod transport;
 
 pub use outbox::{Sender, Step};

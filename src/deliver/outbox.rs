@@ -5,11 +5,11 @@
 //! share one outbox: see `store` for the claim lease.
 
 use super::settle::settle;
-use super::store::{self, Built, Claimed};
 use super::transport::{SetupError, Transport};
 use super::{hl7, report};
 use crate::config::{LisProfile, LisSettings};
 use crate::metrics::metrics;
+use crate::store::outbox::{self as store, Built, Claimed};
 use chrono::Utc;
 use sqlx::PgPool;
 use std::collections::HashMap;

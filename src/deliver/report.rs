@@ -3,47 +3,12 @@
 //! Messages are built only from this model, never by re-parsing HL7.
 
 pub use crate::domain::Patient;
+pub use crate::domain::ResultStatus;
 use crate::domain::{Grade, Order};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
-
-/// OBX-11 / OBR-25 result status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultStatus {
-    Preliminary,
-    Final,
-    Corrected,
-}
-
-impl ResultStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            ResultStatus::Preliminary => "P",
-            ResultStatus::Final => "F",
-            ResultStatus::Corrected => "C",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ResultStatus> {
-        match s {
-            "P" => Some(ResultStatus::Preliminary),
-            "F" => Some(ResultStatus::Final),
-            "C" => Some(ResultStatus::Corrected),
-            _ => None,
-        }
-    }
-
-    /// ORC-5 order status: in process while preliminary, complete otherwise.
-    pub fn order_status(self) -> &'static str {
-        if self == ResultStatus::Preliminary {
-            "IP"
-        } else {
-            "CM"
-        }
-    }
-}
 
 /// One sub-model's vote; `grade` is `None` when that model failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,36 +76,27 @@ struct StoredModel {
     vote: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     control_id: String,
     filler_number: String,
-    result_status: String,
+    result_status: ResultStatus,
     captured_at: DateTime<Utc>,
     decided_at: DateTime<Utc>,
     analyzer_id: String,
     accession: String,
     event: serde_json::Value,
-    grade: String,
+    grade: Grade,
     agreement: f32,
     flags: Vec<String>,
     needs_review: bool,
     models: serde_json::Value,
     ensemble_version: String,
-    review_grade: Option<String>,
+    review_grade: Option<Grade>,
     reviewer: Option<String>,
     review_comment: Option<String>,
     reviewed_at: Option<DateTime<Utc>>,
 }
-
-const LOAD_SQL: &str = "SELECT m.id, m.control_id, m.filler_number, m.result_status, c.captured_at, \
-    d.decided_at, c.analyzer_id, c.accession, c.event, d.grade, d.agreement, d.flags, \
-    d.needs_review, d.models, d.ensemble_version, r.grade AS review_grade, r.reviewer, \
-    r.comment AS review_comment, r.reviewed_at \
-    FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
-    JOIN captures c ON c.capture_id = d.capture_id \
-    LEFT JOIN reviews r ON r.id = m.review_id WHERE m.id = ANY($1)";
 
 /// Loads the reports for outbox messages `ids` in one query (one per message was the sender's
 /// most frequent statement); each comes back in the order of `ids`, or as its own
@@ -149,7 +105,21 @@ pub async fn load_many(
     pool: &PgPool,
     ids: &[i64],
 ) -> Result<Vec<(i64, Result<ResultReport, ReportError>)>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(LOAD_SQL).bind(ids).fetch_all(pool).await?;
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT m.id, m.control_id, m.filler_number,
+             m.result_status AS "result_status: ResultStatus", c.captured_at, d.decided_at,
+             c.analyzer_id, c.accession, c.event, d.grade AS "grade: Grade", d.agreement,
+             d.flags, d.needs_review, d.models, d.ensemble_version,
+             r.grade AS "review_grade?: Grade", r.reviewer AS "reviewer?",
+             r.comment AS "review_comment?", r.reviewed_at AS "reviewed_at?"
+           FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id
+           JOIN captures c ON c.capture_id = d.capture_id
+           LEFT JOIN reviews r ON r.id = m.review_id WHERE m.id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(pool)
+    .await?;
     let mut by_id: HashMap<i64, Row> = rows.into_iter().map(|r| (r.id, r)).collect();
     ids.iter()
         .map(|&id| match by_id.remove(&id) {
@@ -162,10 +132,9 @@ pub async fn load_many(
 fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
     let bad = |reason: String| ReportError::Invalid { id, reason };
     let status = row.result_status;
-    let status = ResultStatus::parse(&status).ok_or_else(|| bad(format!("status {status:?}")))?;
     let parts: EventParts =
         serde_json::from_value(row.event).map_err(|e| bad(format!("event: {e}")))?;
-    let ai_grade: Grade = row.grade.parse().map_err(|e| bad(format!("{e}")))?;
+    let ai_grade = row.grade;
     let models: Vec<StoredModel> =
         serde_json::from_value(row.models).map_err(|e| bad(format!("models: {e}")))?;
     let votes = models
@@ -184,7 +153,6 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
     let (grade, agreement, review, reported_at) =
         match (row.review_grade, row.reviewer, row.reviewed_at) {
             (Some(g), Some(reviewer), Some(at)) => {
-                let g: Grade = g.parse().map_err(|e| bad(format!("{e}")))?;
                 let review = Review {
                     reviewer,
                     original_grade: ai_grade,

@@ -1,11 +1,17 @@
 //! Domain types shared by every stage. Parsed once at the edge; no raw strings past it.
 
+mod capture;
 mod decision;
 mod grade;
 mod ids;
+mod outbox;
+mod reason;
 mod subject;
 
+pub use capture::{Analyzer, CaptureEvent, ImageRef, ImageSource};
 pub use decision::{Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome};
 pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
+pub use outbox::{DeliveryState, FillerNumber, ResultStatus};
+pub use reason::{DeadLetterReason, Failure};
 pub use subject::{Order, Patient};

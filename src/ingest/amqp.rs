@@ -2,8 +2,8 @@
 //! settled (ack, requeue, or dead-lettered by us with an `x-iari-reason` header). No automatic
 //! recovery here: the caller's own reconnect loop is the one strategy (`pipeline::run`).
 
-use super::reason::Failure;
 use crate::config::AmqpSettings;
+use crate::domain::Failure;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,

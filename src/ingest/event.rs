@@ -2,9 +2,8 @@
 //! `invalid_event` failure that says which field is wrong. Nothing past this module sees raw JSON
 //! except the stored copy of the original event.
 
-use super::reason::{DeadLetterReason, Failure};
-use crate::domain::{CaptureId, PlateFormat, Sha256Digest, Well};
-pub use crate::domain::{Order, Patient};
+pub use crate::domain::{Analyzer, CaptureEvent, ImageRef, ImageSource, Order, Patient};
+use crate::domain::{CaptureId, DeadLetterReason, Failure, PlateFormat, Sha256Digest, Well};
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -30,42 +29,6 @@ impl EventLimits {
             max_body_bytes: b64.saturating_add(64 * 1024),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Analyzer {
-    pub id: String,
-    pub software_version: Option<String>,
-}
-
-/// Where the image bytes are: a file under the image root, or base64 in the event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ImageSource {
-    Path(PathBuf),
-    Inline { base64: String, media_type: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageRef {
-    pub source: ImageSource,
-    /// When given, the bytes must match it.
-    pub sha256: Option<Sha256Digest>,
-}
-
-/// A validated capture event, version 1, with the original JSON kept for storage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CaptureEvent {
-    pub capture_id: CaptureId,
-    pub captured_at: DateTime<FixedOffset>,
-    pub analyzer: Analyzer,
-    pub plate_id: String,
-    pub well: Well,
-    pub accession: String,
-    pub collected_at: Option<DateTime<FixedOffset>>,
-    pub patient: Option<Patient>,
-    pub order: Option<Order>,
-    pub image: ImageRef,
-    pub raw: serde_json::Value,
 }
 
 #[derive(Deserialize)]

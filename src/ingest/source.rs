@@ -2,9 +2,9 @@
 //! Enforces the byte limit before reading or decoding and checks the optional SHA-256.
 //! Pixel limits and decoding belong to `classify::decode`.
 
-use super::event::{ImageRef, ImageSource};
-use super::reason::{DeadLetterReason, Failure};
 use crate::domain::Sha256Digest;
+use crate::domain::{DeadLetterReason, Failure};
+use crate::domain::{ImageRef, ImageSource};
 use base64::Engine as _;
 use std::io::{ErrorKind, Read};
 use std::path::{Component, Path, PathBuf};

@@ -3,9 +3,9 @@
 //! Idempotent per capture: a redelivery is recognised, a conflicting duplicate is reported.
 
 use super::StoreError;
+use super::outbox::{NewResult, enqueue_results};
 pub use super::provenance::{Provenance, Timings, models_json, worker_identity};
-use crate::domain::{Classification, Sha256Digest};
-use crate::ingest::CaptureEvent;
+use crate::domain::{CaptureEvent, Classification, Sha256Digest};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 
@@ -55,7 +55,14 @@ pub async fn write_batch(
     let stored = stored_state(&mut tx, batch).await?;
     let (fresh, mut outcomes) = plan(batch, &stored);
     let decided = insert_decisions(&mut tx, provenance, &fresh).await?;
-    insert_outbox(&mut tx, &decided).await?;
+    let results: Vec<NewResult> = decided
+        .iter()
+        .map(|(_, decision_id, needs_review)| NewResult {
+            decision_id: *decision_id,
+            needs_review: *needs_review,
+        })
+        .collect();
+    enqueue_results(&mut tx, &results).await?;
     tx.commit().await?;
     let mut by_capture: HashMap<&str, i64> =
         decided.iter().map(|(c, id, _)| (c.as_str(), *id)).collect();
@@ -81,16 +88,21 @@ async fn stored_state(
     batch: &[NewDecision<'_>],
 ) -> Result<Stored, StoreError> {
     let ids: Vec<&str> = batch.iter().map(|d| d.event.capture_id.as_str()).collect();
-    let rows: Vec<(String, Vec<u8>, Option<i64>)> = sqlx::query_as(
-        "SELECT c.capture_id, c.image_sha256, d.id FROM captures c \
-         LEFT JOIN decisions d ON d.capture_id = c.capture_id WHERE c.capture_id = ANY($1)",
+    let rows = sqlx::query!(
+        r#"SELECT c.capture_id AS "capture_id!", c.image_sha256 AS "image_sha256!",
+             d.id AS "decision_id?"
+           FROM captures c LEFT JOIN decisions d ON d.capture_id = c.capture_id
+           WHERE c.capture_id = ANY($1)"#,
+        &ids as _,
     )
-    .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(c, sha, id)| Sha256Digest::from_slice(&sha).map(|s| (c, (s, id))))
+        .filter_map(|r| {
+            let sha = Sha256Digest::from_slice(&r.image_sha256)?;
+            Some((r.capture_id, (sha, r.decision_id)))
+        })
         .collect())
 }
 
@@ -125,13 +137,15 @@ fn plan<'b, 'a>(
 
 /// Settles a capture that was not decided by this batch's insert, reading committed state.
 async fn recheck(pool: &PgPool, d: &NewDecision<'_>) -> Result<WriteOutcome, StoreError> {
-    let row: Option<(Vec<u8>, Option<i64>)> = sqlx::query_as(
-        "SELECT c.image_sha256, d.id FROM captures c \
-         LEFT JOIN decisions d ON d.capture_id = c.capture_id WHERE c.capture_id = $1",
+    let row = sqlx::query!(
+        r#"SELECT c.image_sha256 AS "image_sha256!", d.id AS "decision_id?"
+           FROM captures c LEFT JOIN decisions d ON d.capture_id = c.capture_id
+           WHERE c.capture_id = $1"#,
+        d.event.capture_id.as_str(),
     )
-    .bind(d.event.capture_id.as_str())
     .fetch_optional(pool)
-    .await?;
+    .await?
+    .map(|r| (r.image_sha256, r.decision_id));
     match row {
         Some((sha, _)) if sha != d.image.sha256.as_bytes() => Ok(WriteOutcome::Conflict {
             stored_sha256: Sha256Digest::from_slice(&sha).unwrap_or(Sha256Digest([0; 32])),
@@ -158,16 +172,16 @@ async fn insert_images(
     let width: Vec<i32> = batch.iter().map(|d| d.image.width as i32).collect();
     let height: Vec<i32> = batch.iter().map(|d| d.image.height as i32).collect();
     let bytes: Vec<&[u8]> = batch.iter().map(|d| d.image.bytes).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO images (sha256, media_type, width, height, bytes) \
          SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int[], $4::int[], $5::bytea[]) \
          ON CONFLICT (sha256) DO NOTHING",
+        &sha as _,
+        &media as _,
+        &width,
+        &height,
+        &bytes as _,
     )
-    .bind(&sha)
-    .bind(&media)
-    .bind(&width)
-    .bind(&height)
-    .bind(&bytes)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -189,21 +203,21 @@ async fn insert_captures(
     let plate: Vec<&str> = batch.iter().map(|d| d.event.plate_id.as_str()).collect();
     let well: Vec<String> = batch.iter().map(|d| d.event.well.to_string()).collect();
     let accession: Vec<&str> = batch.iter().map(|d| d.event.accession.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, \
          plate_id, well, accession) \
          SELECT c, s, e::jsonb, t, a, p, w, x FROM UNNEST($1::text[], $2::bytea[], $3::text[], \
          $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u(c, s, e, t, a, p, w, x) \
          ON CONFLICT (capture_id) DO NOTHING",
+        &ids as _,
+        &sha as _,
+        &events,
+        &at,
+        &analyzer as _,
+        &plate as _,
+        &well,
+        &accession as _,
     )
-    .bind(&ids)
-    .bind(&sha)
-    .bind(&events)
-    .bind(&at)
-    .bind(&analyzer)
-    .bind(&plate)
-    .bind(&well)
-    .bind(&accession)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -250,7 +264,7 @@ async fn insert_decisions(
         .iter()
         .map(|d| serde_json::to_string(&d.timings).unwrap_or_else(|_| "{}".into()))
         .collect();
-    let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, \
          needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker) \
          SELECT c, s, g, a, cf, string_to_array(f, ','), r, $9, $10, m::jsonb, $11::jsonb, \
@@ -259,43 +273,24 @@ async fn insert_decisions(
          $7::bool[], $8::text[], $13::text[]) WITH ORDINALITY AS u(c, s, g, a, cf, f, r, m, t, n) \
          ORDER BY n \
          ON CONFLICT (capture_id) DO NOTHING RETURNING capture_id, id, needs_review",
+        &ids as _,
+        &sha as _,
+        &grade as _,
+        &agreement,
+        &confidence,
+        &flags,
+        &review,
+        &models,
+        &p.ensemble_name,
+        &p.ensemble_version,
+        &p.runtime,
+        &p.worker,
+        &timings,
     )
-    .bind(&ids)
-    .bind(&sha)
-    .bind(&grade)
-    .bind(&agreement)
-    .bind(&confidence)
-    .bind(&flags)
-    .bind(&review)
-    .bind(&models)
-    .bind(&p.ensemble_name)
-    .bind(&p.ensemble_version)
-    .bind(p.runtime.to_string())
-    .bind(p.worker.to_string())
-    .bind(&timings)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows)
-}
-
-/// One pending HL7 result per new decision; the sender builds the payload.
-async fn insert_outbox(
-    tx: &mut Transaction<'_, Postgres>,
-    decided: &[(String, i64, bool)],
-) -> Result<(), StoreError> {
-    if decided.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = decided.iter().map(|(_, id, _)| *id).collect();
-    let review: Vec<bool> = decided.iter().map(|(_, _, r)| *r).collect();
-    sqlx::query(
-        "INSERT INTO hl7_messages (decision_id, filler_number, result_status) \
-         SELECT id, 'D' || lpad(id::text, 7, '0'), CASE WHEN r THEN 'P' ELSE 'F' END \
-         FROM UNNEST($1::bigint[], $2::bool[]) AS u(id, r)",
-    )
-    .bind(&ids)
-    .bind(&review)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.capture_id, r.id, r.needs_review))
+        .collect())
 }

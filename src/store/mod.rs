@@ -1,7 +1,10 @@
-//! PostgreSQL: the pool, migrations, and the batched write of decisions with their provenance.
+//! PostgreSQL: the pool, migrations, the batched write of decisions with their provenance
+//! (`decisions`), and the outbox of HL7 results (`outbox`).
 
+mod codec;
 pub mod decisions;
 mod nodelay;
+pub mod outbox;
 pub mod provenance;
 
 use crate::config::DatabaseSettings;

@@ -2,6 +2,7 @@
 
 use crate::common::{Seed, TestDb, count, deliver, seed};
 use iari::audit::{AuditError, Filter, list};
+use iari::domain::{DeliveryState, Flag, Grade, ResultStatus};
 
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     s.parse().unwrap()
@@ -131,13 +132,13 @@ async fn each_filter_selects_its_rows() {
         .unwrap();
     let row = &page.items[0];
     assert_eq!(
-        (row.plate_id.as_str(), row.well.as_str(), row.grade.as_str()),
-        ("P2", "B7", "neg")
+        (row.plate_id.as_str(), row.well.as_str(), row.grade),
+        ("P2", "B7", Grade::Neg)
     );
-    assert_eq!(row.flags, vec!["disagree_adjacent".to_string()]);
+    assert_eq!(row.flags, vec![Flag::DisagreeAdjacent]);
     assert_eq!(
-        (row.delivery.as_deref(), row.result_status.as_deref()),
-        (Some("failed"), Some("P"))
+        (row.delivery, row.result_status),
+        (Some(DeliveryState::Failed), Some(ResultStatus::Preliminary))
     );
     db.drop().await;
 }

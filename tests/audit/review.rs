@@ -3,6 +3,7 @@
 
 use crate::common::{Seed, TestDb, count, seed};
 use iari::audit::{AuditError, ReviewRequest, record_review};
+use iari::domain::{FillerNumber, Grade, ResultStatus};
 use sqlx::PgPool;
 
 fn req(grade: &str, by: &str) -> ReviewRequest {
@@ -52,8 +53,8 @@ async fn preliminary_result_becomes_final_then_corrected() {
     .await
     .unwrap();
     assert_eq!(
-        (o.result_status.as_deref(), o.overridden, o.changed),
-        (Some("F"), false, false)
+        (o.result_status, o.overridden, o.changed),
+        (Some(ResultStatus::Final), false, false)
     );
     assert!(
         iari::metrics::metrics()
@@ -65,7 +66,11 @@ async fn preliminary_result_becomes_final_then_corrected() {
     let msgs = review_messages(&db.pool, id).await;
     assert_eq!(
         msgs,
-        vec![(Some(o.review_id), format!("D{id:07}"), "F".to_string())]
+        vec![(
+            Some(o.review_id),
+            FillerNumber::for_decision(id).as_str().to_string(),
+            "F".to_string()
+        )]
     );
     let (reviewer, comment): (String, Option<String>) =
         sqlx::query_as("SELECT reviewer, comment FROM reviews WHERE id = $1")
@@ -83,10 +88,10 @@ async fn preliminary_result_becomes_final_then_corrected() {
         .await
         .unwrap();
     assert_eq!(
-        (o2.result_status.as_deref(), o2.overridden, o2.changed),
-        (Some("C"), true, true)
+        (o2.result_status, o2.overridden, o2.changed),
+        (Some(ResultStatus::Corrected), true, true)
     );
-    assert_eq!(o2.previous_grade, "2+");
+    assert_eq!(o2.previous_grade, Grade::P2);
     assert_eq!(review_messages(&db.pool, id).await.len(), 2);
     db.drop().await;
 }
@@ -98,7 +103,7 @@ async fn final_result_corrected_or_confirmed() {
     let o = record_review(&db.pool, changed, &req("neg", "dr.c"))
         .await
         .unwrap();
-    assert_eq!(o.result_status.as_deref(), Some("C"));
+    assert_eq!(o.result_status, Some(ResultStatus::Corrected));
     assert_eq!(review_messages(&db.pool, changed).await[0].2, "C");
 
     let same = seed(&db.pool, &Seed::default()).await;

@@ -2,6 +2,7 @@
 
 use crate::common::{MODEL_NAMES, Seed, TestDb, add_review, deliver, seed};
 use iari::audit::{AuditError, ReviewRequest, record_review, show};
+use iari::domain::{DeliveryState, Flag, Grade, ResultStatus};
 
 #[tokio::test]
 async fn show_returns_full_provenance() {
@@ -26,8 +27,8 @@ async fn show_returns_full_provenance() {
 
     let p = show(&db.pool, id).await.unwrap();
     let d = &p.decision;
-    assert_eq!((d.id, d.grade.as_str(), d.needs_review), (id, "2+", true));
-    assert_eq!(d.flags, vec!["disagree_adjacent".to_string()]);
+    assert_eq!((d.id, d.grade, d.needs_review), (id, Grade::P2, true));
+    assert_eq!(d.flags, vec![Flag::DisagreeAdjacent]);
     assert_eq!(
         (d.ensemble_name.as_str(), d.ensemble_version.as_str()),
         ("iari-cbam", "ENS-1.0.0")
@@ -67,8 +68,8 @@ async fn show_returns_full_provenance() {
 
     assert_eq!(p.reviews.len(), 1);
     assert_eq!(
-        (p.reviews[0].grade.as_str(), p.reviews[0].reviewer.as_str()),
-        ("3+", "dr.y")
+        (p.reviews[0].grade, p.reviews[0].reviewer.as_str()),
+        (Grade::P3, "dr.y")
     );
     assert_eq!(p.reviews[0].comment.as_deref(), Some("rim visible"));
     assert_eq!(p.reviews[0].chain_seq, 2);
@@ -76,8 +77,8 @@ async fn show_returns_full_provenance() {
     assert_eq!(p.hl7_messages.len(), 2);
     let original = &p.hl7_messages[0];
     assert_eq!(
-        (original.result_status.as_str(), original.state.as_str()),
-        ("P", "acked")
+        (original.result_status, original.state),
+        (ResultStatus::Preliminary, DeliveryState::Acked)
     );
     assert_eq!(original.ack_code.as_deref(), Some("AA"));
     assert!(original.payload.as_deref().unwrap().starts_with("MSH|"));
@@ -94,8 +95,8 @@ async fn show_returns_full_provenance() {
     let correction = &p.hl7_messages[1];
     assert_eq!(correction.review_id, Some(p.reviews[0].id));
     assert_eq!(
-        (correction.result_status.as_str(), correction.state.as_str()),
-        ("F", "pending")
+        (correction.result_status, correction.state),
+        (ResultStatus::Final, DeliveryState::Pending)
     );
     assert_eq!(correction.filler_number, original.filler_number);
 

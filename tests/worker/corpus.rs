@@ -29,7 +29,7 @@ async fn counts(w: &TestWorker) -> Counts {
     let addr = w.handle.as_ref().unwrap().http_addr.unwrap();
     let (code, text) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
-    let dead = iari::ingest::DeadLetterReason::ALL
+    let dead = iari::domain::DeadLetterReason::ALL
         .iter()
         .map(|r| {
             let label = format!("reason=\"{}\"", r.code());

@@ -57,7 +57,7 @@ pub fn load() -> Vec<Case> {
             "{}: not in README",
             c.id
         );
-        let known = iari::ingest::DeadLetterReason::parse(&c.expect).is_some();
+        let known = iari::domain::DeadLetterReason::parse(&c.expect).is_some();
         assert!(
             c.decided() || known,
             "{}: unknown outcome {}",

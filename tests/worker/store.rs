@@ -1,8 +1,9 @@
 //! The batched decision write against a real PostgreSQL: one transaction, idempotent, race-safe.
 
 use crate::common::{classification, event, fresh_db};
+use iari::domain::CaptureEvent;
 use iari::domain::{Flag, Grade, PlateFormat, Sha256Digest};
-use iari::ingest::{CaptureEvent, EventLimits, event::parse};
+use iari::ingest::{EventLimits, event::parse};
 use iari::store::decisions::{
     ImageRow, NewDecision, Provenance, Timings, WriteOutcome, worker_identity, write_batch,
 };

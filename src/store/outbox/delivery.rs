@@ -1,5 +1,5 @@
-//! The outbox's SQL: claiming the next deliverable message under a lease, storing its payload
-//! once, and recording each attempt with the message's new state.
+//! Delivery through the outbox: claiming the next deliverable message under a lease, storing its
+//! payload once, and recording each attempt with the message's new state.
 //!
 //! Why a lease and not a row lock held across the send: a send can wait seconds for an ACK, and
 //! during an LIS outage many sends do. Holding a transaction open that long would pin one database
@@ -9,6 +9,7 @@
 //! sender dies mid-send its lease expires and another sender resends the same stored bytes with
 //! the same MSH-10, which the LIS recognises as a duplicate (at-least-once, never two payloads).
 
+use crate::domain::DeliveryState;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 use std::collections::{HashMap, HashSet};
@@ -24,26 +25,6 @@ pub struct Claimed {
     pub payload: Option<Vec<u8>>,
 }
 
-/// Order per filler number: a message is claimable only when no earlier message with the same
-/// filler number is still pending, so a correction never overtakes its original (nor shares a
-/// batch with it: the original is still pending while the batch is claimed).
-///
-/// The candidates are a MATERIALIZED CTE, evaluated exactly once: a `LIMIT ... SKIP LOCKED`
-/// subquery under `IN` may be rescanned by the plan and claim more than `$3` rows.
-const CLAIM_SQL: &str = "WITH due AS MATERIALIZED (SELECT m.id FROM hl7_messages m \
-      WHERE m.state = 'pending' AND m.next_attempt_at <= now() \
-        AND (m.claimed_until IS NULL OR m.claimed_until < now()) \
-        AND NOT EXISTS (SELECT 1 FROM hl7_messages e WHERE e.filler_number = m.filler_number \
-                        AND e.id < m.id AND e.state = 'pending') \
-      ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-    UPDATE hl7_messages h SET claimed_by = $1, \
-      claimed_until = now() + make_interval(secs => $2) \
-    FROM due WHERE h.id = due.id \
-    RETURNING h.id, h.control_id, h.attempts, h.payload, h.next_attempt_at";
-
-/// id, control_id, attempts, payload, next_attempt_at.
-type ClaimRow = (i64, String, i32, Option<Vec<u8>>, DateTime<Utc>);
-
 /// Claims up to `limit` due messages in one statement, in send order (`next_attempt_at`, `id`).
 pub async fn claim(
     pool: &PgPool,
@@ -58,22 +39,39 @@ pub async fn claim(
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
-        .bind(me)
-        .bind(lease.as_secs_f64())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
+    // Order per filler number: a message is claimable only when no earlier message with the same
+    // filler number is still pending, so a correction never overtakes its original (nor shares a
+    // batch with it: the original is still pending while the batch is claimed).
+    //
+    // The candidates are a MATERIALIZED CTE, evaluated exactly once: a `LIMIT ... SKIP LOCKED`
+    // subquery under `IN` may be rescanned by the plan and claim more than `$3` rows.
+    let mut rows = sqlx::query!(
+        "WITH due AS MATERIALIZED (SELECT m.id FROM hl7_messages m \
+          WHERE m.state = 'pending' AND m.next_attempt_at <= now() \
+            AND (m.claimed_until IS NULL OR m.claimed_until < now()) \
+            AND NOT EXISTS (SELECT 1 FROM hl7_messages e WHERE e.filler_number = m.filler_number \
+                            AND e.id < m.id AND e.state = 'pending') \
+          ORDER BY m.next_attempt_at, m.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        UPDATE hl7_messages h SET claimed_by = $1, \
+          claimed_until = now() + make_interval(secs => $2) \
+        FROM due WHERE h.id = due.id \
+        RETURNING h.id, h.control_id, h.attempts, h.payload, h.next_attempt_at",
+        me,
+        lease.as_secs_f64(),
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     // RETURNING has no order of its own.
-    rows.sort_by_key(|r| (r.4, r.0));
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
     Ok(rows
         .into_iter()
-        .map(|(id, control_id, attempts, payload, _)| Claimed {
-            id,
-            control_id,
-            attempts,
-            payload,
+        .map(|r| Claimed {
+            id: r.id,
+            control_id: r.control_id,
+            attempts: r.attempts,
+            payload: r.payload,
         })
         .collect())
 }
@@ -113,34 +111,36 @@ pub async fn store_payloads(
     let mut tx = pool.begin().await?;
     let mut stored: HashMap<i64, Vec<u8>> = HashMap::new();
     if !ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE hl7_messages h SET payload = u.payload \
              FROM UNNEST($1::bigint[], $2::bytea[]) AS u(id, payload) \
              WHERE h.id = u.id AND h.payload IS NULL",
+            &ids,
+            &payloads as _,
         )
-        .bind(&ids)
-        .bind(&payloads)
         .execute(&mut *tx)
         .await?;
         // A new statement: it sees our payloads and any a concurrent sender committed first.
-        stored = sqlx::query_as::<_, (i64, Vec<u8>)>(
-            "SELECT id, payload FROM hl7_messages WHERE id = ANY($1) AND payload IS NOT NULL",
+        stored = sqlx::query!(
+            r#"SELECT id, payload AS "payload!" FROM hl7_messages
+               WHERE id = ANY($1) AND payload IS NOT NULL"#,
+            &ids,
         )
-        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
+        .map(|r| (r.id, r.payload))
         .collect();
     }
     if !parked.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE hl7_messages h SET state = 'failed', last_error = u.error, claimed_by = NULL, \
                claimed_until = NULL FROM UNNEST($1::bigint[], $3::text[]) AS u(id, error) \
              WHERE h.id = u.id AND h.claimed_by = $2 AND h.state = 'pending'",
+            &parked,
+            me,
+            &errors as _,
         )
-        .bind(&parked)
-        .bind(me)
-        .bind(&errors)
         .execute(&mut *tx)
         .await?;
     }
@@ -177,6 +177,16 @@ pub enum Next {
     Hold,
 }
 
+impl Next {
+    pub fn state(self) -> DeliveryState {
+        match self {
+            Next::Acked => DeliveryState::Acked,
+            Next::Failed => DeliveryState::Failed,
+            Next::RetryAfter(_) | Next::Hold => DeliveryState::Pending,
+        }
+    }
+}
+
 /// Records each sent message's attempt (`c.attempts + 1`) and new state, and releases the claims
 /// of `unsent` (claimed, never sent: they go next, in order, without an attempt), all in one
 /// transaction. An outcome is recorded only while our lease holds; the result says per sent
@@ -195,7 +205,7 @@ pub async fn record(
         HashSet::new()
     } else {
         let r = AttemptRows::from(sent);
-        sqlx::query_scalar::<_, i64>(
+        sqlx::query_scalar!(
             "WITH u AS (SELECT * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::float8[], \
                $6::text[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[], \
                $11::timestamptz[], $12::text[]) AS u(id, attempt, state, delay_s, error, \
@@ -213,19 +223,19 @@ pub async fn record(
              SELECT u.id, u.attempt, u.started_at, u.finished_at, u.outcome, u.ack_code, \
                u.ack_text, u.error FROM u JOIN upd ON upd.id = u.id \
              RETURNING message_id",
+            me,
+            &r.id,
+            &r.attempt,
+            &r.state as _,
+            &r.delay_s,
+            &r.error as _,
+            &r.ack_code as _,
+            &r.ack_text as _,
+            &r.acked,
+            &r.started_at,
+            &r.finished_at,
+            &r.outcome as _,
         )
-        .bind(me)
-        .bind(&r.id)
-        .bind(&r.attempt)
-        .bind(&r.state)
-        .bind(&r.delay_s)
-        .bind(&r.error)
-        .bind(&r.ack_code)
-        .bind(&r.ack_text)
-        .bind(&r.acked)
-        .bind(&r.started_at)
-        .bind(&r.finished_at)
-        .bind(&r.outcome)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -258,20 +268,19 @@ impl<'a> From<&'a [(&Claimed, Attempt, Next)]> for AttemptRows<'a> {
     fn from(sent: &'a [(&Claimed, Attempt, Next)]) -> Self {
         let mut r = AttemptRows::default();
         for (c, a, next) in sent {
-            let (state, delay_s, acked) = match next {
-                Next::Acked => ("acked", 0.0, true),
-                Next::Failed => ("failed", 0.0, false),
-                Next::RetryAfter(d) => ("pending", d.as_secs_f64(), false),
-                Next::Hold => ("pending", 0.0, false),
+            let delay_s = match next {
+                Next::RetryAfter(d) => d.as_secs_f64(),
+                _ => 0.0,
             };
+            let state = next.state();
             r.id.push(c.id);
             r.attempt.push(c.attempts + 1);
-            r.state.push(state);
+            r.state.push(state.as_str());
             r.delay_s.push(delay_s);
             r.error.push(a.error.as_deref());
             r.ack_code.push(a.ack_code.as_deref());
             r.ack_text.push(a.ack_text.as_deref());
-            r.acked.push(acked);
+            r.acked.push(state == DeliveryState::Acked);
             r.started_at.push(a.started_at);
             r.finished_at.push(a.finished_at);
             r.outcome.push(a.outcome);
@@ -286,12 +295,12 @@ pub async fn release(pool: &PgPool, me: &str, ids: &[i64]) -> Result<(), sqlx::E
 }
 
 async fn unclaim(db: impl PgExecutor<'_>, me: &str, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE hl7_messages SET claimed_by = NULL, claimed_until = NULL \
          WHERE id = ANY($1) AND claimed_by = $2",
+        ids,
+        me,
     )
-    .bind(ids)
-    .bind(me)
     .execute(db)
     .await?;
     Ok(())
@@ -299,10 +308,12 @@ async fn unclaim(db: impl PgExecutor<'_>, me: &str, ids: &[i64]) -> Result<(), s
 
 /// Pending count and the age in seconds of the oldest pending message.
 pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::bigint, 0) \
-         FROM hl7_messages WHERE state = 'pending'",
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "pending!",
+             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::bigint, 0) AS "oldest_s!"
+           FROM hl7_messages WHERE state = 'pending'"#,
     )
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok((r.pending, r.oldest_s))
 }

@@ -1,0 +1,90 @@
+//! The outbox: the ONE owner of `hl7_messages` and `hl7_attempts`. Results are enqueued here in
+//! the transaction that commits their decision or review (`enqueue_results`, `enqueue_review`);
+//! the sender claims, stores payloads and records attempts through `delivery`. Result status,
+//! delivery state and filler number are the domain's types (`domain::outbox`), so no SQL
+//! spells them elsewhere.
+
+mod delivery;
+
+pub use delivery::{Attempt, Built, Claimed, Next, claim, depth, record, release, store_payloads};
+
+use crate::domain::{FillerNumber, ResultStatus};
+use sqlx::{Postgres, Transaction};
+
+/// A decision just committed, as the outbox needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewResult {
+    pub decision_id: i64,
+    pub needs_review: bool,
+}
+
+/// One pending result message per new decision (preliminary when it needs review, final
+/// otherwise) in the caller's transaction; the sender builds the payload.
+pub async fn enqueue_results(
+    tx: &mut Transaction<'_, Postgres>,
+    results: &[NewResult],
+) -> Result<(), sqlx::Error> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = results.iter().map(|r| r.decision_id).collect();
+    let fillers: Vec<String> = results
+        .iter()
+        .map(|r| {
+            FillerNumber::for_decision(r.decision_id)
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    let status: Vec<&str> = results
+        .iter()
+        .map(|r| ResultStatus::for_new_decision(r.needs_review).code())
+        .collect();
+    sqlx::query!(
+        "INSERT INTO hl7_messages (decision_id, filler_number, result_status) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[])",
+        &ids,
+        &fillers,
+        &status as _,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What the LIS has for a decision: the latest message's result status and the decision's
+/// filler number; `None` when nothing was ever enqueued for it.
+pub async fn standing(
+    tx: &mut Transaction<'_, Postgres>,
+    decision_id: i64,
+) -> Result<Option<(ResultStatus, FillerNumber)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT result_status AS "result_status: ResultStatus", filler_number
+           FROM hl7_messages WHERE decision_id = $1 ORDER BY id DESC LIMIT 1"#,
+        decision_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.result_status, FillerNumber::stored(r.filler_number))))
+}
+
+/// The message a review sends (`F` after a preliminary, `C` after a changed final), under the
+/// decision's filler number, in the review's transaction; returns its id.
+pub async fn enqueue_review(
+    tx: &mut Transaction<'_, Postgres>,
+    decision_id: i64,
+    review_id: i64,
+    filler: &FillerNumber,
+    status: ResultStatus,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        "INSERT INTO hl7_messages (decision_id, review_id, filler_number, result_status) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+        decision_id,
+        review_id,
+        filler.as_str(),
+        status as _,
+    )
+    .fetch_one(&mut **tx)
+    .await
+}
