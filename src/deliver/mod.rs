@@ -1,8 +1,9 @@
 //! LIS delivery: HL7 v2 result messages built from the outbox, an MLLP codec, ACK rules, the
-//! outbox sender and its transports (MLLP over TCP/TLS, or files).
+//! outbox sender and its transports (MLLP over TCP/TLS, or files), and a test LIS (`lis_sim`).
 
 pub mod ack;
 pub mod hl7;
+pub mod lis_sim;
 pub mod mllp;
 pub mod outbox;
 pub mod reply;
