@@ -80,7 +80,7 @@ impl TestDb {
 
 /// Drops database `name` on `base`, closing any connection still open to it.
 pub async fn drop_database(base: &str, name: &str) {
-    let sql = format!("DROP DATABASE \"{name}\" WITH (FORCE)");
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .execute(&mut admin(base).await)
         .await
