@@ -33,74 +33,21 @@ impl Pki {
             .first()
             .and_then(|n| n.split_once(':'))
             .map_or("localhost", |(_, v)| v);
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
         let subject = format!("/CN={cn}");
-        openssl(
-            dir.path(),
-            &[
-                &["req", "-x509"][..],
-                &ec,
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=IARI test CA",
-                ],
-            ]
-            .concat(),
-        );
-        openssl(
-            dir.path(),
-            &[
-                &["req"][..],
-                &ec,
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    &subject,
-                ],
-            ]
-            .concat(),
-        );
+        let dir_path = dir.path();
+        let ca = format!("req -x509 {EC_KEY} -keyout ca.key -out ca.pem -days 2");
+        openssl(dir_path, &ca, &["-subj", "/CN=IARI test CA"]);
+        let csr = format!("req {EC_KEY} -keyout server.key -out server.csr");
+        openssl(dir_path, &csr, &["-subj", &subject]);
         let ext = format!(
             "subjectAltName={}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
              extendedKeyUsage=serverAuth\n",
             names.join(",")
         );
-        std::fs::write(dir.path().join("server.ext"), ext).expect("write server.ext");
-        openssl(
-            dir.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
+        std::fs::write(dir_path.join("server.ext"), ext).expect("write server.ext");
+        let sign = "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                    -extfile server.ext -out server.pem";
+        openssl(dir_path, sign, &[]);
         // Servers that run as another user (PostgreSQL as `postgres`) must read them; a server
         // that needs its key private copies it (see `instances::Postgres`).
         for f in ["ca.pem", "server.pem", "server.key"] {
@@ -143,15 +90,20 @@ impl Pki {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// P-256 keys, unencrypted.
+const EC_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+
+/// Runs `openssl` in `dir` with the words of `args` and then `more` (arguments with spaces).
+fn openssl(dir: &Path, args: &str, more: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
-        .args(args)
+        .args(args.split_whitespace())
+        .args(more)
         .output()
         .expect("openssl on PATH");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args} {more:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
