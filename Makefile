@@ -41,12 +41,14 @@ drills: ort services
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
+# The whole workspace: the product and its test kit (tests/kit).
 clippy:
-	$(CARGO) clippy --locked --all-targets --test drills -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets --test drills -- -D warnings
 
-# Library, binary and integration tests (no doc tests: the crate has none), then one total line.
+# Library, binary and integration tests of the workspace (the product and the test kit's own
+# tests; no doc tests: neither crate has any), then one total line.
 unit: ort services test-tools
-	set -o pipefail; $(CARGO) test --locked --lib --bins --tests 2>&1 | tee .test-output.log
+	set -o pipefail; $(CARGO) test --locked --workspace --lib --bins --tests 2>&1 | tee .test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' .test-output.log
 
 test: fmt-check clippy unit

@@ -1,6 +1,6 @@
 //! The LIS side of an ACK: reading the header of a received message and writing the ACK an LIS
-//! answers with (original mode). Used by `iari lis-sim` and the tests' fake LIS; the sender
-//! itself only reads ACKs (see `ack`).
+//! answers with (original mode), for the test LIS (`lis_sim`); the sender itself only reads
+//! ACKs (see `ack`).
 
 use super::ack::{AckCode, AckParseError};
 use super::hl7::encode::{Seg, comp, escape, msh, render, ts};

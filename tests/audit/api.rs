@@ -92,16 +92,21 @@ async fn tokens_and_roles() {
 #[tokio::test]
 async fn filters_paging_and_errors_over_http() {
     let db = TestDb::new().await;
+    // Decided on 2026-11-26, the day the date filters below name; each its own capture.
+    let on_the_day = || Seed {
+        decided_at: Some("2026-11-26T10:00:00Z".parse().unwrap()),
+        ..Seed::default()
+    };
     let a = seed(
         &db.pool,
         &Seed {
             grade: "1+",
-            ..Seed::default()
+            ..on_the_day()
         },
     )
     .await;
-    let b = seed(&db.pool, &Seed::default()).await;
-    let c = seed(&db.pool, &Seed::default()).await;
+    let b = seed(&db.pool, &on_the_day()).await;
+    let c = seed(&db.pool, &on_the_day()).await;
     let app = app(&db);
     let t = Some("read-token-1");
     let (s, v) = call(&app, "GET", "/api/v1/decisions?grade=1%2B", t, None).await;

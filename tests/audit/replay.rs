@@ -2,12 +2,11 @@
 //! nothing changed, differences named when the stored decision disagrees, and a clear refusal
 //! when a pinned model is no longer in the manifest.
 
-use crate::common::TestDb;
+use crate::common::{Seed, TestDb};
 use iari::audit::replay::{ReplayError, load_stored, rerun};
 use iari::classify::{Engine, ImageLimits, ImageTensor, decode};
 use iari::config::Settings;
-use iari::domain::{ModelAnswer, Sha256Digest};
-use serde_json::{Value, json};
+use iari::domain::{Classification, Grade, ModelAnswer, Sha256Digest};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -23,11 +22,12 @@ fn settings() -> Settings {
     Settings::load_from(None, Some(env)).unwrap()
 }
 
-/// Classifies a committed sample and stores it as the worker would; returns its models JSON.
+/// Classifies a committed sample, lets `edit` change the classification (what the stored
+/// decision will disagree on), and stores it as the worker would; returns the decision id.
 async fn seed_classified(
     db: &TestDb,
     settings: &Settings,
-    edit: impl FnOnce(&mut Value, &mut String),
+    edit: impl FnOnce(&mut Classification),
 ) -> i64 {
     let bytes =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/samples/2+/2p-000.png"))
@@ -35,7 +35,7 @@ async fn seed_classified(
     let sha = Sha256Digest::of(&bytes);
     let s = settings.clone();
     let b = bytes.clone();
-    let c = tokio::task::spawn_blocking(move || {
+    let mut c = tokio::task::spawn_blocking(move || {
         let engine = Engine::load(&s).unwrap();
         let img = decode(&b, &ImageLimits::from(&s.images)).unwrap();
         let data = engine.preprocessor().run(&img.rgb);
@@ -47,34 +47,12 @@ async fn seed_classified(
     })
     .await
     .unwrap();
-    let mut models = json!(c.models.iter().map(|(r, a)| match a {
-        ModelAnswer::Voted { probabilities, vote } => json!({"name": r.name, "version": r.version, "sha256": r.sha256,
-            "status": "voted", "probabilities": probabilities, "vote": vote.label(), "error": null}),
-        ModelAnswer::Failed { error } => json!({"name": r.name, "version": r.version, "sha256": r.sha256,
-            "status": "failed", "probabilities": null, "vote": null, "error": error}),
-    }).collect::<Vec<_>>());
-    let mut grade = c.outcome.grade.label().to_string();
-    edit(&mut models, &mut grade);
-    let flags: Vec<String> = c
-        .outcome
-        .flags
-        .iter()
-        .map(|f| f.as_str().to_string())
-        .collect();
-    sqlx::query("INSERT INTO images (sha256, media_type, width, height, bytes) VALUES ($1, 'image/png', 229, 230, $2) ON CONFLICT DO NOTHING")
-        .bind(sha.as_bytes().as_slice()).bind(&bytes).execute(&db.pool).await.unwrap();
-    let capture = format!("CAP-{}", uuid::Uuid::new_v4().simple());
-    sqlx::query("INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, plate_id, well, accession) \
-                 VALUES ($1, $2, '{}', now(), 'HCM-01', 'P1', 'A1', 'ACC')")
-        .bind(&capture).bind(sha.as_bytes().as_slice()).execute(&db.pool).await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, needs_review, \
-         ensemble_name, ensemble_version, models, runtime, timings, worker) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'iari-cbam-ensemble', '1.0.0-synthetic', $8, '{}', '{}', '{}') RETURNING id",
-    )
-    .bind(&capture).bind(sha.as_bytes().as_slice()).bind(&grade).bind(c.outcome.agreement)
-    .bind(c.outcome.confidence).bind(&flags).bind(c.outcome.needs_review).bind(&models)
-    .fetch_one(&db.pool).await.unwrap()
+    edit(&mut c);
+    let seed = Seed {
+        ensemble_version: "1.0.0-synthetic".into(),
+        ..Seed::default()
+    };
+    iari_kit::seed::classified(&db.pool, &seed, &bytes, &c).await
 }
 
 async fn replay(
@@ -94,7 +72,7 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     let db = TestDb::new().await;
     let settings = settings();
 
-    let same = seed_classified(&db, &settings, |_, _| {}).await;
+    let same = seed_classified(&db, &settings, |_| {}).await;
     let r = replay(&db, &settings, same).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
     assert_eq!(r.models.len(), 5);
@@ -106,15 +84,23 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     assert_eq!(r.execution.provider, "CPUExecutionProvider");
 
     // A stored decision whose first vote and grade were different from what the models say.
-    let changed = seed_classified(&db, &settings, |models, grade| {
-        let other = if models[0]["vote"] == "4+" {
-            "neg"
-        } else {
-            "4+"
+    let changed = seed_classified(&db, &settings, |c| {
+        let (_, first) = &mut c.models[0];
+        let ModelAnswer::Voted {
+            probabilities,
+            vote,
+        } = first
+        else {
+            panic!("the first model failed: {first:?}")
         };
-        models[0]["vote"] = json!(other);
-        models[0]["probabilities"][0] = json!(0.9);
-        *grade = other.to_string();
+        let other = if *vote == Grade::P4 {
+            Grade::Neg
+        } else {
+            Grade::P4
+        };
+        *vote = other;
+        probabilities[0] = 0.9;
+        c.outcome.grade = other;
     })
     .await;
     let r = replay(&db, &settings, changed).await.unwrap();
@@ -131,8 +117,8 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     );
     assert!(r.max_abs_probability_difference > 0.05);
 
-    let unpinned = seed_classified(&db, &settings, |models, _| {
-        models[2]["sha256"] = json!(Sha256Digest::of(b"a retired model").to_hex());
+    let unpinned = seed_classified(&db, &settings, |c| {
+        c.models[2].0.sha256 = Sha256Digest::of(b"a retired model");
     })
     .await;
     let err = replay(&db, &settings, unpinned).await.unwrap_err();

@@ -19,7 +19,8 @@ async fn as_role(db: &TestDb, role: &str, sql: &str) -> Result<(), sqlx::Error> 
 async fn the_worker_role_appends_but_cannot_rewrite() {
     let db = TestDb::new().await;
     let id = seed(&db.pool, &Seed::default()).await;
-    // Appending through the chain trigger works for the worker role.
+    // Appending through the chain trigger works for the worker role. Plain SQL on purpose: what
+    // is tested is the role's privileges, not a product path.
     let insert = format!(
         "INSERT INTO reviews (decision_id, grade, reviewer) VALUES ({id}, '1+', 'dr.role')"
     );

@@ -17,7 +17,7 @@ async fn show_returns_full_provenance() {
         },
     )
     .await;
-    deliver(&db.pool, id, "acked").await;
+    deliver(&db.pool, id, "AA").await;
     let req = ReviewRequest {
         grade: "3+".into(),
         by: "dr.y".into(),
@@ -87,7 +87,7 @@ async fn show_returns_full_provenance() {
         .iter()
         .map(|a| a.outcome.as_str())
         .collect();
-    assert_eq!(outcomes, ["timeout", "acked"]);
+    assert_eq!(outcomes, ["rejected_ar", "acked"]);
     assert_eq!(
         original.delivery_attempts[1].ack_code.as_deref(),
         Some("AA")

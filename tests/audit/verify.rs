@@ -216,6 +216,7 @@ async fn the_command_exits_non_zero_on_a_broken_chain() {
 async fn a_row_skipped_mid_statement_fails_the_statement_not_the_chain() {
     let db = TestDb::new().await;
     seed(&db.pool, &Seed::default()).await;
+    // Hand-written rows on purpose: the statement under test is one no product path writes.
     for sql in [
         "INSERT INTO images (sha256, media_type, width, height, bytes) \
          VALUES (sha256('new'::bytea), 'image/png', 1, 1, 'new')",

@@ -25,7 +25,7 @@ async fn outage_loses_nothing_and_keeps_order_per_filler_number() {
     let pool = fresh_db().await;
     // An address where nothing listens yet: the LIS is down. Not an ephemeral port, which
     // another test's listener could take while this one waits for it.
-    let addr = format!("127.0.0.1:{}", crate::ports::free_port());
+    let addr = format!("127.0.0.1:{}", iari_kit::ports::free_port());
     let mut s = Sender::new(pool.clone(), &lis_settings(&addr)).unwrap();
     let mut decisions = Vec::new();
     for i in 0..6 {
@@ -81,7 +81,8 @@ async fn outage_loses_nothing_and_keeps_order_per_filler_number() {
 #[tokio::test]
 async fn a_correction_waits_while_its_original_is_in_backoff() {
     let pool = fresh_db().await;
-    let d = seed_decision(&pool, "CAP-1", "2+", ["2+", "2+", "3+", "2+", "1+"], true).await;
+    // Final at 2+ (3 of 5), so a review at 3+ is a correction.
+    let d = seed_decision(&pool, "CAP-1", "2+", ["2+", "2+", "3+", "2+", "1+"], false).await;
     seed_review(&pool, d, "3+", "C").await;
     let lis = FakeLis::start(vec![Reply::Ack("AR", None, "later")]).await;
     // A long backoff keeps the original waiting for as long as this test needs.

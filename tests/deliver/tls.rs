@@ -1,119 +1,14 @@
 //! MLLP over TLS: the server certificate is verified against `lis.tls_ca_file` and the name in
-//! `lis.tls_server_name`. Certificates are made per test with the openssl command line.
+//! `lis.tls_server_name`. The kit's PKI makes the certificates per test.
 
 use crate::common::*;
 use iari::deliver::{Sender, Step};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl on PATH");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA and a server certificate for `lis.test` signed by it.
-fn make_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=IARI test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=lis.test",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("srv.ext"),
-        "subjectAltName=DNS:lis.test\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "srv.ext",
-        ],
-    );
-}
-
-fn acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
-    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(dir.join("srv.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
+use iari_kit::pki::Pki;
 
 #[tokio::test]
 async fn delivers_over_tls_only_to_a_verified_server() {
-    let dir = tempfile::tempdir().unwrap();
-    make_pki(dir.path());
-    let lis = FakeLis::start_tls(acceptor(dir.path())).await;
+    let pki = Pki::for_names(&["DNS:lis.test"]);
+    let lis = FakeLis::start_tls(vec![], pki.acceptor()).await;
     let pool = fresh_db().await;
     seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
     let id = messages(&pool).await[0].id;
@@ -121,7 +16,7 @@ async fn delivers_over_tls_only_to_a_verified_server() {
     // Wrong name: the certificate does not verify, nothing reaches the LIS, the message waits.
     let mut settings = lis_settings(&lis.addr);
     settings.tls = true;
-    settings.tls_ca_file = dir.path().join("ca.pem").display().to_string();
+    settings.tls_ca_file = pki.ca().display().to_string();
     settings.tls_server_name = "other.test".into();
     let mut wrong = Sender::new(pool.clone(), &settings).unwrap();
     assert!(matches!(

@@ -4,9 +4,9 @@
 //! drill's publisher must reconnect by themselves.
 
 use crate::checks::{finish, settle};
-use crate::instances::Rabbit;
 use crate::kill::metric;
 use crate::world::{Services, World, captures};
+use iari_kit::instances::Rabbit;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! store, never crash or dead-letter a capture because the database was away.
 
 use crate::checks::{finish, settle};
-use crate::instances::Postgres;
 use crate::kill::metric;
 use crate::world::{Services, World, captures};
+use iari_kit::instances::Postgres;
 use std::sync::Arc;
 use std::time::Duration;
 

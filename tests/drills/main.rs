@@ -1,11 +1,10 @@
 //! Fault drills: the real `iari` processes (worker, publisher, test LIS) on the real services,
-//! each drill with its own database and queues; run one at a time (`make drills`).
+//! each drill with its own database and queues; run one at a time (`make drills`). Databases,
+//! ports and private instances come from the kit (`iari_kit`).
 
 mod broker;
 mod checks;
 mod database;
-#[path = "../support/instances.rs"]
-mod instances;
 mod kill;
 mod lis;
 mod proc;
@@ -13,7 +12,4 @@ mod publisher;
 mod records;
 mod scale;
 mod scratch;
-#[allow(dead_code)] // only its server URL: drills make their databases on any server
-#[path = "../support/db.rs"]
-mod test_db;
 mod world;

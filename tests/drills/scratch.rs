@@ -5,45 +5,24 @@ use iari::config::AmqpSettings;
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection as _, PgConnection, PgPool};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-async fn admin(base: &str) -> PgConnection {
-    PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("PostgreSQL for the drill")
-}
-
-/// A new, migrated database `name` on `base`: its pool (short acquire timeout, so the drill can
-/// poll through database outages) and URL.
+/// A new, migrated database `name` on `base` (the kit's): its pool (short acquire timeout, so
+/// the drill can poll through database outages) and URL.
 pub async fn create_db(base: &str, name: &str) -> (PgPool, String) {
-    let mut admin = admin(base).await;
-    let sql = format!("CREATE DATABASE \"{name}\"");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let url = format!("{base}/{name}");
-    let pool = PgPoolOptions::new()
+    let options = PgPoolOptions::new()
         .max_connections(2)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect(&url)
-        .await
-        .unwrap();
-    iari::store::MIGRATOR.run(&pool).await.unwrap();
-    (pool, url)
+        .acquire_timeout(Duration::from_secs(2));
+    let db = iari_kit::db::TestDb::create(base, name, options).await;
+    (db.pool, db.url)
 }
 
 /// Drops a database made by [`create_db`], closing any connection still open to it.
 pub async fn drop_db(base: &str, name: &str) {
-    let sql = format!("DROP DATABASE \"{name}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut admin(base).await)
-        .await
-        .unwrap();
+    iari_kit::db::drop_database(base, name).await;
 }
 
 /// Writes `n` images (the bundled samples, each with a unique trailer after the image end so

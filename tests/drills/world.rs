@@ -35,7 +35,7 @@ impl Services {
     /// The shared development services (each drill still gets its own database and queues).
     pub fn shared() -> Services {
         Services {
-            pg_base: crate::test_db::base_url(),
+            pg_base: iari_kit::db::base_url(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
         }
     }
@@ -145,7 +145,7 @@ impl World {
     /// Starts `iari worker` as `name` (log `<name>.log`, its own HTTP port) and waits until
     /// `/readyz` says 200.
     pub async fn worker(&self, name: &str) -> Proc {
-        let addr = format!("127.0.0.1:{}", crate::instances::free_port());
+        let addr = format!("127.0.0.1:{}", iari_kit::ports::free_port());
         let http = [("IARI__HTTP__ADDR", addr.as_str())];
         let child = self.spawn(&["worker"], &http, name, Stdio::null());
         let mut p = Proc {

@@ -6,12 +6,15 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::collections::HashMap;
 
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The test server's maintenance database, for sessions outside the test's own database.
+pub fn admin_url() -> String {
+    format!("{}/postgres", iari_kit::db::base_url())
+}
 
-/// A new, migrated database; returns its pool and URL.
+/// A new, migrated database (the kit's); returns its pool and URL.
 pub async fn fresh_db() -> (PgPool, String) {
-    let (pool, url, _) = crate::test_db::create("iari_test_worker", 10).await;
-    (pool, url)
+    let db = iari_kit::db::TestDb::new("iari_test_worker", 10).await;
+    (db.pool, db.url)
 }
 
 /// Settings with test-specific database URL and queue names, plus any extra overrides.

@@ -220,13 +220,7 @@ impl TestWorker {
             .await
             .unwrap();
         self.pool.close().await;
-        let admin = PgPool::connect(crate::common::ADMIN_URL).await.unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        iari_kit::db::drop_database(&iari_kit::db::base_url(), &db).await;
     }
 }
 

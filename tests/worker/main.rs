@@ -6,12 +6,8 @@ mod corpus;
 mod corpus_cases;
 mod e2e;
 mod harness;
-#[path = "../support/instances.rs"]
-mod instances;
 mod process;
 mod resilience;
 mod store;
-#[path = "../support/db.rs"]
-mod test_db;
 mod tls;
 mod tls_cli;

@@ -106,7 +106,7 @@ async fn kill_db_sessions(w: &TestWorker, rounds: usize) {
         .fetch_one(&w.pool)
         .await
         .unwrap();
-    let admin = sqlx::PgPool::connect(crate::common::ADMIN_URL)
+    let admin = sqlx::PgPool::connect(&crate::common::admin_url())
         .await
         .unwrap();
     for _ in 0..rounds {

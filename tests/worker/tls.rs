@@ -4,10 +4,11 @@
 
 use crate::common::{event, settings};
 use crate::harness::sample;
-use crate::instances::{Pki, Postgres, Rabbit};
 use iari::app::{App, Task};
 use iari::config::Settings;
 use iari::ingest::amqp::{declare_topology, publish_capture};
+use iari_kit::instances::{Postgres, Rabbit};
+use iari_kit::pki::Pki;
 use lapin::ConnectionProperties;
 use lapin::options::ConfirmSelectOptions;
 use serde_json::json;

@@ -95,7 +95,7 @@ fn untrusted_ca_and_refused_login_stop_start_up_without_showing_passwords() {
         .build()
         .unwrap();
     let services = rt.block_on(TlsServices::start());
-    let other = crate::instances::Pki::new();
+    let other = iari_kit::pki::Pki::new();
     let lis_dir = tempfile::tempdir().unwrap();
     services.rmq.ctl(&["add_user", "iari_app", MQ_PASSWORD]);
     services

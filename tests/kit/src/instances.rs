@@ -7,15 +7,11 @@
 //! `tokio::task::spawn_blocking` when a worker runs inside the test's own runtime.
 //!
 //! Needs the Debian packages the development machine has (postgresql, rabbitmq-server, iproute2,
-//! openssl). PostgreSQL refuses to run as root, so as root the server runs as user `postgres`.
+//! openssl); TLS uses the kit's [`Pki`]. PostgreSQL refuses to run as root, so as root the
+//! server runs as user `postgres`.
 
-#![allow(dead_code)] // each test binary uses a different part
-
-#[path = "ports.rs"]
-mod ports;
-
-pub use ports::free_port;
-use ports::wait_for_port;
+use crate::pki::Pki;
+use crate::ports::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,37 +34,6 @@ pub fn cut_connections(port: u16) {
     let port = port.to_string();
     for side in ["dport", "sport"] {
         run(Command::new("ss").args(["-K", "-t", side, "=", &port]));
-    }
-}
-
-/// A certificate authority and a server certificate for `localhost` / 127.0.0.1 signed by it.
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sh = r#"set -e
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-  -days 2 -subj "/CN=IARI test CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-  -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile ext.cnf -out server.pem 2>/dev/null
-chmod 644 ca.pem server.pem server.key"#;
-        run(Command::new("sh").arg("-c").arg(sh).current_dir(dir.path()));
-        Pki { dir }
-    }
-    pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-    pub fn cert(&self) -> PathBuf {
-        self.dir.path().join("server.pem")
-    }
-    pub fn key(&self) -> PathBuf {
-        self.dir.path().join("server.key")
     }
 }
 

@@ -1,8 +1,6 @@
 //! Ports for tests that hand one to a server started later (private instances, a LIS that is
 //! down at first): free ones to hand out, and waiting for one to open or close.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -66,20 +64,25 @@ pub fn wait_for_port(port: u16, up: bool, limit: Duration) {
     }
 }
 
-#[test]
-fn free_ports_of_one_process_differ_and_lie_below_the_ephemeral_range() {
-    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
-    let mut unique = ports.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(
-        unique.len(),
-        ports.len(),
-        "a port handed out twice: {ports:?}"
-    );
-    let low = ephemeral_low();
-    assert!(
-        ports.iter().all(|p| (PORTS_FROM..low).contains(p)),
-        "{ports:?} not in {PORTS_FROM}..{low}"
-    );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_of_one_process_differ_and_lie_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            ports.len(),
+            "a port handed out twice: {ports:?}"
+        );
+        let low = ephemeral_low();
+        assert!(
+            ports.iter().all(|p| (PORTS_FROM..low).contains(p)),
+            "{ports:?} not in {PORTS_FROM}..{low}"
+        );
+    }
 }

@@ -1,0 +1,111 @@
+//! Per-test PostgreSQL databases: every test gets a new database migrated with the product's own
+//! migrations, so tests run in parallel without seeing each other's rows.
+//! `IARI_TEST_DATABASE_URL` points them at another server than the shared one on 5432.
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// The shared test server, without a database name.
+pub fn base_url() -> String {
+    std::env::var("IARI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+}
+
+async fn admin(base: &str) -> PgConnection {
+    PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .expect("PostgreSQL for tests (scripts/services.sh starts it)")
+}
+
+/// Databases of a prefix older than this are leftovers of earlier runs (tests that do not drop
+/// theirs, or a run that was killed); [`TestDb::new`] removes them. No test run lasts an hour.
+const STALE_AFTER_S: u64 = 3600;
+
+/// A migrated database of its own; dropped by [`TestDb::drop`] (or left for the stale sweep).
+pub struct TestDb {
+    pub pool: PgPool,
+    /// Its URL, with the database name.
+    pub url: String,
+    pub name: String,
+    /// The server's URL, without a database name.
+    pub base: String,
+}
+
+impl TestDb {
+    /// A new database `<prefix>_<unix seconds>_<uuid>` on the shared test server, after removing
+    /// this prefix's stale ones.
+    pub async fn new(prefix: &str, max_connections: u32) -> TestDb {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let name = format!("{prefix}_{now}_{}", uuid::Uuid::new_v4().simple());
+        let base = base_url();
+        drop_stale(&mut admin(&base).await, prefix, now).await;
+        let options = PgPoolOptions::new().max_connections(max_connections);
+        TestDb::create(&base, &name, options).await
+    }
+
+    /// Database `name` on the server at `base` (any server: a private instance, too), its pool
+    /// made with `options`.
+    pub async fn create(base: &str, name: &str, options: PgPoolOptions) -> TestDb {
+        let mut admin = admin(base).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        admin.close().await.expect("close the admin connection");
+        let url = format!("{base}/{name}");
+        let pool = options
+            .connect(&url)
+            .await
+            .expect("connect to the test database");
+        iari::store::migrate(&pool)
+            .await
+            .expect("migrate the test database");
+        TestDb {
+            pool,
+            url,
+            name: name.to_string(),
+            base: base.to_string(),
+        }
+    }
+
+    /// Closes the pool and drops the database, closing any connection still open to it.
+    pub async fn drop(self) {
+        self.pool.close().await;
+        drop_database(&self.base, &self.name).await;
+    }
+}
+
+/// Drops database `name` on `base`, closing any connection still open to it.
+pub async fn drop_database(base: &str, name: &str) {
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut admin(base).await)
+        .await
+        .expect("drop the test database");
+}
+
+/// Drops this prefix's databases created more than [`STALE_AFTER_S`] ago.
+async fn drop_stale(admin: &mut PgConnection, prefix: &str, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(format!("{prefix}_"))
+            .fetch_all(&mut *admin)
+            .await
+            .expect("list the test databases");
+    for name in names {
+        let created = name[prefix.len() + 1..]
+            .split('_')
+            .next()
+            .and_then(|t| t.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > STALE_AFTER_S) {
+            // Parallel tests may race to drop the same one: whoever loses just moves on.
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+}
