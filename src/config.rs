@@ -124,6 +124,10 @@ impl Device {
 pub struct InferenceSettings {
     pub device: Device,
     pub ort_library: PathBuf,
+    /// SHA-256 the library must have when it is not one of the pinned builds (a lab's own
+    /// build); empty: only the pinned builds load.
+    #[serde(default)]
+    pub ort_library_sha256: String,
     pub batch_size: usize,
     pub intra_threads: usize,
     pub cuda_device_id: i32,

@@ -4,6 +4,7 @@
 use crate::config::InferenceSettings;
 use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::logging::LogLevel;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,6 +20,46 @@ pub enum RuntimeError {
     Load { path: PathBuf, reason: String },
     #[error("cannot create the ONNX Runtime environment: {0}")]
     Environment(String),
+    #[error(
+        "ONNX Runtime library {} has SHA-256 {sha256}, not a pinned build: run scripts/fetch-ort.sh, or set inference.ort_library_sha256 to trust your own build",
+        .path.display()
+    )]
+    Unknown { path: PathBuf, sha256: String },
+}
+
+/// The builds `scripts/fetch-ort.sh` installs, by the SHA-256 of `libonnxruntime.so.*`.
+const PINNED: [(&str, &str); 2] = [
+    (
+        "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+        "onnxruntime 1.32.0 (PyPI, CPU)",
+    ),
+    (
+        "5104254339ecadae808da771bd0b63b240f0dbd466514234905e54372435c303",
+        "onnxruntime-gpu 1.31.1 (PyPI, CUDA 13)",
+    ),
+];
+
+/// Refuses a library whose bytes are neither a pinned build nor the one `trusted` names: what
+/// is loaded runs with the service's rights and decides every grade.
+fn check_library(path: &Path, trusted: &str) -> Result<(), RuntimeError> {
+    let load_err = |reason: String| RuntimeError::Load {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| load_err(e.to_string()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| load_err(e.to_string()))?;
+    let sha256 = hex::encode(hasher.finalize());
+    let trusted = trusted.trim();
+    if PINNED.iter().any(|(h, _)| *h == sha256)
+        || (!trusted.is_empty() && trusted.eq_ignore_ascii_case(&sha256))
+    {
+        return Ok(());
+    }
+    Err(RuntimeError::Unknown {
+        path: path.to_path_buf(),
+        sha256,
+    })
 }
 
 /// The loaded runtime: its environment (kept alive for the process) and version.
@@ -63,7 +104,11 @@ pub fn runtime(
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt);
     }
-    let rt = load(&settings.ort_library_path(), global_pool_threads)?;
+    let path = settings.ort_library_path();
+    if path.is_file() {
+        check_library(&path, &settings.ort_library_sha256)?;
+    }
+    let rt = load(&path, global_pool_threads)?;
     Ok(RUNTIME.get_or_init(|| rt))
 }
 
@@ -158,6 +203,34 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         let info = "ORT Build Info: git-branch=HEAD, git-commit-id=fab30a4, build type=Release";
         assert_eq!(parse_version(info, &link), "1.31.2 (git fab30a4)");
+    }
+
+    #[test]
+    fn only_pinned_or_named_libraries_are_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libonnxruntime.so.9.9.9");
+        std::fs::write(&lib, b"not the pinned build").unwrap();
+        let e = check_library(&lib, "").unwrap_err();
+        let sha256 = hex::encode(Sha256::digest(b"not the pinned build"));
+        assert!(
+            matches!(&e, RuntimeError::Unknown { sha256: s, .. } if *s == sha256),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("inference.ort_library_sha256"),
+            "{e}"
+        );
+        // A lab that builds its own names it; another hash does not open the door.
+        assert!(check_library(&lib, &sha256.to_uppercase()).is_ok());
+        assert!(check_library(&lib, &PINNED[0].0.to_string()).is_err());
+        // The library every test loads (scripts/fetch-ort.sh) is a pinned build.
+        let fetched = crate::config::Settings::load_from(None, Some(Default::default()))
+            .unwrap()
+            .inference
+            .ort_library_path();
+        if let Ok(real) = std::fs::canonicalize(&fetched) {
+            check_library(&real, "").unwrap();
+        }
     }
 
     #[test]

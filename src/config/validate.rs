@@ -4,6 +4,9 @@
 use super::{ConfigError, LisTransport, Settings, invalid};
 use std::net::SocketAddr;
 
+/// Most unacknowledged deliveries a worker may hold (`amqp.prefetch`).
+pub const MAX_PREFETCH: usize = 1024;
+
 impl Settings {
     /// Checks what types alone cannot: ranges, names, consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -55,6 +58,14 @@ impl Settings {
             return Err(invalid(
                 "amqp.prefetch",
                 "must be at least inference.batch_size",
+            ));
+        }
+        // Every unacknowledged delivery is held in memory (up to images.max_bytes of inline
+        // image each): the prefetch window is what bounds the worker's memory.
+        if usize::from(self.amqp.prefetch) > MAX_PREFETCH {
+            return Err(invalid(
+                "amqp.prefetch",
+                format!("must be at most {MAX_PREFETCH}"),
             ));
         }
         if self.images.max_bytes == 0 || self.images.max_width == 0 || self.images.max_height == 0 {

@@ -1,26 +1,40 @@
 //! Image bytes for a capture: a file confined to `images.root`, or the event's inline base64.
 //! Enforces the byte limit before reading or decoding and checks the optional SHA-256.
 //! Pixel limits and decoding belong to `classify::decode`.
+//!
+//! A file is opened in ONE step beneath the root's directory descriptor (`openat2` with
+//! `RESOLVE_BENEATH`): the kernel refuses any `..`, absolute symlink or symlink that leads out,
+//! so no check-then-open race can swap a link in between. It is opened non-blocking (a FIFO
+//! cannot stall the batch) and checked on the opened descriptor.
 
 use crate::domain::Sha256Digest;
 use crate::domain::{DeadLetterReason, Failure};
 use crate::domain::{ImageRef, ImageSource};
 use base64::Engine as _;
-use std::io::{ErrorKind, Read};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-/// The image root, canonicalized once, and the byte limit.
+/// The image root, canonicalized once, its directory descriptor, and the byte limit.
 #[derive(Debug, Clone)]
 pub struct ImageRoot {
     root: PathBuf,
+    dir: Arc<OwnedFd>,
     max_bytes: u64,
 }
 
 impl ImageRoot {
-    /// Canonicalizes `root` so that symlinked roots compare correctly.
+    /// Canonicalizes `root` (so absolute event paths compare correctly) and opens it.
     pub fn new(root: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        let root = root.canonicalize()?;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = rustix::fs::open(&root, flags, Mode::empty())?;
         Ok(ImageRoot {
-            root: root.canonicalize()?,
+            root,
+            dir: Arc::new(dir),
             max_bytes,
         })
     }
@@ -82,46 +96,47 @@ fn too_large(size: u64, max: u64) -> Failure {
     )
 }
 
-/// Resolves `path` under the root: no `..`, no absolute path elsewhere, no symlink out.
-pub fn resolve(path: &Path, root: &ImageRoot) -> Result<PathBuf, Failure> {
+/// `path` relative to the root: no `..`, no absolute path elsewhere.
+fn relative<'p>(path: &'p Path, root: &ImageRoot) -> Result<&'p Path, Failure> {
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(outside(path, "`..` is not allowed"));
     }
-    if path.is_absolute() && !path.starts_with(&root.root) {
-        return Err(outside(path, "absolute path outside the image root"));
+    if path.is_absolute() {
+        return path
+            .strip_prefix(&root.root)
+            .map_err(|_| outside(path, "absolute path outside the image root"));
     }
-    let joined = root.root.join(path);
-    let target = match joined.canonicalize() {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Failure::new(
-                DeadLetterReason::ImageMissing,
-                format!("{}: no such file (yet)", path.display()),
-            ));
-        }
-        Err(e) => {
-            return Err(Failure::new(
-                DeadLetterReason::ImageMissing,
-                format!("{}: {e}", path.display()),
-            ));
-        }
-    };
-    // A symlink anywhere on the way may point out of the root; only the resolved target counts.
-    if !target.starts_with(&root.root) {
-        return Err(outside(path, "resolves outside the image root"));
-    }
-    Ok(target)
+    Ok(path)
 }
 
 fn read_confined(path: &Path, root: &ImageRoot) -> Result<Vec<u8>, Failure> {
-    let target = resolve(path, root)?;
+    let rel = relative(path, root)?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let fd = rustix::fs::openat2(&*root.dir, rel, flags, Mode::empty(), resolve).map_err(|e| {
+        match e {
+            // EXDEV: the walk would leave the root (a symlink out, or an absolute symlink);
+            // ELOOP: a symlink loop, or a magic link.
+            Errno::XDEV | Errno::LOOP => outside(path, "resolves outside the image root"),
+            Errno::NOENT => Failure::new(
+                DeadLetterReason::ImageMissing,
+                format!("{}: no such file (yet)", path.display()),
+            ),
+            e => Failure::new(
+                DeadLetterReason::ImageMissing,
+                format!("{}: {}", path.display(), std::io::Error::from(e)),
+            ),
+        }
+    })?;
     let missing = |e: std::io::Error| {
         Failure::new(
             DeadLetterReason::ImageMissing,
             format!("{}: {e}", path.display()),
         )
     };
-    let meta = std::fs::metadata(&target).map_err(missing)?;
+    let file = std::fs::File::from(fd);
+    // Checked on the descriptor we read from, not on the path.
+    let meta = file.metadata().map_err(missing)?;
     if !meta.is_file() {
         return Err(Failure::new(
             DeadLetterReason::ImageUndecodable,
@@ -131,7 +146,6 @@ fn read_confined(path: &Path, root: &ImageRoot) -> Result<Vec<u8>, Failure> {
     if meta.len() > root.max_bytes {
         return Err(too_large(meta.len(), root.max_bytes));
     }
-    let file = std::fs::File::open(&target).map_err(missing)?;
     // The file may grow between stat and read: never read more than the limit plus one byte.
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(root.max_bytes + 1)

@@ -1,4 +1,5 @@
 use super::*;
+use rustix::fs::Mode;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -15,7 +16,21 @@ fn fixture(max_bytes: u64) -> Fixture {
     std::fs::write(&outside, b"secret").unwrap();
     std::os::unix::fs::symlink(&outside, root_path.join("link.png")).unwrap();
     std::os::unix::fs::symlink(dir.path(), root_path.join("updir")).unwrap();
-    std::os::unix::fs::symlink(root_path.join("sub/a.png"), root_path.join("inside.png")).unwrap();
+    // Relative links that stay inside are followed; an absolute one is refused even when it
+    // points inside (the kernel cannot tell it from one that leaves).
+    std::os::unix::fs::symlink("sub/a.png", root_path.join("inside.png")).unwrap();
+    std::os::unix::fs::symlink(
+        root_path.join("sub/a.png"),
+        root_path.join("abs-inside.png"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../secret.png", root_path.join("sub-up.png")).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        root_path.join("fifo.png"),
+        Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
     Fixture {
         root: ImageRoot::new(&root_path, max_bytes).unwrap(),
         outside,
@@ -55,6 +70,8 @@ fn escapes_are_path_outside_root() {
         "sub/../sub/a.png",
         "link.png",
         "updir/secret.png",
+        "abs-inside.png",
+        "sub-up.png",
     ] {
         assert_eq!(
             reason(load_image(&path_ref(p), &f.root)),
@@ -69,6 +86,16 @@ fn escapes_are_path_outside_root() {
     assert_eq!(
         reason(load_image(&path_ref("/etc/passwd"), &f.root)),
         DeadLetterReason::PathOutsideRoot
+    );
+}
+
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let f = fixture(100);
+    // Opened non-blocking and checked on the descriptor: no writer is needed to get an answer.
+    assert_eq!(
+        reason(load_image(&path_ref("fifo.png"), &f.root)),
+        DeadLetterReason::ImageUndecodable
     );
 }
 

@@ -92,38 +92,10 @@ pub fn prepare_all(
     input: &mut Vec<f32>,
 ) -> Vec<Result<Prepared, Failure>> {
     let len = pre.tensor_len();
-    input.resize(bodies.len() * len, 0.0);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = bodies.len().div_ceil(threads).max(1);
-    let run = |part: &[&[u8]], slots: &mut [f32]| {
-        let mut rows = Vec::new();
-        part.iter()
-            .zip(slots.chunks_exact_mut(len))
-            .map(|(b, out)| prepare_one(b, ctx, pre, out, &mut rows))
-            .collect::<Vec<_>>()
-    };
-    let results: Vec<Result<Prepared, Failure>> = if bodies.len() <= 1 || threads == 1 {
-        run(bodies, input)
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = bodies
-                .chunks(chunk)
-                .zip(input.chunks_mut(chunk * len))
-                .map(|(part, slots)| (part.len(), s.spawn(move || run(part, slots))))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|(n, h)| {
-                    // A panic in a decoder is a bug; fail those captures, keep the worker.
-                    h.join().unwrap_or_else(|_| {
-                        let f =
-                            Failure::new(DeadLetterReason::ImageUndecodable, "decoder panicked");
-                        (0..n).map(|_| Err(f.clone())).collect()
-                    })
-                })
-                .collect()
-        })
-    };
+    let results = run_chunked(bodies, input, len, threads, |body, out, rows| {
+        prepare_one(body, ctx, pre, out, rows)
+    });
     // Failed captures leave holes: close them so the input is exactly the successful ones.
     let mut kept = 0;
     for (i, r) in results.iter().enumerate() {
@@ -136,4 +108,85 @@ pub fn prepare_all(
     }
     input.truncate(kept * len);
     results
+}
+
+/// `one` over every body, on up to `threads` scoped threads, each body writing its own
+/// `len`-value slot of `input`. A panic (a decoder bug on a hostile image) fails that body
+/// alone: its neighbours in the chunk are still prepared.
+fn run_chunked<T: Send>(
+    bodies: &[&[u8]],
+    input: &mut Vec<f32>,
+    len: usize,
+    threads: usize,
+    one: impl Fn(&[u8], &mut [f32], &mut Vec<f64>) -> Result<T, Failure> + Sync,
+) -> Vec<Result<T, Failure>> {
+    input.resize(bodies.len() * len, 0.0);
+    let chunk = bodies.len().div_ceil(threads.max(1)).max(1);
+    let run = |part: &[&[u8]], slots: &mut [f32]| {
+        let mut rows = Vec::new();
+        part.iter()
+            .zip(slots.chunks_exact_mut(len))
+            .map(|(b, out)| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(b, out, &mut rows)))
+                    .unwrap_or_else(|_| {
+                        // The scratch may be half-written; the next body starts clean.
+                        rows.clear();
+                        Err(Failure::new(
+                            DeadLetterReason::ImageUndecodable,
+                            "the decoder panicked on this image",
+                        ))
+                    })
+            })
+            .collect::<Vec<_>>()
+    };
+    if bodies.len() <= 1 || threads <= 1 {
+        return run(bodies, input);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .chunks(chunk)
+            .zip(input.chunks_mut(chunk * len))
+            .map(|(part, slots)| (part.len(), s.spawn(move || run(part, slots))))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                // Each body's panic is caught above; this is the thread itself failing.
+                h.join().unwrap_or_else(|_| {
+                    let f = Failure::new(
+                        DeadLetterReason::ClassificationFailed,
+                        "prepare thread failed",
+                    );
+                    (0..n).map(|_| Err(f.clone())).collect()
+                })
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_fails_only_its_own_image() {
+        for threads in [1, 2] {
+            let bodies: [&[u8]; 4] = [b"a", b"boom", b"c", b"d"];
+            let mut input = Vec::new();
+            let out = run_chunked(&bodies, &mut input, 2, threads, |b, slot, _| {
+                assert_ne!(b, b"boom", "a decoder bug");
+                slot.fill(f32::from(b[0]));
+                Ok(b[0])
+            });
+            let ok: Vec<Option<u8>> = out.iter().map(|r| r.as_ref().ok().copied()).collect();
+            assert_eq!(
+                ok,
+                [Some(b'a'), None, Some(b'c'), Some(b'd')],
+                "{threads} threads"
+            );
+            let f = out[1].as_ref().unwrap_err();
+            assert_eq!(f.reason, DeadLetterReason::ImageUndecodable);
+            assert_eq!(input[6], f32::from(b'd'));
+        }
+    }
 }

@@ -196,7 +196,10 @@ async fn insert_captures(
         .iter()
         .map(|d| &d.image.sha256.as_bytes()[..])
         .collect();
-    let events: Vec<String> = batch.iter().map(|d| d.event.raw.to_string()).collect();
+    let events: Vec<String> = batch
+        .iter()
+        .map(|d| stored_event(&d.event.raw, d.image.sha256).to_string())
+        .collect();
     let at: Vec<chrono::DateTime<chrono::Utc>> =
         batch.iter().map(|d| d.event.captured_at.to_utc()).collect();
     let analyzer: Vec<&str> = batch.iter().map(|d| d.event.analyzer.id.as_str()).collect();
@@ -293,4 +296,47 @@ async fn insert_decisions(
         .into_iter()
         .map(|r| (r.capture_id, r.id, r.needs_review))
         .collect())
+}
+
+/// The capture event as stored: as received, except that an inline image's base64 is not kept
+/// a second time (its bytes are in `images`): `image.data_base64` gives way to the bytes'
+/// `image.sha256` and `image.data_stored_in: "images"`.
+pub fn stored_event(
+    raw: &serde_json::Value,
+    sha256: Sha256Digest,
+) -> std::borrow::Cow<'_, serde_json::Value> {
+    let inline = raw
+        .get("image")
+        .and_then(|i| i.get("data_base64"))
+        .is_some();
+    if !inline {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut event = raw.clone();
+    if let Some(image) = event.get_mut("image").and_then(|i| i.as_object_mut()) {
+        image.remove("data_base64");
+        image.insert("sha256".into(), sha256.to_string().into());
+        image.insert("data_stored_in".into(), "images".into());
+    }
+    std::borrow::Cow::Owned(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_inline_image_is_stored_once() {
+        let sha = Sha256Digest::of(b"png");
+        let raw = json!({"capture_id": "C1", "image": {"data_base64": "cG5n", "media_type": "image/png"}});
+        let stored = stored_event(&raw, sha);
+        assert_eq!(
+            stored["image"],
+            json!({"media_type": "image/png", "sha256": sha.to_string(), "data_stored_in": "images"})
+        );
+        assert_eq!(stored["capture_id"], "C1");
+        let by_path = json!({"image": {"path": "a/b.png"}});
+        assert_eq!(*stored_event(&by_path, sha), by_path);
+    }
 }
