@@ -2,9 +2,9 @@
 //! Enforces the byte limit before reading or decoding and checks the optional SHA-256.
 //! Pixel limits and decoding belong to `classify::decode`.
 //!
-//! A file is opened in ONE step beneath the root's directory descriptor (`openat2` with
-//! `RESOLVE_BENEATH`): the kernel refuses any `..`, absolute symlink or symlink that leads out,
-//! so no check-then-open race can swap a link in between. It is opened non-blocking (a FIFO
+//! A file is opened beneath the root's directory descriptor (`openat2` with `RESOLVE_BENEATH`):
+//! the kernel refuses any walk that leads out, so no check-then-open race can swap a link in
+//! between. It is opened non-blocking (a FIFO
 //! cannot stall the batch) and checked on the opened descriptor.
 
 use crate::domain::Sha256Digest;
@@ -96,6 +96,14 @@ fn too_large(size: u64, max: u64) -> Failure {
     )
 }
 
+/// Opens `rel` read-only beneath the root's descriptor: never out of it, never a magic link,
+/// never blocking on a FIFO.
+fn open_beneath(root: &ImageRoot, rel: &Path) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(&*root.dir, rel, flags, Mode::empty(), resolve)
+}
+
 /// `path` relative to the root: no `..`, no absolute path elsewhere.
 fn relative<'p>(path: &'p Path, root: &ImageRoot) -> Result<&'p Path, Failure> {
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
@@ -111,22 +119,34 @@ fn relative<'p>(path: &'p Path, root: &ImageRoot) -> Result<&'p Path, Failure> {
 
 fn read_confined(path: &Path, root: &ImageRoot) -> Result<Vec<u8>, Failure> {
     let rel = relative(path, root)?;
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    let fd = rustix::fs::openat2(&*root.dir, rel, flags, Mode::empty(), resolve).map_err(|e| {
-        match e {
-            // EXDEV: the walk would leave the root (a symlink out, or an absolute symlink);
-            // ELOOP: a symlink loop, or a magic link.
-            Errno::XDEV | Errno::LOOP => outside(path, "resolves outside the image root"),
-            Errno::NOENT => Failure::new(
-                DeadLetterReason::ImageMissing,
-                format!("{}: no such file (yet)", path.display()),
-            ),
-            e => Failure::new(
-                DeadLetterReason::ImageMissing,
-                format!("{}: {}", path.display(), std::io::Error::from(e)),
-            ),
-        }
+    let fd = match open_beneath(root, rel) {
+        // The kernel refuses every absolute symlink under RESOLVE_BENEATH, even one that points
+        // inside. Such a link is resolved here, and its target opened beneath the root again:
+        // a component swapped for a link out in between is still refused by the kernel.
+        Err(Errno::XDEV) => match root.root.join(rel).canonicalize() {
+            Ok(target) if target.starts_with(&root.root) => {
+                let inside = target.strip_prefix(&root.root).unwrap_or(&target);
+                open_beneath(root, inside)
+            }
+            Ok(_) => Err(Errno::XDEV),
+            // A link loop, or a target that does not exist (yet).
+            Err(e) => Err(e
+                .raw_os_error()
+                .map_or(Errno::NOENT, Errno::from_raw_os_error)),
+        },
+        r => r,
+    }
+    .map_err(|e| match e {
+        Errno::XDEV => outside(path, "resolves outside the image root"),
+        Errno::NOENT => Failure::new(
+            DeadLetterReason::ImageMissing,
+            format!("{}: no such file (yet)", path.display()),
+        ),
+        // ELOOP (a symlink loop) and the rest: the file may yet appear or be fixed.
+        e => Failure::new(
+            DeadLetterReason::ImageMissing,
+            format!("{}: {}", path.display(), std::io::Error::from(e)),
+        ),
     })?;
     let missing = |e: std::io::Error| {
         Failure::new(
