@@ -14,7 +14,6 @@ mod lis;
 #[path = "../support/models.rs"]
 mod models;
 #[path = "../support/ports.rs"]
-#[allow(dead_code)]
 mod ports;
 #[path = "../support/db.rs"]
 mod test_db;

@@ -15,11 +15,13 @@ use serde::Deserialize;
 
 async fn admin(state: &WebState, headers: &HeaderMap) -> Result<SignedIn, Response> {
     let s = guard::ready(state, headers).await?;
-    guard::require(
+    if let Some(r) = guard::require(
         &s,
         s.session.principal.role.manages_users(),
         "manage accounts",
-    )?;
+    ) {
+        return Err(r);
+    }
     Ok(s)
 }
 
@@ -123,7 +125,7 @@ pub async fn add(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::csrf(&s, &f.csrf) {
+    if let Some(r) = guard::csrf(&s, &f.csrf) {
         return r;
     }
     let Some(role) = Role::parse(&f.role) else {
@@ -172,7 +174,7 @@ pub async fn change(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::csrf(&s, &f.csrf) {
+    if let Some(r) = guard::csrf(&s, &f.csrf) {
         return r;
     }
     let me = s.session.principal.username.clone();

@@ -35,7 +35,7 @@ pub async fn page(
         Err(r) => return r,
     };
     let role = s.session.principal.role;
-    if let Err(r) = guard::require(
+    if let Some(r) = guard::require(
         &s,
         role.searches_audit() || role.reads_sign_ins(),
         "search the audit trail",
@@ -159,7 +159,7 @@ pub async fn csv(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::require(
+    if let Some(r) = guard::require(
         &s,
         s.session.principal.role.searches_audit(),
         "export the audit trail",

@@ -141,6 +141,9 @@ pub async fn same_specimen(
     .await
 }
 
+/// From (inclusive) and until (exclusive), either open.
+pub type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Audit search filters (query string); dates are whole UTC days, `until` inclusive.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuditFilter {
@@ -156,7 +159,7 @@ pub struct AuditFilter {
 
 impl AuditFilter {
     /// `since` and `until` as instants; an unreadable date is an error naming it.
-    pub fn range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+    pub fn range(&self) -> Result<Range, String> {
         let day = |v: &Option<String>, end: bool| -> Result<Option<DateTime<Utc>>, String> {
             let Some(s) = some(v) else { return Ok(None) };
             let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")

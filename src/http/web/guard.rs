@@ -109,27 +109,24 @@ pub fn forbidden(why: &str) -> Response {
     (StatusCode::FORBIDDEN, page).into_response()
 }
 
-/// Passes when `allowed`, else 403 saying what the role may not do.
-pub fn require(s: &SignedIn, allowed: bool, what: &str) -> Result<(), Response> {
-    if allowed {
-        Ok(())
-    } else {
-        Err(forbidden(&format!(
+/// `None` when `allowed`, else the 403 saying what the role may not do.
+pub fn require(s: &SignedIn, allowed: bool, what: &str) -> Option<Response> {
+    (!allowed).then(|| {
+        forbidden(&format!(
             "Your role ({}) may not {what}.",
             s.session.principal.role
-        )))
-    }
+        ))
+    })
 }
 
-/// The CSRF check of a state-changing request: the form's token must be this session's.
-pub fn csrf(s: &SignedIn, presented: &str) -> Result<(), Response> {
-    if sessions::csrf_matches(&s.secret, presented) {
-        Ok(())
-    } else {
-        Err((
+/// The CSRF check of a state-changing request: `None` when the form's token is this
+/// session's, else the 403 to send.
+pub fn csrf(s: &SignedIn, presented: &str) -> Option<Response> {
+    (!sessions::csrf_matches(&s.secret, presented)).then(|| {
+        (
             StatusCode::FORBIDDEN,
             "CSRF token missing or wrong: reload the page and try again\n",
         )
-            .into_response())
-    }
+            .into_response()
+    })
 }

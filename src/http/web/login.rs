@@ -41,17 +41,16 @@ fn login_page(token: &str, note: Option<&str>, error: Option<&str>) -> maud::Mar
     )
 }
 
-fn fresh_token() -> Result<String, Response> {
+fn fresh_token() -> Result<String, AuthError> {
     password::random_bytes::<24>()
         .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-        .map_err(|e| guard::server_error(&e))
 }
 
 /// `GET /login`.
 pub async fn form(State(state): State<WebState>, q: Query<LoginQuery>) -> Response {
     let token = match fresh_token() {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(e) => return guard::server_error(&e),
     };
     let note = q
         .expired
@@ -154,7 +153,7 @@ pub async fn logout(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::csrf(&s, &f.csrf) {
+    if let Some(r) = guard::csrf(&s, &f.csrf) {
         return r;
     }
     if let Err(e) = sessions::end(&state.pool, &s.secret, &s.session.principal).await {
@@ -223,7 +222,7 @@ pub async fn password_submit(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::csrf(&s, &f.csrf) {
+    if let Some(r) = guard::csrf(&s, &f.csrf) {
         return r;
     }
     let me = &s.session.principal;

@@ -15,6 +15,7 @@ mod guard;
 mod layout;
 mod login;
 mod plate;
+mod sign;
 mod worklist;
 
 use crate::config::Settings;
@@ -71,7 +72,7 @@ pub fn routes(pool: PgPool, settings: Arc<Settings>) -> Router {
         .route("/worklist/rows", get(worklist::rows))
         .route("/decisions/{id}", get(decision::page))
         .route("/decisions/{id}/image", get(decision::image))
-        .route("/decisions/{id}/sign", post(decision::sign))
+        .route("/decisions/{id}/sign", post(sign::sign))
         .route("/plates/{plate}", get(plate::page))
         .route("/audit", get(audit::page))
         .route("/audit.csv", get(audit::csv))

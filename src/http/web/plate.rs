@@ -61,7 +61,7 @@ pub async fn page_handler(state: &WebState, headers: &HeaderMap, plate_id: &str)
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = guard::require(&s, s.session.principal.role.reads_results(), "see plates") {
+    if let Some(r) = guard::require(&s, s.session.principal.role.reads_results(), "see plates") {
         return r;
     }
     let cells = match data::plate(&state.pool, plate_id).await {

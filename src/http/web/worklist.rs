@@ -80,11 +80,13 @@ async fn load(state: &WebState, f: &WorklistFilter) -> Result<(Vec<Row>, i64), R
 
 async fn reader(state: &WebState, headers: &HeaderMap) -> Result<SignedIn, Response> {
     let s = guard::ready(state, headers).await?;
-    guard::require(
+    if let Some(r) = guard::require(
         &s,
         s.session.principal.role.reads_results(),
         "see the worklist",
-    )?;
+    ) {
+        return Err(r);
+    }
     Ok(s)
 }
 
