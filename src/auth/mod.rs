@@ -1,6 +1,7 @@
 //! People (docs/workstation.md): accounts with roles (`users`), Argon2id passwords
 //! (`password`), server-side sessions with idle and absolute timeouts and their CSRF tokens
-//! (`sessions`), per-user API tokens stored as hashes (`tokens`), and the sign-in log, which is
+//! (`sessions`), per-user API tokens stored as hashes (`tokens`), password checks with lock-out
+//! (`signin`, through `users::authenticate`), and the sign-in log, which is
 //! append-only and part of the audit hash chain (`events`).
 //!
 //! Nothing here decides what a role may do with a result: that is `domain::Role`, and signing
@@ -9,6 +10,7 @@
 pub mod events;
 pub mod password;
 pub mod sessions;
+mod signin;
 pub mod tokens;
 pub mod users;
 
