@@ -17,7 +17,14 @@ pub fn settings(db: &TestDb) -> iari::config::Settings {
 }
 
 pub fn router(db: &TestDb) -> axum::Router {
-    let s = Arc::new(settings(db));
+    router_with(db, |_| {})
+}
+
+/// The router with settings changed by `edit`.
+pub fn router_with(db: &TestDb, edit: impl FnOnce(&mut iari::config::Settings)) -> axum::Router {
+    let mut s = settings(db);
+    edit(&mut s);
+    let s = Arc::new(s);
     iari::http::web::routes(db.pool.clone(), s.clone())
         .merge(iari::http::api::routes(db.pool.clone(), &s.workstation))
 }

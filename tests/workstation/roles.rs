@@ -224,3 +224,57 @@ async fn every_post_needs_the_sessions_csrf_token() {
     assert_eq!(crate::common::count(&db.pool, "users").await, 2);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn the_worklist_filters_and_pages_by_keyset() {
+    let db = TestDb::new().await;
+    let mut ids = Vec::new();
+    for (plate, well, flag) in [
+        ("P1", "A1", "tie"),
+        ("P1", "A2", "disagree_adjacent"),
+        ("P2", "A1", "tie"),
+        ("P2", "A2", "tie"),
+        ("P2", "A3", "low_confidence"),
+    ] {
+        let s = Seed {
+            plate: plate.into(),
+            well: well.into(),
+            needs_review: true,
+            flags: vec![flag],
+            ..Seed::default()
+        };
+        ids.push(seed(&db.pool, &s).await);
+    }
+    seed(&db.pool, &Seed::default()).await; // final: not on the worklist
+    let app = crate::client::router_with(&db, |s| s.workstation.page_size = 2);
+    user(&db.pool, "tech.w", Role::Technologist).await;
+    let mut c = Client::new(&app);
+    c.sign_in("tech.w").await;
+    let shown = |body: &str| -> Vec<i64> {
+        body.split("data-decision-id=\"")
+            .skip(1)
+            .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+            .collect()
+    };
+    let a = c.page("/worklist").await;
+    assert_eq!(shown(&a.body), ids[..2]);
+    assert!(
+        a.body.contains("data-test=\"worklist-count\">5<"),
+        "the count is of all"
+    );
+    let next = format!("/worklist?after={}", ids[1]);
+    assert!(a.body.contains(&next), "a next-page link by keyset");
+    assert_eq!(shown(&c.page(&next).await.body), ids[2..4]);
+    assert_eq!(
+        shown(&c.get("/worklist/rows?plate=P2").await.body),
+        ids[2..4]
+    );
+    let a = c.get("/worklist/rows?plate=P2&flag=tie").await;
+    assert!(a.body.contains("data-count=\"2\""));
+    assert_eq!(
+        shown(&c.get("/worklist/rows?flag=low_confidence").await.body),
+        [ids[4]]
+    );
+    assert!(shown(&c.get("/worklist/rows?analyzer=HCM-99").await.body).is_empty());
+    db.drop().await;
+}

@@ -205,3 +205,15 @@ pub async fn csv(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(super::field("ACC1"), "ACC1");
+        assert_eq!(super::field("a,b"), "\"a,b\"");
+        assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(super::field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(super::field("-1+2,3"), "\"'-1+2,3\"");
+    }
+}

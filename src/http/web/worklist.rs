@@ -142,7 +142,8 @@ pub async fn page(
             (body_rows(&rows, total))
         }
         @if let Some(after) = next {
-            p { a href={"/worklist?" (qs) "&after=" (after)} { "Next page" } }
+            @let sep = if qs.is_empty() { "" } else { "&" };
+            p { a href={"/worklist?" (qs) (sep) "after=" (after)} { "Next page" } }
         }
     };
     layout::page(&state, &s.session, "Worklist", body).into_response()
