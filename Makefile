@@ -6,7 +6,7 @@ IARI := target/release/iari
 
 .PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu \
 	bench-instructions \
-	bench-e2e drills
+	bench-e2e drills browser workstation
 
 all: build
 
@@ -23,6 +23,15 @@ build: ort
 
 demo: build services
 	$(IARI) demo
+
+# The demo, then `iari serve` on its data with demo accounts whose one-time passwords are printed
+# (docs/workstation.md). Runs until Ctrl-C.
+workstation: build services
+	scripts/workstation.sh $(IARI)
+
+# Chromium and chromedriver from Debian's packages, for the browser test (tests/browser).
+browser:
+	scripts/install-browser.sh
 
 # Worker end to end (publish → committed) for 5,000 captures next to `iari classify`.
 bench-worker: build services
@@ -47,11 +56,11 @@ clippy:
 
 # Library, binary and integration tests of the workspace (the product and the test kit's own
 # tests; no doc tests: neither crate has any), then one total line.
-unit: ort services test-tools
+unit: ort services test-tools browser
 	set -o pipefail; $(CARGO) test --locked --workspace --lib --bins --tests 2>&1 | tee .test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' .test-output.log
 
-test: fmt-check clippy unit
+test: fmt-check clippy browser unit
 
 # Independent HL7 v2.5.1 validator (hl7apy) used by tests/deliver to check built messages.
 test-tools: .venv-test/.hl7apy-1.3.5

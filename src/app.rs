@@ -1,7 +1,7 @@
 //! The one place that assembles a process: from the settings and one cancellation token it
 //! prepares the database, loads what the requested tasks need, starts them (the capture
-//! consumer, the HL7 sender, HTTP) and joins them on shutdown. `cli::worker` and `cli::demo`
-//! call only this; the stages know nothing of each other's tasks.
+//! consumer, the HL7 sender, HTTP or the workstation) and joins them on shutdown. `cli::worker`,
+//! `cli::serve` and `cli::demo` call only this; the stages know nothing of each other's tasks.
 
 use crate::classify::{Engine, ImageLimits};
 use crate::config::Settings;
@@ -25,8 +25,11 @@ pub enum Task {
     Consumer,
     /// HL7 results from the outbox to the LIS (`deliver::run_sender`).
     Sender,
-    /// Health, readiness, metrics and the decisions API on `http.addr`.
+    /// Health, readiness and metrics on `http.addr` (a worker's).
     Http,
+    /// The review workstation and the API, with health, readiness and metrics, on `http.addr`
+    /// (`iari serve`: database only; not together with `Http`).
+    Workstation,
 }
 
 impl Task {
@@ -35,6 +38,7 @@ impl Task {
             Task::Consumer => "consumer",
             Task::Sender => "sender",
             Task::Http => "http",
+            Task::Workstation => "workstation",
         }
     }
 }
@@ -79,17 +83,29 @@ impl App {
             tasks: Vec::new(),
         };
         // HTTP binds first: a taken port fails start-up before any message is consumed.
-        if wants(Task::Http) {
+        if wants(Task::Http) || wants(Task::Workstation) {
+            anyhow::ensure!(
+                !(wants(Task::Http) && wants(Task::Workstation)),
+                "one process serves either a worker's HTTP or the workstation on http.addr"
+            );
             let state = crate::http::AppState {
                 pool: app.pool.clone(),
                 readiness: app.readiness.clone(),
             };
-            let api = crate::http::api::routes(app.pool.clone(), &settings.http);
-            let router = crate::http::router(state).merge(api);
+            let mut router = crate::http::router(state);
+            let task_kind = if wants(Task::Workstation) {
+                let ws = &settings.workstation;
+                router = router
+                    .merge(crate::http::api::routes(app.pool.clone(), ws))
+                    .merge(crate::http::web::routes(app.pool.clone(), settings.clone()));
+                Task::Workstation
+            } else {
+                Task::Http
+            };
             let (task, addr) =
                 crate::http::serve(router, settings.http.addr, cancel.clone()).await?;
             app.http_addr = Some(addr);
-            app.tasks.push((Task::Http, task));
+            app.tasks.push((task_kind, task));
         }
         if let Some(p) = processor {
             let run =

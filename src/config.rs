@@ -47,6 +47,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub lis: LisSettings,
     pub http: HttpSettings,
+    pub workstation: WorkstationSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -231,8 +232,21 @@ pub struct LisSettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
-    pub read_tokens: Vec<SecretToken>,
-    pub review_tokens: Vec<SecretToken>,
+}
+
+/// `iari serve`: sessions, lock-out, and the signature reasons (docs/workstation.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkstationSettings {
+    pub idle_timeout_s: u32,
+    pub absolute_timeout_s: u32,
+    pub lockout_failures: u32,
+    pub lockout_s: u32,
+    pub secure_cookies: bool,
+    pub worklist_refresh_ms: u32,
+    pub page_size: u32,
+    /// Reason code → words, in code order.
+    pub reasons: std::collections::BTreeMap<String, String>,
 }
 impl Settings {
     /// Loads defaults, then `file` (if any), then `IARI__…` variables from the process environment.
@@ -252,9 +266,6 @@ impl Settings {
         let env_source = Environment::with_prefix("IARI")
             .prefix_separator("__")
             .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("http.read_tokens")
-            .with_list_parse_key("http.review_tokens")
             .try_parsing(true)
             .source(env);
         let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;

@@ -187,6 +187,32 @@ pub fn show_table(p: &Provenance) -> String {
     }
     let _ = writeln!(
         o,
+        "signatures: {}",
+        if p.signatures.is_empty() { "none" } else { "" }
+    );
+    for sg in &p.signatures {
+        let _ = writeln!(
+            o,
+            "  #{} {} {} by {} ({}, {}) at {}{}{} (signs decision row {}, seq {})",
+            sg.id,
+            sg.meaning,
+            sg.grade.map_or("-", |g| g.label()),
+            sg.full_name,
+            sg.username,
+            sg.role,
+            sg.signed_at,
+            sg.reason_code
+                .as_deref()
+                .map_or(String::new(), |c| format!(", reason {c}")),
+            sg.reason_text
+                .as_deref()
+                .map_or(String::new(), |t| format!(": {t}")),
+            sg.decision_row_hash,
+            sg.chain_seq
+        );
+    }
+    let _ = writeln!(
+        o,
         "hl7 messages: {}",
         if p.hl7_messages.is_empty() {
             "none"

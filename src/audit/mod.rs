@@ -3,7 +3,7 @@
 //! (`review`) and the re-run of a decision's pinned models (`replay`).
 //!
 //! Everything here reads what the worker and the HL7 sender wrote; only `review` writes (a
-//! `reviews` row and its outbox message, in one transaction).
+//! `reviews` row, its signature and its outbox message, in one transaction).
 
 pub mod format;
 pub mod query;
@@ -14,7 +14,7 @@ pub mod stats;
 pub mod verify;
 
 pub use query::{DecisionSummary, Filter, Page, list};
-pub use review::{ReviewOutcome, ReviewRequest, record_review};
+pub use review::{Reason, ReviewOutcome, SignRequest, sign_review};
 pub use show::{Provenance, show};
 pub use stats::{Stats, stats};
 pub use verify::{ChainBreak, VerifyReport, verify};
@@ -25,6 +25,9 @@ pub enum AuditError {
     /// The request itself is wrong (bad filter value, invalid grade, blank reviewer).
     #[error("{0}")]
     Invalid(String),
+    /// The signer may not sign this (role, disabled account, a final result).
+    #[error("{0}")]
+    Forbidden(String),
     /// No decision with that id.
     #[error("no decision with id {0}")]
     UnknownDecision(i64),

@@ -1,30 +1,49 @@
-//! A person's review of a decision (`iari review`, `POST /api/v1/decisions/{id}/review`):
-//! appends a `reviews` row and, in the same transaction, the HL7 message that tells the LIS —
-//! `F` after a preliminary result, `C` after a final one whose grade changed, nothing when a
-//! final result is confirmed unchanged.
+//! A signed review of a decision (`iari review`, the workstation, `POST
+//! /api/v1/decisions/{id}/review`): an electronic signature (21 CFR Part 11) by a person who has
+//! just re-entered their password (the caller checks it with `auth::users::authenticate`). In one
+//! transaction it appends the `reviews` row (the grade), the `signatures` row (who, printed name,
+//! role, meaning, reason, and the signed decision's row hash; both rows join the hash chain),
+//! takes the decision off the worklist, and enqueues the HL7 message that tells the LIS: `F` after
+//! a preliminary result, `C` after a final one whose grade changed, nothing when a final result is
+//! confirmed unchanged.
 
 use super::AuditError;
-use crate::domain::{FillerNumber, Grade, ResultStatus};
+use crate::auth::Principal;
+use crate::domain::{FillerNumber, Grade, Meaning, ResultStatus, Role};
 use crate::metrics::metrics;
 use crate::store::outbox;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 
-/// What the reviewer said.
-#[derive(Debug, Clone, Deserialize)]
+/// What the signer says.
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    pub grade: Grade,
+    /// `None`: `confirmed` when the grade is the one the LIS has, else `corrected`.
+    pub meaning: Option<Meaning>,
+    /// A code from `workstation.reasons`; required for `corrected`.
+    pub reason_code: Option<String>,
+    /// Optional words (sent to the LIS as a note).
+    pub reason_text: Option<String>,
+}
+
+/// The reason as the API takes it: `{"code": "...", "text": "..."}`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReviewRequest {
-    pub grade: String,
-    pub by: String,
+pub struct Reason {
+    pub code: Option<String>,
     #[serde(default)]
-    pub comment: Option<String>,
+    pub text: Option<String>,
 }
 
 /// What was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewOutcome {
     pub review_id: i64,
+    pub signature_id: i64,
     pub decision_id: i64,
+    pub meaning: Meaning,
     pub grade: Grade,
     /// The grade the LIS had before this review.
     pub previous_grade: Grade,
@@ -39,43 +58,24 @@ pub struct ReviewOutcome {
     pub note: Option<String>,
 }
 
-/// Longest reviewer name and comment kept; longer input is refused rather than cut.
-const MAX_REVIEWER: usize = 200;
-const MAX_COMMENT: usize = 4000;
+/// Longest reason text kept; longer input is refused rather than cut.
+const MAX_TEXT: usize = 4000;
 
-fn check(req: &ReviewRequest) -> Result<(Grade, String, Option<String>), AuditError> {
-    let grade = req
-        .grade
-        .parse::<Grade>()
-        .map_err(|e| AuditError::Invalid(e.to_string()))?;
-    let by = req.by.trim();
-    if by.is_empty() {
-        return Err(AuditError::Invalid(
-            "reviewer (--by) must not be empty".into(),
-        ));
-    }
-    if by.chars().count() > MAX_REVIEWER || by.chars().any(char::is_control) {
+fn clean_text(t: Option<&str>) -> Result<Option<String>, AuditError> {
+    let t = t.map(str::trim).filter(|c| !c.is_empty());
+    if t.is_some_and(|c| c.chars().count() > MAX_TEXT) {
         return Err(AuditError::Invalid(format!(
-            "reviewer must be at most {MAX_REVIEWER} characters with no control characters"
+            "reason text must be at most {MAX_TEXT} characters"
         )));
     }
-    let comment = req
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT) {
-        return Err(AuditError::Invalid(format!(
-            "comment must be at most {MAX_COMMENT} characters"
-        )));
-    }
-    Ok((grade, by.to_string(), comment.map(str::to_string)))
+    Ok(t.map(str::to_string))
 }
 
 /// Where the decision's result stands at the LIS before this review.
 struct Reported {
     ensemble_grade: Grade,
     grade: Grade,
+    row_hash: Vec<u8>,
     /// The latest message's result status; derived from `needs_review` when none was enqueued.
     status: ResultStatus,
     filler_number: FillerNumber,
@@ -86,7 +86,7 @@ async fn reported(
     decision_id: i64,
 ) -> Result<Reported, AuditError> {
     let row = sqlx::query!(
-        r#"SELECT d.grade AS "grade: Grade", d.needs_review,
+        r#"SELECT d.grade AS "grade: Grade", d.needs_review, d.row_hash,
              (SELECT r.grade FROM reviews r WHERE r.decision_id = d.id
                 ORDER BY r.id DESC LIMIT 1) AS "reviewed?: Grade"
            FROM decisions d WHERE d.id = $1"#,
@@ -106,18 +106,74 @@ async fn reported(
     Ok(Reported {
         ensemble_grade,
         grade,
+        row_hash: row.row_hash,
         status,
         filler_number,
     })
 }
 
-/// Records the review and its outbox message in one transaction.
-pub async fn record_review(
+/// Checks that the signer's account (as it is now, not as the session remembered it) may sign
+/// `meaning` on a result that stands at `status`.
+async fn may_sign(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    signer: &Principal,
+    meaning: Meaning,
+    status: ResultStatus,
+) -> Result<Role, AuditError> {
+    let row = sqlx::query!(
+        r#"SELECT role AS "role: Role", disabled FROM users WHERE id = $1 FOR SHARE"#,
+        signer.user_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| AuditError::Forbidden("no such account".into()))?;
+    if row.disabled {
+        return Err(AuditError::Forbidden(
+            "a disabled account cannot sign".into(),
+        ));
+    }
+    let role = row.role;
+    let allowed = match (meaning, status) {
+        (Meaning::Confirmed | Meaning::Corrected, ResultStatus::Preliminary) => {
+            role.signs_preliminary()
+        }
+        (Meaning::Confirmed | Meaning::Corrected, _) => role.signs_final(),
+        // Retraction and policy signatures have their own flows (not this one).
+        _ => false,
+    };
+    if !allowed {
+        return Err(AuditError::Forbidden(format!(
+            "a {role} may not sign {meaning} on a {} result",
+            match status {
+                ResultStatus::Preliminary => "preliminary",
+                _ => "final",
+            }
+        )));
+    }
+    Ok(role)
+}
+
+/// Records the signed review, its signature and its outbox message in one transaction.
+pub async fn sign_review(
     pool: &PgPool,
+    signer: &Principal,
     decision_id: i64,
-    req: &ReviewRequest,
+    req: &SignRequest,
+    reasons: &BTreeMap<String, String>,
 ) -> Result<ReviewOutcome, AuditError> {
-    let (grade, by, comment) = check(req)?;
+    let text = clean_text(req.reason_text.as_deref())?;
+    let code = req
+        .reason_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if let Some(c) = code.filter(|c| !reasons.contains_key(*c)) {
+        let known: Vec<&str> = reasons.keys().map(String::as_str).collect();
+        return Err(AuditError::Invalid(format!(
+            "unknown reason code {c:?} (one of {})",
+            known.join(", ")
+        )));
+    }
     let mut tx = pool.begin().await?;
     // Reviews of one decision are serialised so each sees the result status the last one set.
     sqlx::query!(
@@ -127,17 +183,69 @@ pub async fn record_review(
     .execute(&mut *tx)
     .await?;
     let before = reported(&mut tx, decision_id).await?;
+    let grade = req.grade;
     let changed = before.grade != grade;
+    let meaning = match (req.meaning, changed) {
+        (None, false) | (Some(Meaning::Confirmed), false) => Meaning::Confirmed,
+        (None, true) | (Some(Meaning::Corrected), true) => Meaning::Corrected,
+        (Some(Meaning::Confirmed), true) => {
+            return Err(AuditError::Invalid(format!(
+                "confirmed means the reported grade {} stands; {grade} is a correction",
+                before.grade
+            )));
+        }
+        (Some(Meaning::Corrected), false) => {
+            return Err(AuditError::Invalid(format!(
+                "corrected needs a grade other than the reported {}",
+                before.grade
+            )));
+        }
+        (Some(m), _) => {
+            return Err(AuditError::Invalid(format!(
+                "a review signs confirmed or corrected, not {m}"
+            )));
+        }
+    };
+    if meaning.needs_reason() && code.is_none() {
+        return Err(AuditError::Invalid(format!(
+            "{meaning} needs a reason code"
+        )));
+    }
+    let role = may_sign(&mut tx, signer, meaning, before.status).await?;
     let overridden = before.ensemble_grade != grade;
     let review_id: i64 = sqlx::query_scalar!(
         "INSERT INTO reviews (decision_id, grade, reviewer, comment) VALUES ($1, $2, $3, $4) \
          RETURNING id",
         decision_id,
         grade as _,
-        &by,
-        comment.as_deref(),
+        &signer.username,
+        text.as_deref(),
     )
     .fetch_one(&mut *tx)
+    .await?;
+    let signature_id: i64 = sqlx::query_scalar!(
+        "INSERT INTO signatures (decision_id, decision_row_hash, review_id, user_id, username, \
+           full_name, role, meaning, grade, reason_code, reason_text) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        decision_id,
+        &before.row_hash,
+        review_id,
+        signer.user_id,
+        &signer.username,
+        &signer.full_name,
+        role as _,
+        meaning as _,
+        grade as _,
+        code,
+        text.as_deref(),
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM review_queue WHERE decision_id = $1",
+        decision_id
+    )
+    .execute(&mut *tx)
     .await?;
     let status = ResultStatus::after_review(before.status, changed);
     let message_id = match status {
@@ -154,7 +262,9 @@ pub async fn record_review(
         .inc();
     Ok(ReviewOutcome {
         review_id,
+        signature_id,
         decision_id,
+        meaning,
         grade,
         previous_grade: before.grade,
         overridden,
@@ -162,7 +272,7 @@ pub async fn record_review(
         hl7_message_id: message_id,
         result_status: status,
         note: status.is_none().then(|| {
-            "the final result already sent has this grade: review recorded, no HL7 message sent"
+            "the final result already sent has this grade: signature recorded, no HL7 message sent"
                 .to_string()
         }),
     })

@@ -1,9 +1,9 @@
 //! One decision's full provenance (`iari audit show`, `GET /api/v1/decisions/{id}`): the capture
 //! event as received, the image, the models and runtime that decided, the outcome, the chain
-//! position, every review, and every HL7 message with each delivery attempt and its ACK.
+//! position, every review and signature, and every HL7 message with each delivery attempt and its ACK.
 
 use super::AuditError;
-use crate::domain::{DeliveryState, Flag, Grade, ResultStatus};
+use crate::domain::{DeliveryState, Flag, Grade, Meaning, ResultStatus, Role};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +15,7 @@ pub struct Provenance {
     pub capture: CaptureRecord,
     pub image: ImageRecord,
     pub reviews: Vec<ReviewRecord>,
+    pub signatures: Vec<SignatureRecord>,
     pub hl7_messages: Vec<Hl7Record>,
 }
 
@@ -73,6 +74,25 @@ pub struct ReviewRecord {
     pub reviewer: String,
     pub comment: Option<String>,
     pub reviewed_at: DateTime<Utc>,
+    pub chain_seq: i64,
+    pub row_hash: String,
+}
+
+/// An electronic signature: who (as they were when signing), what it means, why, when, and the
+/// hash of the decision row it signs.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SignatureRecord {
+    pub id: i64,
+    pub review_id: Option<i64>,
+    pub username: String,
+    pub full_name: String,
+    pub role: Role,
+    pub meaning: Meaning,
+    pub grade: Option<Grade>,
+    pub reason_code: Option<String>,
+    pub reason_text: Option<String>,
+    pub signed_at: DateTime<Utc>,
+    pub decision_row_hash: String,
     pub chain_seq: i64,
     pub row_hash: String,
 }
@@ -149,6 +169,17 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;
+    let signatures = sqlx::query_as!(
+        SignatureRecord,
+        r#"SELECT id, review_id, username, full_name, role AS "role: Role",
+             meaning AS "meaning: Meaning", grade AS "grade: Grade", reason_code, reason_text,
+             signed_at, encode(decision_row_hash, 'hex') AS "decision_row_hash!", chain_seq,
+             encode(row_hash, 'hex') AS "row_hash!"
+           FROM signatures WHERE decision_id = $1 ORDER BY id"#,
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let hl7_messages = messages(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Provenance {
@@ -156,6 +187,7 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
         capture,
         image,
         reviews,
+        signatures,
         hl7_messages,
     })
 }

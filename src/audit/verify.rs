@@ -1,4 +1,5 @@
-//! Tamper evidence: recomputes the one hash chain over `decisions` and `reviews` in Rust and
+//! Tamper evidence: recomputes the one hash chain over `decisions`, `reviews`, `signatures`
+//! and `auth_events` (the sign-in log) in Rust and
 //! checks it link by link, checks the chain head (a deleted tail leaves the head ahead of the
 //! last row), and checks every stored image against its SHA-256.
 //!
@@ -38,6 +39,8 @@ impl std::fmt::Display for ChainBreak {
 pub struct VerifyReport {
     pub decisions: u64,
     pub reviews: u64,
+    pub signatures: u64,
+    pub auth_events: u64,
     pub images: u64,
     /// Last verified link: record it elsewhere to also detect a rewrite of the whole chain.
     pub head_seq: i64,
@@ -59,6 +62,10 @@ const CHAIN: &str = "SELECT 'decisions' AS tbl, id, chain_seq, prev_hash, row_ha
         audit_canonical('decisions', to_jsonb(t)) AS canon FROM decisions t \
     UNION ALL SELECT 'reviews', id, chain_seq, prev_hash, row_hash, \
         audit_canonical('reviews', to_jsonb(t)) FROM reviews t \
+    UNION ALL SELECT 'signatures', id, chain_seq, prev_hash, row_hash, \
+        audit_canonical('signatures', to_jsonb(t)) FROM signatures t \
+    UNION ALL SELECT 'auth_events', id, chain_seq, prev_hash, row_hash, \
+        audit_canonical('auth_events', to_jsonb(t)) FROM auth_events t \
     ORDER BY chain_seq";
 
 /// Walks the chain and the images in one snapshot; stops at the first break.
@@ -98,6 +105,8 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AuditError> {
     Ok(VerifyReport {
         decisions: walk.decisions,
         reviews: walk.reviews,
+        signatures: walk.signatures,
+        auth_events: walk.auth_events,
         images,
         head_seq: walk.seq,
         head_hash: hex::encode(walk.hash),
@@ -113,6 +122,8 @@ struct Walk {
     hash: [u8; 32],
     decisions: u64,
     reviews: u64,
+    signatures: u64,
+    auth_events: u64,
     first_break: Option<ChainBreak>,
 }
 
@@ -156,6 +167,8 @@ impl Walk {
         self.hash.copy_from_slice(&row.row_hash);
         match row.tbl.as_str() {
             "reviews" => self.reviews += 1,
+            "signatures" => self.signatures += 1,
+            "auth_events" => self.auth_events += 1,
             _ => self.decisions += 1,
         }
         true

@@ -1,9 +1,11 @@
 //! `iari audit …` and `iari review`: thin wrappers that open the pool, call `crate::audit`, and
 //! print the result.
 
+use super::prompt::Input;
 use crate::audit::format::{self, Format};
-use crate::audit::{self as audit, Filter, ReviewRequest};
+use crate::audit::{self as audit, Filter, SignRequest};
 use crate::config::Settings;
+use crate::domain::{Grade, Meaning};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
@@ -17,13 +19,14 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// One decision with its full provenance, reviews and HL7 delivery history.
+    /// One decision with its full provenance, reviews, signatures and HL7 delivery history.
     Show {
         id: i64,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Check the tamper-evident chain over decisions and reviews, and the stored images.
+    /// Check the tamper-evident chain over decisions, reviews, signatures and the sign-in log,
+    /// and the stored images.
     Verify {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -35,7 +38,8 @@ pub enum AuditCommand {
     },
 }
 
-/// `iari review <ID> --grade G --by USER [--comment TEXT]`.
+/// `iari review <ID> --grade G [--reason CODE] [--comment TEXT]`: a signed review. The user
+/// name and password are asked for (terminal), or read as two lines from standard input.
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// The decision id.
@@ -43,9 +47,13 @@ pub struct ReviewArgs {
     /// The grade the reviewer reads: neg, 1+, 2+, 3+ or 4+.
     #[arg(long)]
     pub grade: String,
-    /// Who reviewed (recorded and sent to the LIS).
+    /// confirmed or corrected; by default, confirmed when the grade is the reported one.
     #[arg(long)]
-    pub by: String,
+    pub meaning: Option<String>,
+    /// A reason code from `workstation.reasons` (required for a correction).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Words sent with the result as a note.
     #[arg(long)]
     pub comment: Option<String>,
 }
@@ -107,8 +115,9 @@ async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, 
             r.head_seq, r.decisions, r.reviews
         ),
         _ => format!(
-            "checked {} decisions, {} reviews, {} images; chain head seq {} hash {}\n",
-            r.decisions, r.reviews, r.images, r.head_seq, r.head_hash
+            "checked {} decisions, {} reviews, {} signatures, {} sign-in log events, {} images; \
+             chain head seq {} hash {}\n",
+            r.decisions, r.reviews, r.signatures, r.auth_events, r.images, r.head_seq, r.head_hash
         ),
     };
     match r.first_break {
@@ -121,19 +130,47 @@ async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, 
     }
 }
 
-pub async fn review(settings: &Settings, args: ReviewArgs) -> anyhow::Result<ExitCode> {
+pub async fn review(
+    settings: &Settings,
+    args: ReviewArgs,
+    input: &mut Input,
+) -> anyhow::Result<ExitCode> {
+    use crate::auth::{Lockout, users};
+    let grade: Grade = args.grade.parse()?;
+    let meaning = args
+        .meaning
+        .as_deref()
+        .map(|m| Meaning::parse(m).ok_or_else(|| anyhow::anyhow!("unknown meaning {m:?}")))
+        .transpose()?;
+    let user = input.line("user")?;
+    let password = input.secret(&format!("password for {user} (signs decision {})", args.id))?;
     let pool = crate::store::pool(&settings.database)?;
-    let req = ReviewRequest {
-        grade: args.grade,
-        by: args.by,
-        comment: args.comment,
-    };
-    let result = audit::record_review(&pool, args.id, &req).await;
+    let ws = &settings.workstation;
+    let result = async {
+        let signer = users::authenticate(
+            &pool,
+            Lockout::from(ws),
+            &user,
+            &password,
+            users::Purpose::Signature,
+        )
+        .await?
+        .principal;
+        let req = SignRequest {
+            grade,
+            meaning,
+            reason_code: args.reason,
+            reason_text: args.comment,
+        };
+        anyhow::Ok(audit::sign_review(&pool, &signer, args.id, &req, &ws.reasons).await?)
+    }
+    .await;
     pool.close().await;
     let o = result.with_context(|| format!("review of decision {} refused", args.id))?;
     println!(
-        "review {} recorded for decision {}: {} (was {}{})",
-        o.review_id,
+        "signature {} ({}) recorded for decision {}: {} (was {}{})",
+        o.signature_id,
+        o.meaning,
         o.decision_id,
         o.grade,
         o.previous_grade,

@@ -309,4 +309,7 @@ fn print_next() {
     println!(
         "      the worker's metrics at /metrics (captures, stages, flags) while `iari worker` runs."
     );
+    println!(
+        "      Review the flagged ones in the workstation: `make workstation` (or `iari serve`)."
+    );
 }

@@ -7,7 +7,10 @@ mod eval;
 mod lis_sim;
 mod models;
 mod plot;
+pub mod prompt;
 pub mod publish;
+mod serve;
+mod users;
 pub mod worker;
 
 use crate::config::Settings;
@@ -52,14 +55,25 @@ pub enum Command {
     /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Record a person's confirmation or correction of a decision (sent to the LIS).
+    /// Sign a confirmation or correction of a decision (asks for user and password; sent to the LIS).
     Review(audit::ReviewArgs),
+    /// The review workstation and the API (needs the database, not the broker).
+    Serve(serve::ServeArgs),
+    /// Accounts, roles and API tokens.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
     Replay(audit::ReplayArgs),
 }
 
 /// Runs the parsed command; errors are printed as one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
+    run_with(cli, prompt::Input::from_stdin())
+}
+
+/// Like [`run`], with the answers to the commands' questions (user names, passwords) from
+/// `input`.
+pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -78,7 +92,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
-        Command::Review(args) => block_on(audit::review(&settings, args)),
+        Command::Review(args) => block_on(audit::review(&settings, args, &mut input)),
+        Command::Serve(args) => block_on(serve::run(&settings, args)),
+        Command::Users(cmd) => block_on(users::run(&settings, cmd, &mut input)),
         Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {

@@ -33,7 +33,7 @@ fn environment_overrides_file_and_defaults() {
             ("IARI__LIS__TRANSPORT", "mllp"),
             ("IARI__LIS__ADDR", "lis.example:2575"),
             ("IARI__HTTP__ADDR", "0.0.0.0:9000"),
-            ("IARI__HTTP__READ_TOKENS", "a,b"),
+            ("IARI__WORKSTATION__IDLE_TIMEOUT_S", "60"),
             ("IARI__INFERENCE__DEVICE", "cpu"),
         ]),
     )
@@ -41,7 +41,7 @@ fn environment_overrides_file_and_defaults() {
     assert_eq!(s.amqp.queue, "q.test");
     assert_eq!(s.lis.transport, LisTransport::Mllp);
     assert_eq!(s.http.addr.port(), 9000);
-    assert_eq!(s.http.read_tokens.len(), 2);
+    assert_eq!(s.workstation.idle_timeout_s, 60);
     assert_eq!(s.inference.device, Device::Cpu);
 }
 
@@ -68,25 +68,20 @@ fn bad_values_name_the_key() {
 fn secrets_are_redacted() {
     let s = Settings::load_from(
         None,
-        env(&[
-            (
-                "IARI__DATABASE__URL",
-                "postgres://u:hunter2@db/iari?password=hunter3",
-            ),
-            ("IARI__HTTP__REVIEW_TOKENS", "tok-secret"),
-        ]),
+        env(&[(
+            "IARI__DATABASE__URL",
+            "postgres://u:hunter2@db/iari?password=hunter3",
+        )]),
     )
     .unwrap();
     let shown = format!("{s:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("hunter3"), "{shown}");
-    assert!(!shown.contains("tok-secret"), "{shown}");
     assert!(!shown.contains("guest:guest"), "{shown}");
     assert_eq!(
         s.database.url.redacted(),
         "postgres://u:***@db/iari?password=***"
     );
-    assert_eq!(s.http.review_tokens[0].expose(), "tok-secret");
 }
 
 #[test]

@@ -140,6 +140,49 @@ impl Settings {
                 return Err(invalid(key, "must be non-empty with no HL7 delimiter"));
             }
         }
+        self.validate_workstation()
+    }
+
+    fn validate_workstation(&self) -> Result<(), ConfigError> {
+        let w = &self.workstation;
+        if w.idle_timeout_s == 0 {
+            return Err(invalid("workstation.idle_timeout_s", "must be positive"));
+        }
+        if w.absolute_timeout_s < w.idle_timeout_s {
+            return Err(invalid(
+                "workstation.absolute_timeout_s",
+                "must be at least workstation.idle_timeout_s",
+            ));
+        }
+        if w.lockout_failures == 0 || w.lockout_s == 0 {
+            return Err(invalid(
+                "workstation.lockout_failures",
+                "lock-out failures and seconds must be positive",
+            ));
+        }
+        if !(250..=5000).contains(&w.worklist_refresh_ms) {
+            return Err(invalid(
+                "workstation.worklist_refresh_ms",
+                "must be 250-5000 (a new decision shows within 5 s)",
+            ));
+        }
+        if !(1..=1000).contains(&w.page_size) {
+            return Err(invalid("workstation.page_size", "must be 1-1000"));
+        }
+        if w.reasons.is_empty() {
+            return Err(invalid("workstation.reasons", "needs at least one code"));
+        }
+        for (code, words) in &w.reasons {
+            let ok = !code.is_empty()
+                && code.len() <= 40
+                && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok || words.trim().is_empty() {
+                return Err(invalid(
+                    "workstation.reasons",
+                    format!("{code:?}: codes are 1-40 of a-z, 0-9, _ with words"),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! The typed result model one HL7 message is built from, and the SQL that loads it from the
-//! outbox row, its decision, its capture event and (for a review) the review.
+//! outbox row, its decision, its capture event and (for a review) the review and its signer.
 //! Messages are built only from this model, never by re-parsing HL7.
 
 pub use crate::domain::Patient;
 pub use crate::domain::ResultStatus;
-use crate::domain::{Grade, Order};
+use crate::domain::{Grade, Order, split_full_name};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -21,9 +21,20 @@ pub struct Vote {
 /// A person's review that this message reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Review {
+    /// The signer's printed name (the recorded reviewer for a review signed by no one).
     pub reviewer: String,
     pub original_grade: Grade,
     pub comment: Option<String>,
+    /// Who signed it, for OBX-16 and OBR-32; `None` for reviews recorded before signatures.
+    pub signer: Option<Signer>,
+}
+
+/// The signer as HL7 names a person (XCN / CNN): id, family name, given name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signer {
+    pub id: String,
+    pub family: String,
+    pub given: String,
 }
 
 /// Everything one result message says.
@@ -96,6 +107,8 @@ struct Row {
     reviewer: Option<String>,
     review_comment: Option<String>,
     reviewed_at: Option<DateTime<Utc>>,
+    signer_username: Option<String>,
+    signer_full_name: Option<String>,
 }
 
 /// Loads the reports for outbox messages `ids` in one query (one per message was the sender's
@@ -112,10 +125,13 @@ pub async fn load_many(
              c.analyzer_id, c.accession, c.event, d.grade AS "grade: Grade", d.agreement,
              d.flags, d.needs_review, d.models, d.ensemble_version,
              r.grade AS "review_grade?: Grade", r.reviewer AS "reviewer?",
-             r.comment AS "review_comment?", r.reviewed_at AS "reviewed_at?"
+             r.comment AS "review_comment?", r.reviewed_at AS "reviewed_at?",
+             s.username AS "signer_username?", s.full_name AS "signer_full_name?"
            FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id
            JOIN captures c ON c.capture_id = d.capture_id
-           LEFT JOIN reviews r ON r.id = m.review_id WHERE m.id = ANY($1)"#,
+           LEFT JOIN reviews r ON r.id = m.review_id
+           LEFT JOIN signatures s ON s.review_id = r.id
+           WHERE m.id = ANY($1)"#,
         ids
     )
     .fetch_all(pool)
@@ -153,10 +169,16 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
     let (grade, agreement, review, reported_at) =
         match (row.review_grade, row.reviewer, row.reviewed_at) {
             (Some(g), Some(reviewer), Some(at)) => {
+                let full_name = row.signer_full_name;
+                let signer = row.signer_username.map(|id| {
+                    let (family, given) = split_full_name(full_name.as_deref().unwrap_or(&id));
+                    Signer { id, family, given }
+                });
                 let review = Review {
-                    reviewer,
+                    reviewer: full_name.clone().unwrap_or(reviewer),
                     original_grade: ai_grade,
                     comment: row.review_comment,
+                    signer,
                 };
                 (g, vote_share(&votes, g), Some(review), at)
             }

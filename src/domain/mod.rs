@@ -5,6 +5,7 @@ mod decision;
 mod grade;
 mod ids;
 mod outbox;
+mod people;
 mod reason;
 mod subject;
 
@@ -13,5 +14,6 @@ pub use decision::{Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, O
 pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use outbox::{DeliveryState, FillerNumber, ResultStatus};
+pub use people::{Meaning, Role, split_full_name};
 pub use reason::{DeadLetterReason, Failure};
 pub use subject::{Order, Patient};

@@ -1,53 +1,44 @@
-//! The decisions API: `GET /api/v1/decisions` (the `audit list` filters, paged with `limit` and
-//! `after`), `GET /api/v1/decisions/{id}` (full provenance), `POST /api/v1/decisions/{id}/review`,
-//! and the OpenAPI document at `/api/v1/openapi.json` (public: it holds no data).
+//! The decisions API (`iari serve`): `GET /api/v1/decisions` (the `audit list` filters, paged
+//! with `limit` and `after`), `GET /api/v1/decisions/{id}` (full provenance), `POST
+//! /api/v1/decisions/{id}/review` (a signed review), and the OpenAPI document at
+//! `/api/v1/openapi.json` (public: it holds no data).
 //!
-//! Bearer tokens come from `http.read_tokens` and `http.review_tokens` (a review token also
-//! reads). No token or an unknown one is 401, a read token on the review endpoint 403. Tokens are
-//! compared as SHA-256 digests in constant time, against every configured token.
+//! Every request is some user's: a per-user bearer token (`iari users token`) acts with the
+//! user's role. No token or an unknown one is 401; a role that may not is 403. A review carries
+//! the signer's password, checked at that moment: a wrong one is 401 and counts toward the
+//! lock-out, like a wrong password at sign-in.
 
-use crate::audit::{self, AuditError, Filter, ReviewRequest};
-use crate::config::{HttpSettings, SecretToken};
+use crate::audit::{self, AuditError, Filter, Reason, SignRequest};
+use crate::auth::users::{self, Purpose};
+use crate::auth::{AuthError, Lockout, Principal, tokens};
+use crate::config::WorkstationSettings;
+use crate::domain::{Grade, Meaning};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// The OpenAPI 3 document, kept in the repository.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 struct ApiState {
     pool: PgPool,
-    read: Vec<[u8; 32]>,
-    review: Vec<[u8; 32]>,
+    lockout: Lockout,
+    reasons: BTreeMap<String, String>,
 }
 
-/// What a token may do; `Review` includes reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Role {
-    Read,
-    Review,
-}
-
-/// The API routes with their state; the caller nests or merges them into its server.
-pub fn routes(pool: PgPool, http: &HttpSettings) -> Router {
-    let digests = |tokens: &[SecretToken]| -> Vec<[u8; 32]> {
-        tokens
-            .iter()
-            .filter(|t| !t.expose().is_empty())
-            .map(|t| digest(t.expose()))
-            .collect()
-    };
+/// The API routes with their state; the caller merges them into its server.
+pub fn routes(pool: PgPool, ws: &WorkstationSettings) -> Router {
     let state = Arc::new(ApiState {
         pool,
-        read: digests(&http.read_tokens),
-        review: digests(&http.review_tokens),
+        lockout: Lockout::from(ws),
+        reasons: ws.reasons.clone(),
     });
     Router::new()
         .route("/api/v1/decisions", get(list))
@@ -57,13 +48,9 @@ pub fn routes(pool: PgPool, http: &HttpSettings) -> Router {
         .with_state(state)
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 /// An error as the API answers it: a status and `{"error": "..."}`.
 #[derive(Debug)]
-struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -76,28 +63,46 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn unavailable(what: &str, e: &dyn std::fmt::Display, transient: bool) -> ApiError {
+    if transient {
+        tracing::warn!(error = %e, "{what}: database unavailable");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable, retry".into(),
+        )
+    } else {
+        tracing::error!(error = %e, "{what}: database error");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    }
+}
+
 impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
             AuditError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            AuditError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, m),
             AuditError::UnknownDecision(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-            AuditError::Db(_) if e.is_transient() => {
-                tracing::warn!(error = %e, "decisions API: database unavailable");
-                ApiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database unavailable, retry".into(),
-                )
-            }
-            AuditError::Db(_) => {
-                tracing::error!(error = %e, "decisions API: database error");
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
-            }
+            AuditError::Db(_) => unavailable("decisions API", &e, e.is_transient()),
         }
     }
 }
 
-/// Checks the bearer token against every configured one (no early exit) and the role needed.
-fn authorize(state: &ApiState, headers: &HeaderMap, need: Role) -> Result<(), ApiError> {
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => {
+                ApiError(StatusCode::UNAUTHORIZED, "wrong signing password".into())
+            }
+            AuthError::Locked(_) => ApiError(StatusCode::UNAUTHORIZED, e.to_string()),
+            AuthError::Disabled => ApiError(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            AuthError::Db(_) => unavailable("decisions API", &e, e.is_transient()),
+        }
+    }
+}
+
+/// The user whose bearer token this is.
+async fn principal(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let unauthorized = || {
         ApiError(
             StatusCode::UNAUTHORIZED,
@@ -111,26 +116,20 @@ fn authorize(state: &ApiState, headers: &HeaderMap, need: Role) -> Result<(), Ap
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
-    let presented = digest(token);
-    let matches = |set: &[[u8; 32]]| {
-        set.iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&presented))
-    };
-    let role = match (
-        bool::from(matches(&state.review)),
-        bool::from(matches(&state.read)),
-    ) {
-        (true, _) => Role::Review,
-        (false, true) => Role::Read,
-        (false, false) => return Err(unauthorized()),
-    };
-    if role < need {
+    tokens::resolve(&state.pool, token)
+        .await?
+        .ok_or_else(unauthorized)
+}
+
+async fn reader(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let p = principal(state, headers).await?;
+    if !p.role.reads_results() {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
-            "this token may read but not review".into(),
+            format!("a {} does not read results", p.role),
         ));
     }
-    Ok(())
+    Ok(p)
 }
 
 fn bad_request(e: impl std::fmt::Display) -> ApiError {
@@ -142,7 +141,7 @@ async fn list(
     headers: HeaderMap,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<audit::Page>, ApiError> {
-    authorize(&state, &headers, Role::Read)?;
+    reader(&state, &headers).await?;
     let Query(filter) = query.map_err(bad_request)?;
     Ok(Json(audit::list(&state.pool, &filter).await?))
 }
@@ -152,21 +151,55 @@ async fn one(
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<audit::Provenance>, ApiError> {
-    authorize(&state, &headers, Role::Read)?;
+    reader(&state, &headers).await?;
     let Path(id) = id.map_err(bad_request)?;
     Ok(Json(audit::show(&state.pool, id).await?))
+}
+
+/// `POST /api/v1/decisions/{id}/review`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    grade: String,
+    meaning: Meaning,
+    #[serde(default)]
+    reason: Option<Reason>,
+    password: String,
 }
 
 async fn review(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
-    body: Result<Json<ReviewRequest>, JsonRejection>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<audit::ReviewOutcome>), ApiError> {
-    authorize(&state, &headers, Role::Review)?;
+    let who = principal(&state, &headers).await?;
+    if !who.role.signs_preliminary() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a {} signs nothing", who.role),
+        ));
+    }
     let Path(id) = id.map_err(bad_request)?;
-    let Json(req) = body.map_err(bad_request)?;
-    let outcome = audit::record_review(&state.pool, id, &req).await?;
+    let Json(body) = body.map_err(bad_request)?;
+    let grade = body.grade.parse::<Grade>().map_err(bad_request)?;
+    let signer = users::authenticate(
+        &state.pool,
+        state.lockout,
+        &who.username,
+        &body.password,
+        Purpose::Signature,
+    )
+    .await?
+    .principal;
+    let reason = body.reason.unwrap_or_default();
+    let req = SignRequest {
+        grade,
+        meaning: Some(body.meaning),
+        reason_code: reason.code,
+        reason_text: reason.text,
+    };
+    let outcome = audit::sign_review(&state.pool, &signer, id, &req, &state.reasons).await?;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 

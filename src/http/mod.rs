@@ -1,7 +1,9 @@
-//! HTTP: liveness, readiness and Prometheus metrics here; the decisions API in `api`, merged
-//! onto [`router`] by the caller (`app`), and [`serve`], which runs a router until cancelled.
+//! HTTP: liveness, readiness and Prometheus metrics here; the decisions API in `api` and the
+//! review workstation's pages in `web`, merged onto [`router`] by the caller (`app`), and
+//! [`serve`], which runs a router until cancelled.
 
 pub mod api;
+pub mod web;
 
 use crate::metrics::metrics;
 use anyhow::Context;

@@ -1,21 +1,24 @@
 //! The decisions API: bearer roles (401/403/200), filters and paging over HTTP, the review
 //! endpoint, and the OpenAPI document.
 
-use crate::common::{Seed, TestDb, count, seed};
+use crate::common::{PASSWORD, Seed, TestDb, count, seed, settings, user};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use iari::config::{HttpSettings, SecretToken};
+use iari::domain::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn app(db: &TestDb) -> axum::Router {
-    let http = HttpSettings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        read_tokens: vec![SecretToken::new("read-token-1")],
-        review_tokens: vec![SecretToken::new("review-token-1")],
-    };
-    iari::http::api::routes(db.pool.clone(), &http)
+    iari::http::api::routes(db.pool.clone(), &settings().workstation)
+}
+
+/// A user with `role` and an API token of theirs.
+async fn token(db: &TestDb, name: &str, role: Role) -> String {
+    user(&db.pool, name, role).await;
+    iari::auth::tokens::issue(&db.pool, name, "test", "test")
+        .await
+        .unwrap()
 }
 
 async fn call(
@@ -57,35 +60,61 @@ async fn tokens_and_roles() {
     )
     .await;
     let app = app(&db);
+    let tech = token(&db, "tech.api", Role::Technologist).await;
+    let auditor = token(&db, "audit.api", Role::Auditor).await;
+    let admin = token(&db, "admin.api", Role::Admin).await;
     let one = format!("/api/v1/decisions/{id}");
     let rev = format!("/api/v1/decisions/{id}/review");
-    let body = json!({"grade": "2+", "by": "dr.api"});
+    let body = json!({"grade": "2+", "meaning": "confirmed", "password": PASSWORD});
+    let unknown = format!("{tech}x");
     for (method, uri) in [
         ("GET", "/api/v1/decisions"),
         ("GET", one.as_str()),
         ("POST", rev.as_str()),
     ] {
-        for token in [None, Some("wrong"), Some(""), Some("read-token-1x")] {
-            let (s, v) = call(&app, method, uri, token, Some(body.clone())).await;
-            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri} {token:?}");
+        for t in [None, Some("wrong"), Some(""), Some(unknown.as_str())] {
+            let (s, v) = call(&app, method, uri, t, Some(body.clone())).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri} {t:?}");
             assert!(v["error"].is_string());
         }
+        let (s, _) = call(&app, method, uri, Some(&admin), Some(body.clone())).await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "the admin sees no results: {method} {uri}"
+        );
     }
-    let (s, _) = call(&app, "POST", &rev, Some("read-token-1"), Some(body.clone())).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(&app, "POST", &rev, Some(&auditor), Some(body.clone())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an auditor signs nothing");
     assert_eq!(count(&db.pool, "reviews").await, 0);
-    for token in ["read-token-1", "review-token-1"] {
-        let (s, v) = call(&app, "GET", "/api/v1/decisions", Some(token), None).await;
-        assert_eq!(s, StatusCode::OK, "{token}");
+    for t in [&auditor, &tech] {
+        let (s, v) = call(&app, "GET", "/api/v1/decisions", Some(t), None).await;
+        assert_eq!(s, StatusCode::OK);
         assert_eq!(v["items"][0]["id"], id);
-        let (s, v) = call(&app, "GET", &one, Some(token), None).await;
+        let (s, v) = call(&app, "GET", &one, Some(t), None).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["decision"]["models"].as_array().unwrap().len(), 5);
     }
-    let (s, v) = call(&app, "POST", &rev, Some("review-token-1"), Some(body)).await;
+    let wrong_pw = json!({"grade": "2+", "meaning": "confirmed", "password": "not my password"});
+    let (s, v) = call(&app, "POST", &rev, Some(&tech), Some(wrong_pw)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let failed: i32 =
+        sqlx::query_scalar("SELECT failed_count FROM users WHERE username = 'tech.api'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, 1, "counted toward the lock-out");
+    let (s, v) = call(&app, "POST", &rev, Some(&tech), Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["result_status"], "F");
-    assert_eq!(count(&db.pool, "reviews").await, 1);
+    assert_eq!(v["meaning"], "confirmed");
+    assert_eq!(count(&db.pool, "signatures").await, 1);
+    // A disabled user's token stops working.
+    iari::auth::users::set_disabled(&db.pool, "tech.api", true, "test")
+        .await
+        .unwrap();
+    let (s, _) = call(&app, "GET", "/api/v1/decisions", Some(&tech), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     db.drop().await;
 }
 
@@ -108,7 +137,9 @@ async fn filters_paging_and_errors_over_http() {
     let b = seed(&db.pool, &on_the_day()).await;
     let c = seed(&db.pool, &on_the_day()).await;
     let app = app(&db);
-    let t = Some("read-token-1");
+    let read = token(&db, "reader", Role::Auditor).await;
+    let sup = token(&db, "sup", Role::Supervisor).await;
+    let t = Some(read.as_str());
     let (s, v) = call(&app, "GET", "/api/v1/decisions?grade=1%2B", t, None).await;
     assert_eq!(
         (
@@ -161,23 +192,32 @@ async fn filters_paging_and_errors_over_http() {
     }
     let (s, _) = call(&app, "GET", "/api/v1/decisions/424242", t, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let r = Some("review-token-1");
+    let r = Some(sup.as_str());
     let (s, v) = call(
         &app,
         "POST",
         &format!("/api/v1/decisions/{a}/review"),
         r,
-        Some(json!({"grade": "2+", "by": "  "})),
+        Some(json!({"grade": "2+", "meaning": "corrected", "password": PASSWORD})),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(v["error"].as_str().unwrap().contains("empty"));
+    assert!(v["error"].as_str().unwrap().contains("reason"), "{v}");
+    let (s, _) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/decisions/{a}/review"),
+        r,
+        Some(json!({"grade": "2+", "by": "x", "meaning": "confirmed", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the old `by` field is refused");
     let (s, _) = call(
         &app,
         "POST",
         "/api/v1/decisions/424242/review",
         r,
-        Some(json!({"grade": "2+", "by": "x"})),
+        Some(json!({"grade": "2+", "meaning": "confirmed", "password": PASSWORD})),
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);

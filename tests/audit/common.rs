@@ -70,3 +70,64 @@ pub fn run_cli(db: &TestDb, args: &[&str]) -> std::process::ExitCode {
         .join()
         .unwrap()
 }
+
+/// The password every test account gets (tests only; a real one is typed or generated).
+pub const PASSWORD: &str = "test password 12345";
+
+/// A new account with [`PASSWORD`]; returns it as a signed-in principal.
+pub async fn user(pool: &PgPool, name: &str, role: iari::domain::Role) -> iari::auth::Principal {
+    let full = format!("{} Tester", name.to_uppercase());
+    let id = iari::auth::users::add(pool, name, &full, role, PASSWORD, false, "test")
+        .await
+        .unwrap();
+    iari::auth::Principal {
+        user_id: id,
+        username: name.into(),
+        full_name: full,
+        role,
+    }
+}
+
+/// The default reason codes, as `workstation.reasons` ships them.
+pub fn reasons() -> std::collections::BTreeMap<String, String> {
+    settings().workstation.reasons
+}
+
+pub fn settings() -> iari::config::Settings {
+    iari::config::Settings::load_from(None, Some(Default::default())).unwrap()
+}
+
+/// A signed review: `meaning` derived, reason `visual_read` (needed for corrections).
+pub async fn sign(
+    pool: &PgPool,
+    who: &iari::auth::Principal,
+    id: i64,
+    grade: &str,
+) -> Result<iari::audit::ReviewOutcome, iari::audit::AuditError> {
+    let req = iari::audit::SignRequest {
+        grade: grade.parse().unwrap(),
+        meaning: None,
+        reason_code: Some("visual_read".into()),
+        reason_text: None,
+    };
+    iari::audit::sign_review(pool, who, id, &req, &reasons()).await
+}
+
+/// Runs `iari <args>` in-process like [`run_cli`], answering its questions with `answers`.
+pub fn run_cli_with(db: &TestDb, args: &[&str], answers: &str) -> std::process::ExitCode {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("iari.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    let mut argv = vec![
+        "iari".to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let cli = iari::cli::Cli::try_parse_from(argv).unwrap();
+    let input = iari::cli::prompt::Input::lines(answers);
+    std::thread::spawn(move || iari::cli::run_with(cli, input))
+        .join()
+        .unwrap()
+}

@@ -1,7 +1,7 @@
 //! `audit show`: the provenance a QA reviewer needs is all there.
 
-use crate::common::{MODEL_NAMES, Seed, TestDb, add_review, deliver, seed};
-use iari::audit::{AuditError, ReviewRequest, record_review, show};
+use crate::common::{MODEL_NAMES, Seed, TestDb, add_review, deliver, seed, user};
+use iari::audit::{AuditError, show};
 use iari::domain::{DeliveryState, Flag, Grade, ResultStatus};
 
 #[tokio::test]
@@ -18,12 +18,16 @@ async fn show_returns_full_provenance() {
     )
     .await;
     deliver(&db.pool, id, "AA").await;
-    let req = ReviewRequest {
-        grade: "3+".into(),
-        by: "dr.y".into(),
-        comment: Some("rim visible".into()),
+    let tech = user(&db.pool, "dr.y", iari::domain::Role::Technologist).await;
+    let req = iari::audit::SignRequest {
+        grade: Grade::P3,
+        meaning: Some(iari::domain::Meaning::Corrected),
+        reason_code: Some("visual_read".into()),
+        reason_text: Some("rim visible".into()),
     };
-    record_review(&db.pool, id, &req).await.unwrap();
+    let o = iari::audit::sign_review(&db.pool, &tech, id, &req, &crate::common::reasons())
+        .await
+        .unwrap();
 
     let p = show(&db.pool, id).await.unwrap();
     let d = &p.decision;
@@ -72,7 +76,36 @@ async fn show_returns_full_provenance() {
         (Grade::P3, "dr.y")
     );
     assert_eq!(p.reviews[0].comment.as_deref(), Some("rim visible"));
-    assert_eq!(p.reviews[0].chain_seq, 2);
+    // decision 1, the account's creation 2, review 3, its signature 4.
+    assert_eq!(p.reviews[0].chain_seq, 3);
+    let sg = &p.signatures[0];
+    assert_eq!(
+        (
+            sg.id,
+            sg.review_id,
+            sg.username.as_str(),
+            sg.full_name.as_str()
+        ),
+        (o.signature_id, Some(o.review_id), "dr.y", "DR.Y Tester")
+    );
+    assert_eq!(
+        (
+            sg.meaning,
+            sg.grade,
+            sg.reason_code.as_deref(),
+            sg.chain_seq
+        ),
+        (
+            iari::domain::Meaning::Corrected,
+            Some(Grade::P3),
+            Some("visual_read"),
+            4
+        )
+    );
+    assert_eq!(
+        sg.decision_row_hash, p.decision.row_hash,
+        "signs the decision row"
+    );
 
     assert_eq!(p.hl7_messages.len(), 2);
     let original = &p.hl7_messages[0];
@@ -102,7 +135,14 @@ async fn show_returns_full_provenance() {
 
     // The JSON form carries the same sections.
     let json = serde_json::to_value(&p).unwrap();
-    for key in ["decision", "capture", "image", "reviews", "hl7_messages"] {
+    for key in [
+        "decision",
+        "capture",
+        "image",
+        "reviews",
+        "signatures",
+        "hl7_messages",
+    ] {
         assert!(json.get(key).is_some(), "{key}");
     }
     let text = iari::audit::format::show_table(&p);
@@ -110,6 +150,8 @@ async fn show_returns_full_provenance() {
         "lab-host-1",
         "CUDA not available",
         "dr.y",
+        "corrected 3+ by DR.Y Tester (dr.y, technologist)",
+        "reason visual_read: rim visible",
         "attempt 2",
         "alexnet-cbam",
         &p.image.sha256,

@@ -39,7 +39,19 @@ async fn intact_chain_verifies_and_updates_are_refused() {
     let ids = seed_chain(&db.pool).await;
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(r.first_break, None);
-    assert_eq!((r.decisions, r.reviews, r.images, r.head_seq), (4, 1, 4, 5));
+    // The signed review brings its signature and its signer's account creation (an auth event)
+    // into the chain: 4 decisions, 1 auth event, 1 review, 1 signature.
+    assert_eq!(
+        (
+            r.decisions,
+            r.reviews,
+            r.signatures,
+            r.auth_events,
+            r.images,
+            r.head_seq
+        ),
+        (4, 1, 1, 1, 4, 7)
+    );
     for sql in [
         "UPDATE decisions SET grade = '4+'",
         "DELETE FROM decisions",
@@ -85,7 +97,8 @@ async fn a_changed_float_or_review_is_named() {
     let ids = seed_chain(&db.pool).await;
     behind_the_back(&db.pool, "reviews", "UPDATE reviews SET comment = 'edited'").await;
     let b = verify(&db.pool).await.unwrap().first_break.unwrap();
-    assert_eq!((b.table.as_str(), b.chain_seq), ("reviews", Some(5)));
+    // Decisions 1-4, the signer's account (5), then the review (6).
+    assert_eq!((b.table.as_str(), b.chain_seq), ("reviews", Some(6)));
     // A change in the last bit of a real is still a change.
     let db2 = TestDb::new().await;
     let id = seed(&db2.pool, &Seed::default()).await;
@@ -177,8 +190,12 @@ async fn concurrent_writers_keep_one_linear_chain() {
     }
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(r.first_break, None);
-    assert_eq!((r.decisions, r.reviews), (48, 18));
-    assert_eq!(r.head_seq, 66);
+    assert_eq!((r.decisions, r.reviews, r.signatures), (48, 18, 18));
+    // One signer account for all: its creation is one auth event.
+    assert_eq!(
+        r.head_seq,
+        48 + 18 + 18 + i64::try_from(r.auth_events).unwrap()
+    );
     db.drop().await;
 }
 

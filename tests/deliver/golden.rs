@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use iari::config::{LisProfile, LisSettings, Settings};
 use iari::deliver::hl7;
-use iari::deliver::report::{Patient, ResultReport, ResultStatus, Review, Vote};
+use iari::deliver::report::{Patient, ResultReport, ResultStatus, Review, Signer, Vote};
 use iari::domain::Grade;
 use std::path::{Path, PathBuf};
 
@@ -107,6 +107,11 @@ fn correction() -> ResultReport {
             reviewer: "Dr. Müller|Lab".into(),
             original_grade: Grade::P2,
             comment: Some("Re-read under microscope.\nClear 3+ pattern.".into()),
+            signer: Some(Signer {
+                id: "a.mueller".into(),
+                family: "Müller|Lab".into(),
+                given: "Anna & Co".into(),
+            }),
         }),
         ..flagged()
     }
@@ -122,6 +127,11 @@ fn confirmation() -> ResultReport {
             reviewer: "J. Smith".into(),
             original_grade: Grade::P2,
             comment: None,
+            signer: Some(Signer {
+                id: "jsmith".into(),
+                family: "Smith".into(),
+                given: "J.".into(),
+            }),
         }),
         ..flagged()
     }
@@ -244,6 +254,18 @@ fn correction_names_reviewer_and_original_grade() {
     assert!(text.contains("||3+^3+ agglutination^99IAR|||A|0.2||C|"));
     assert!(text.contains("OBX|2|CWE|REVIEW^Manual review required^99IAR||N^No^HL70136||||||C\r"));
     assert!(text.contains("ORC|RE|PLC123^LIS|D0000123^IARI||CM\r"));
+    // The signer: OBX-16 (XCN) of the graded OBX, OBR-32 (NDL, its CNN as subcomponents).
+    let m = hl7_parser::Message::parse(text.trim_end_matches('\r')).unwrap();
+    let obx = m.segment("OBX").unwrap();
+    assert_eq!(
+        obx.field(16).unwrap().raw_value(),
+        r"a.mueller^Müller\F\Lab^Anna \T\ Co"
+    );
+    let obr = m.segment("OBR").unwrap();
+    assert_eq!(
+        obr.field(32).unwrap().raw_value(),
+        r"a.mueller&Müller\F\Lab&Anna \T\ Co"
+    );
 }
 
 #[test]

@@ -83,14 +83,27 @@ pub fn obr(r: &ResultReport, lis: &LisSettings) -> Seg {
         escape(&lis.loinc_name),
         "LN".into(),
     ]);
-    Seg::new("OBR")
+    let obr = Seg::new("OBR")
         .f(1, "1")
         .f(2, placer(r, lis))
         .f(3, filler(r, lis))
         .f(4, service)
         .f(7, ts(r.captured_at))
         .f(22, ts(r.reported_at))
-        .f(25, r.status.code())
+        .f(25, r.status.code());
+    match signer(r) {
+        // OBR-32 principal result interpreter (NDL): its first component is a CNN, whose parts
+        // are subcomponents.
+        // Escaped parts hold no raw `^`, so the replace only turns separators into `&`.
+        Some(parts) => obr.f(32, comp(&parts).replace('^', "&")),
+        None => obr,
+    }
+}
+
+/// The signer's id, family and given name, escaped; `None` when no one signed this result.
+fn signer(r: &ResultReport) -> Option<[String; 3]> {
+    let s = r.review.as_ref()?.signer.as_ref()?;
+    Some([escape(&s.id), escape(&s.family), escape(&s.given)])
 }
 
 /// OBX 1 (the grade), its NTEs, OBX 2 (REVIEW) and one VOTE OBX per sub-model.
@@ -108,6 +121,8 @@ pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
         .f(9, agreement_text(r.agreement))
         .f(11, status)
         .f(14, ts(r.captured_at))
+        // OBX-16 responsible observer (XCN): the signer, once signed.
+        .f(16, signer(r).map(|p| comp(&p)).unwrap_or_default())
         .f(
             17,
             comp(&[

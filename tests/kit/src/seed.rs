@@ -1,15 +1,16 @@
 //! Seeding through the product's own write paths: a decision is written by the worker's batch
 //! write (`store::decisions::write_batch`: image, capture, decision and its outbox row), a review
-//! by `audit::record_review`, and a delivery by the real sender against the fake LIS (see
+//! by `audit::sign_review` (as a kit account), and a delivery by the real sender against the fake LIS (see
 //! [`deliver`]). Each helper is a thin wrapper around one product call, so a change of that call's
 //! signature is a change here only. The numbers in what is seeded are synthetic.
 
 use crate::lis::{FakeLis, Reply};
 use chrono::{DateTime, Utc};
-use iari::audit::{ReviewOutcome, ReviewRequest, record_review};
+use iari::audit::{ReviewOutcome, SignRequest, sign_review};
+use iari::auth::{Principal, users};
 use iari::deliver::{Sender, Step};
 use iari::domain::{
-    Classification, Flag, Grade, ModelAnswer, ModelRef, Outcome, PlateFormat, Sha256Digest,
+    Classification, Flag, Grade, ModelAnswer, ModelRef, Outcome, PlateFormat, Role, Sha256Digest,
 };
 use iari::ingest::event::{EventLimits, parse};
 use iari::store::decisions::{
@@ -49,6 +50,8 @@ pub struct Seed {
     pub model_version: String,
     /// `None`: decided now, as the worker does. A time in the past: see [`backdated`].
     pub decided_at: Option<DateTime<Utc>>,
+    /// A real image to store (its size read from it); `None`: placeholder bytes, 229 × 230.
+    pub image: Option<Vec<u8>>,
 }
 
 impl Default for Seed {
@@ -69,6 +72,7 @@ impl Default for Seed {
             ensemble_version: "ENS-1.0.0".into(),
             model_version: "1.0.0".into(),
             decided_at: None,
+            image: None,
         }
     }
 }
@@ -93,9 +97,26 @@ impl Seed {
         parse(&body, &limits).unwrap_or_else(|f| panic!("seed event {}: {f:?}", self.capture))
     }
 
-    /// The image bytes: unique per capture, so every seeded decision has its own image row.
+    /// The image bytes: the seed's own, or placeholder bytes unique per capture, so every
+    /// seeded decision has its own image row.
     pub fn image(&self) -> Vec<u8> {
-        format!("png bytes of {}", self.capture).into_bytes()
+        self.image
+            .clone()
+            .unwrap_or_else(|| format!("png bytes of {}", self.capture).into_bytes())
+    }
+
+    /// Width and height to store: the real image's, or the placeholder's 229 × 230.
+    fn size(&self, image: &[u8]) -> (u32, u32) {
+        if self.image.is_none() {
+            return (229, 230);
+        }
+        let limits = iari::classify::ImageLimits {
+            max_bytes: 64 << 20,
+            max_width: 8192,
+            max_height: 8192,
+        };
+        let d = iari::classify::decode(image, &limits).expect("the seed's image decodes");
+        (d.width(), d.height())
     }
 
     /// The synthetic classification the seed describes: five votes, 0.7 on each vote's grade.
@@ -163,13 +184,14 @@ pub async fn decision(pool: &PgPool, s: &Seed) -> i64 {
 pub async fn classified(pool: &PgPool, s: &Seed, image: &[u8], c: &Classification) -> i64 {
     let event = s.event();
     let provenance = s.provenance();
+    let (width, height) = s.size(image);
     let batch = [NewDecision {
         event: &event,
         image: ImageRow {
             sha256: Sha256Digest::of(image),
             media_type: "image/png",
-            width: 229,
-            height: 230,
+            width,
+            height,
             bytes: image,
         },
         classification: c,
@@ -217,7 +239,12 @@ pub async fn backdated<T>(pool: &PgPool, at: DateTime<Utc>, write: impl Future<O
     out
 }
 
-/// A person's review of decision `id`, recorded (with its HL7 message, if any) by the product.
+/// The password of every account the kit makes (tests only).
+pub const PASSWORD: &str = "kit password 12345";
+
+/// A person's signed review of decision `id`, recorded (with its signature and HL7 message, if
+/// any) by the product's `audit::sign_review`. The signer is an account for `by` (its full name;
+/// the user name is `by` in lowercase letters and digits), made on first use.
 pub async fn review(
     pool: &PgPool,
     decision_id: i64,
@@ -225,14 +252,69 @@ pub async fn review(
     by: &str,
     comment: Option<&str>,
 ) -> ReviewOutcome {
-    let req = ReviewRequest {
-        grade: grade.into(),
-        by: by.into(),
-        comment: comment.map(str::to_string),
+    let who = signer(pool, by).await;
+    let req = SignRequest {
+        grade: grade.parse().expect("a grade"),
+        meaning: None,
+        reason_code: Some("visual_read".into()),
+        reason_text: comment.map(str::to_string),
     };
-    record_review(pool, decision_id, &req)
+    let reasons = iari::config::Settings::load_from(None, Some(Default::default()))
+        .expect("default settings")
+        .workstation
+        .reasons;
+    sign_review(pool, &who, decision_id, &req, &reasons)
         .await
         .unwrap_or_else(|e| panic!("review of {decision_id}: {e}"))
+}
+
+/// The supervisor account for `full_name` (a role that may sign preliminary and final results),
+/// through `auth::users::add` the first time.
+pub async fn signer(pool: &PgPool, full_name: &str) -> Principal {
+    let mut username: String = full_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_lowercase();
+    if username.len() < 2 {
+        username.push_str("reviewer");
+    }
+    let find = || async {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(pool)
+            .await
+            .expect("users")
+    };
+    let user_id = match find().await {
+        Some(id) => id,
+        None => {
+            let added = users::add(
+                pool,
+                &username,
+                full_name,
+                Role::Supervisor,
+                PASSWORD,
+                false,
+                "iari-kit",
+            )
+            .await;
+            // Seeding tasks running at once may race to make the same account: the loser
+            // takes the winner's.
+            match added {
+                Ok(id) => id,
+                Err(e) => find()
+                    .await
+                    .unwrap_or_else(|| panic!("account for {full_name}: {e}")),
+            }
+        }
+    };
+    Principal {
+        user_id,
+        username,
+        full_name: full_name.into(),
+        role: Role::Supervisor,
+    }
 }
 
 /// Delivers the latest message of decision `id` with the real sender to a fake LIS that first

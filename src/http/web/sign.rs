@@ -1,0 +1,164 @@
+//! The signature on a decision: the form (`?grade=…` on the decision page, shown only to a role
+//! that may sign this result) and `POST /decisions/{id}/sign`, which checks the password
+//! re-entered at that moment (a wrong one refused and counted toward the lock-out) and signs
+//! through `audit::sign_review`; then back to the worklist, where the row is gone.
+
+use super::WebState;
+use super::decision::render;
+use super::guard::{self, SignedIn};
+use crate::audit::{self, AuditError, SignRequest};
+use crate::auth::users::{self, Purpose};
+use crate::auth::{AuthError, Lockout};
+use crate::domain::{Grade, Meaning};
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+/// The form state a failed signature re-renders with.
+pub(super) struct Attempt<'a> {
+    pub grade: Grade,
+    pub error: Option<&'a str>,
+}
+
+pub(super) fn form(
+    s: &SignedIn,
+    id: i64,
+    current: Grade,
+    a: &Attempt<'_>,
+    reasons: &std::collections::BTreeMap<String, String>,
+) -> Markup {
+    let meaning = if a.grade == current {
+        Meaning::Confirmed
+    } else {
+        Meaning::Corrected
+    };
+    html! {
+        section id="sign" class="sign" aria-labelledby="h-sign" data-test="sign-dialog" {
+            h2 id="h-sign" { "Signature: " (meaning.words()) " " (a.grade) }
+            p { "Signing as " strong { (s.session.principal.full_name) } " (" (s.session.principal.role) "). "
+                "Your password is your signature: it has the same meaning as your handwritten one." }
+            @if let Some(e) = a.error { p class="error" role="alert" { (e) } }
+            form method="post" action={"/decisions/" (id) "/sign"} class="stack" {
+                input type="hidden" name="csrf" value=(s.session.csrf);
+                input type="hidden" name="grade" value=(a.grade.label());
+                input type="hidden" name="meaning" value=(meaning.as_str());
+                label for="reason" { "Reason" @if meaning.needs_reason() { " (required)" } }
+                select id="reason" name="reason" data-test="sign-reason" required[meaning.needs_reason()] {
+                    option value="" { "—" }
+                    @for (code, words) in reasons { option value=(code) { (words) } }
+                }
+                label for="comment" { "Comment (sent to the LIS)" }
+                textarea id="comment" name="comment" rows="2" {}
+                label for="sign-password" { "Password" }
+                input id="sign-password" name="password" type="password" required
+                    autocomplete="current-password" autofocus data-test="sign-password";
+                button type="submit" class="primary" data-test="sign-submit" { "Sign: " (meaning.words()) " " (a.grade) }
+                a href={"/decisions/" (id)} { "Cancel" }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignForm {
+    #[serde(default)]
+    csrf: String,
+    grade: String,
+    meaning: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /decisions/{id}/sign`.
+pub async fn sign(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<SignForm>,
+) -> Response {
+    let s = match guard::ready(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Some(r) = guard::csrf(&s, &f.csrf) {
+        return r;
+    }
+    let me = &s.session.principal;
+    if let Some(r) = guard::require(&s, me.role.signs_preliminary(), "sign results") {
+        return r;
+    }
+    let (Ok(grade), Some(meaning)) = (f.grade.parse::<Grade>(), Meaning::parse(&f.meaning)) else {
+        return (StatusCode::BAD_REQUEST, "grade or meaning not understood\n").into_response();
+    };
+    let again = |status: StatusCode, msg: String| {
+        let state = state.clone();
+        let s = &s;
+        async move {
+            let attempt = Attempt {
+                grade,
+                error: Some(&msg),
+            };
+            match render(&state, s, id, Some(attempt)).await {
+                Ok(m) => (status, m).into_response(),
+                Err(r) => r,
+            }
+        }
+    };
+    let lock = Lockout::from(&state.settings.workstation);
+    let signer = match users::authenticate(
+        &state.pool,
+        lock,
+        &me.username,
+        &f.password,
+        Purpose::Signature,
+    )
+    .await
+    {
+        Ok(v) => v.principal,
+        Err(AuthError::BadCredentials) => {
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "Wrong password: not signed.".into(),
+            )
+            .await;
+        }
+        Err(e @ (AuthError::Locked(_) | AuthError::Disabled)) => {
+            return again(StatusCode::FORBIDDEN, format!("Not signed: {e}.")).await;
+        }
+        Err(e) => return guard::server_error(&e),
+    };
+    let req = SignRequest {
+        grade,
+        meaning: Some(meaning),
+        reason_code: Some(f.reason).filter(|r| !r.is_empty()),
+        reason_text: Some(f.comment).filter(|c| !c.trim().is_empty()),
+    };
+    match audit::sign_review(
+        &state.pool,
+        &signer,
+        id,
+        &req,
+        &state.settings.workstation.reasons,
+    )
+    .await
+    {
+        Ok(o) => Redirect::to(&format!(
+            "/worklist?signed={}&meaning={}",
+            o.decision_id,
+            o.meaning.as_str()
+        ))
+        .into_response(),
+        Err(AuditError::Invalid(m)) => again(StatusCode::BAD_REQUEST, m).await,
+        Err(AuditError::Forbidden(m)) => again(StatusCode::FORBIDDEN, m).await,
+        Err(AuditError::UnknownDecision(_)) => {
+            (StatusCode::NOT_FOUND, "no such decision\n").into_response()
+        }
+        Err(e) => guard::server_error(&e),
+    }
+}

@@ -1,0 +1,14 @@
+//! The review workstation against a real PostgreSQL: every route × role (401, 403, 200),
+//! CSRF refusals, lock-out, idle and absolute timeouts, signing (wrong password refused and
+//! counted, a disabled account cannot sign), the security headers, and `iari users`.
+//! The browser test of the same pages is its own binary (`tests/browser`).
+
+#[path = "../audit/common.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+mod client;
+mod roles;
+mod sessions;
+mod signing;
+mod users_cli;
