@@ -14,4 +14,4 @@ pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use outbox::{DeliveryState, FillerNumber, ResultStatus};
 pub use reason::{DeadLetterReason, Failure};
-pub use subject::{Order, Patient};
+pub use subject::{ADMINISTRATIVE_SEX, MAX_MRN, MAX_NAME_PART, Order, Patient};

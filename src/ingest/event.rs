@@ -121,11 +121,24 @@ fn validate(
             .collected_at
             .map(|t| timestamp("specimen.collected_at", &t))
             .transpose()?,
-        patient: e.patient,
+        patient: patient(e.patient)?,
         order: e.order,
         image: image_ref(e.image)?,
         raw,
     })
+}
+
+/// The patient's rules (`Patient::check`): a patient with any field carries its MRN, a valid
+/// birth date and a table 0001 sex, so every PID the HL7 builder makes is one a strict v2.5.1
+/// validator accepts. A patient of blanks only is no patient.
+fn patient(p: Option<Patient>) -> Result<Option<Patient>, Failure> {
+    match p {
+        Some(p) if !p.is_empty() => {
+            p.check().map_err(invalid)?;
+            Ok(Some(p))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// RFC 3339 with an explicit offset (`Z` or `±hh:mm`).
