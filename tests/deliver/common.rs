@@ -29,6 +29,7 @@ pub fn lis_settings(addr: &str) -> LisSettings {
     lis.addr = addr.to_string();
     lis.connect_timeout_ms = 500;
     lis.ack_timeout_ms = 1000;
+    lis.app_ack_timeout_ms = 1000;
     lis.backoff_initial_ms = 10;
     lis.backoff_max_ms = 40;
     lis
@@ -138,6 +139,9 @@ pub enum Reply {
     Silence,
     /// Close the connection without answering.
     Drop,
+    /// These frames, written by hand (not by the product's ACK builder), in order; `{id}` in
+    /// each becomes the received MSH-10.
+    Raw(Vec<&'static str>),
 }
 
 /// A fake LIS: answers each received frame by the next scripted [`Reply`] (AA when the script
@@ -227,6 +231,12 @@ impl FakeLis {
                 }
                 Reply::Silence => {}
                 Reply::Drop => return,
+                Reply::Raw(frames) => {
+                    let id = msh10(&frame);
+                    for f in frames {
+                        let _ = conn.send(f.replace("{id}", &id)).await;
+                    }
+                }
             }
         }
     }

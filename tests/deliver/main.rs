@@ -1,5 +1,6 @@
 //! LIS delivery tests: one binary, real PostgreSQL (a database per test), a fake LIS.
 
+mod ack_table;
 mod acks;
 mod batch;
 mod common;
@@ -9,6 +10,8 @@ mod models;
 mod outbox;
 #[path = "../support/ports.rs"]
 mod ports;
+mod restore;
 #[path = "../support/db.rs"]
 mod test_db;
 mod tls;
+mod values;
