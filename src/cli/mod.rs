@@ -6,6 +6,7 @@ pub mod demo;
 mod eval;
 mod lis_sim;
 mod models;
+mod outbox;
 mod plot;
 pub mod publish;
 pub mod worker;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// HL7 messages the LIS has not accepted: list, show, resend, park.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Record a person's confirmation or correction of a decision (sent to the LIS).
     Review(audit::ReviewArgs),
     /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
+        Command::Outbox(cmd) => block_on(outbox::run(&settings, cmd)),
         Command::Review(args) => block_on(audit::review(&settings, args)),
         Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };

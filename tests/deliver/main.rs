@@ -8,6 +8,7 @@ mod golden;
 #[path = "../support/models.rs"]
 mod models;
 mod outbox;
+mod outbox_cli;
 #[path = "../support/ports.rs"]
 mod ports;
 mod restore;

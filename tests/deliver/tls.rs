@@ -1,5 +1,7 @@
 //! MLLP over TLS: the server certificate is verified against `lis.tls_ca_file` and the name in
-//! `lis.tls_server_name`. Certificates are made per test with the openssl command line.
+//! `lis.tls_server_name`; an LIS that asks for mutual TLS gets our client certificate
+//! (`lis.tls_client_cert_file`, `lis.tls_client_key_file`). Certificates are made per test with
+//! the openssl command line.
 
 use crate::common::*;
 use iari::deliver::{Sender, Step};
@@ -92,6 +94,79 @@ fn make_pki(dir: &Path) {
     );
 }
 
+/// A client certificate for `iari` signed by the same CA.
+fn make_client_cert(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "cli.key",
+            "-out",
+            "cli.csr",
+            "-subj",
+            "/CN=iari",
+        ],
+    );
+    std::fs::write(
+        dir.join("cli.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "cli.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cli.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "cli.ext",
+        ],
+    );
+}
+
+/// A server that requires a client certificate signed by the test CA.
+fn mutual_acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(dir.join("srv.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 fn acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
     let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(dir.join("srv.pem"))
         .unwrap()
@@ -137,6 +212,40 @@ async fn delivers_over_tls_only_to_a_verified_server() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(right.step().await.unwrap(), Step::Delivered { id });
     assert_eq!(lis.received().len(), 1);
+}
+
+#[tokio::test]
+async fn mutual_tls_sends_our_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    make_client_cert(dir.path());
+    let lis = FakeLis::start_tls(mutual_acceptor(dir.path())).await;
+    let pool = fresh_db().await;
+    seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
+    let id = messages(&pool).await[0].id;
+    let mut settings = lis_settings(&lis.addr);
+    settings.tls = true;
+    settings.tls_ca_file = dir.path().join("ca.pem").display().to_string();
+    settings.tls_server_name = "lis.test".into();
+    // No client certificate: the LIS ends the handshake; nothing reaches it, the message waits.
+    let mut without = Sender::new(pool.clone(), &settings).unwrap();
+    assert!(matches!(
+        without.step().await.unwrap(),
+        Step::Retrying { reason: "io", .. }
+    ));
+    assert!(lis.received().is_empty());
+    settings.tls_client_cert_file = dir.path().join("cli.pem").display().to_string();
+    settings.tls_client_key_file = dir.path().join("cli.key").display().to_string();
+    let mut with = Sender::new(pool.clone(), &settings).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(with.step().await.unwrap(), Step::Delivered { id });
+    assert_eq!(lis.received().len(), 1);
+    // A key file that is not a key is a setup error naming the key.
+    settings.tls_client_key_file = dir.path().join("ca.pem").display().to_string();
+    let err = Sender::new(pool.clone(), &settings)
+        .err()
+        .expect("setup error");
+    assert!(err.to_string().contains("tls_client_key_file"), "{err}");
 }
 
 #[test]
