@@ -1,6 +1,11 @@
 //! Capture event v1 (`capture-event.md`): bytes off the queue → a typed [`CaptureEvent`], or an
 //! `invalid_event` failure that says which field is wrong. Nothing past this module sees raw JSON
 //! except the stored copy of the original event.
+//!
+//! Where this is stricter than `capture-event.md`'s "patient.* free text": the HL7 profile's
+//! Revision 2 asks that every patient the event allows gives a valid PID, so a patient with any
+//! field must carry `mrn` (PID-3), `birth_date` must be `YYYY-MM-DD` and `sex` a table 0001 code
+//! (`Patient::check`); names stay free text (escaped on output), at most 100 characters each.
 
 pub use crate::domain::{Analyzer, CaptureEvent, ImageRef, ImageSource, Order, Patient};
 use crate::domain::{CaptureId, DeadLetterReason, Failure, PlateFormat, Sha256Digest, Well};

@@ -16,3 +16,4 @@ mod restore;
 mod test_db;
 mod tls;
 mod values;
+mod withdrawal;
