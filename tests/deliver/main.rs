@@ -4,6 +4,7 @@ mod ack_table;
 mod acks;
 mod batch;
 mod common;
+mod fixtures;
 mod golden;
 #[path = "../support/models.rs"]
 mod models;

@@ -2,7 +2,7 @@
 //! `hl7_values.py`) over every message kind and every combination of patient fields, and a
 //! check that the validator itself rejects what it must.
 
-use crate::golden::{flagged, site, votes};
+use crate::fixtures::{flagged, site, votes};
 use chrono::{TimeZone, Utc};
 use iari::config::{LisDetail, LisProfile, UnreviewedStatus};
 use iari::deliver::ack::AckCode;
