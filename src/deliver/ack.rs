@@ -1,6 +1,25 @@
 //! ACKs from the LIS: parsing (hl7-parser, lenient newlines) and the profile's ACK table,
 //! which says what the sender does next. Values are kept raw: hl7-parser's escape decoding is
 //! unreliable after non-ASCII text, and we store what the LIS sent, not our reading of it.
+//!
+//! The table against HL7 v2.5.1 chapter 2 (acknowledgment rules, tables 0008 and 0357):
+//! - Original mode: AA accepted; AE an error in the message's content (resending it unchanged
+//!   gives the same answer, so it is parked); AR rejected for MSH-9, MSH-11 or MSH-12 (the codes
+//!   200-203 say which: our configuration) or for a reason unrelated to the content, such as the
+//!   receiver being down (resend).
+//! - Enhanced mode: the commit ACK says the receiver stored the message (CA), cannot take it for
+//!   a reason other than content, e.g. a sequence error (CE: resend), or refuses MSH-9/11/12
+//!   (CR); the application ACK (AA/AE/AR) follows. So CA is not yet a delivery.
+//! - The error code sits in ERR-3 from v2.5; ERR-1 (error code and location, with the code as
+//!   its fourth component) is what v2.4 and earlier send and v2.5 keeps only for backward
+//!   compatibility; MSA-6 (error condition) is v2.3's and withdrawn in v2.5. All three are read.
+//! - 205 (duplicate key identifier) is not a delivery in the standard; it is one here only after
+//!   a send of ours went unanswered, when the LIS may well hold the first copy.
+//!
+//! Where engines commonly differ: many answer AE for what the standard calls AR (system busy or
+//! down); those messages are parked and show in `iari outbox list`. Some send only MSA-3 text,
+//! which is stored. Some send AR with 207 for content errors, which are resent until
+//! `lis.max_attempts` parks them.
 
 use hl7_parser::Message;
 
