@@ -259,3 +259,37 @@ async fn resend_and_park_by_hand_are_recorded_with_who_asked() {
         Err(ops::OpError::Anonymous)
     ));
 }
+
+/// An LIS that ends its ACK frame with 0x1C alone and then waits: the ACK counts at once.
+#[tokio::test]
+async fn an_ack_frame_ended_by_0x1c_alone_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(&[0x1C, 0x0D]) {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before a whole frame");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let id = msh10(&got[1..got.len() - 2]);
+        let ack = AA.replace("{id}", &id);
+        sock.write_all(&[&[0x0B][..], ack.as_bytes(), &[0x1C]].concat())
+            .await
+            .unwrap();
+        // Keep the connection open, saying nothing more, until the test ends.
+        let _ = sock.read(&mut buf).await;
+    });
+    let pool = fresh_db().await;
+    seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
+    let id = messages(&pool).await[0].id;
+    let mut s = Sender::new(pool.clone(), &lis_settings(&addr)).unwrap();
+    assert_eq!(s.step().await.unwrap(), Step::Delivered { id });
+    assert_eq!(
+        outcomes(attempts(&pool, id).await),
+        vec![row("acked", Some("AA"))]
+    );
+}
