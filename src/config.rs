@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod lis;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use lis::{GradeWord, GradeWords, LisDetail, ResultCode, UnreviewedStatus, WithdrawStatus};
 pub use secret::{SecretToken, SecretUrl, redact_url};
 pub use validate::parse_ca_pem;
 
@@ -226,6 +228,23 @@ pub struct LisSettings {
     pub tls: bool,
     pub tls_ca_file: String,
     pub tls_server_name: String,
+    /// PEM client certificate chain and key for LISs that ask for mutual TLS; empty: none.
+    pub tls_client_cert_file: String,
+    pub tls_client_key_file: String,
+    /// Longest a frame may take to write before the connection counts as dropped.
+    pub write_timeout_ms: u64,
+    /// After a commit ACK (CA), how long to wait for the application ACK.
+    pub app_ack_timeout_ms: u64,
+    /// Sends of one message that the LIS refused or left unanswered before it is parked.
+    pub max_attempts: u32,
+    /// The site's time zone (IANA name) for every HL7 timestamp.
+    pub timezone: chrono_tz::Tz,
+    pub detail: LisDetail,
+    pub unreviewed_status: UnreviewedStatus,
+    pub retract_status: WithdrawStatus,
+    pub grades: GradeWords,
+    /// (test code, screening cell) → OBX-3 result code, name and LOINC.
+    pub results: Vec<ResultCode>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

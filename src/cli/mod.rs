@@ -6,6 +6,7 @@ pub mod demo;
 mod eval;
 mod lis_sim;
 mod models;
+mod outbox;
 mod plot;
 pub mod prompt;
 pub mod publish;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Stored decisions: list, show, verify the tamper-evident chain, disagreement stats.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// HL7 messages the LIS has not accepted: list, show, resend, park.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Sign a confirmation or correction of a decision (asks for user and password; sent to the LIS).
     Review(audit::ReviewArgs),
     /// The review workstation and the API (needs the database, not the broker).
@@ -92,6 +96,7 @@ pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
         Command::Classify(args) => classify::run(&settings, args),
         Command::Eval(args) => eval::run(&settings, args),
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
+        Command::Outbox(cmd) => block_on(outbox::run(&settings, cmd)),
         Command::Review(args) => block_on(audit::review(&settings, args, &mut input)),
         Command::Serve(args) => block_on(serve::run(&settings, args)),
         Command::Users(cmd) => block_on(users::run(&settings, cmd, &mut input)),

@@ -122,3 +122,102 @@ fn redact_leaves_passwordless_urls_alone() {
         "amqp://a:***@h:5672/%2f"
     );
 }
+
+#[test]
+fn lis_site_vocabulary_loads_from_a_file_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        r#"
+[lis]
+timezone = "America/New_York"
+detail = "summary"
+unreviewed_status = "R"
+max_attempts = 4
+
+[[lis.results]]
+test_code = "ABSCR"
+cell = "I"
+code = "ABSCR1"
+name = "Antibody screen, cell I"
+loinc = "12345-6"
+loinc_name = "Made-up LOINC name (synthetic)"
+
+[[lis.results]]
+test_code = "DAT"
+code = "DAT"
+name = "Direct antiglobulin test"
+
+[lis.grades]
+"2+" = { code = "2+", text = "2+ weak adherence" }
+"#,
+    )
+    .unwrap();
+    let s = Settings::load_from(Some(&site), env(&[])).unwrap();
+    assert_eq!(s.lis.timezone, chrono_tz::Tz::America__New_York);
+    assert_eq!(s.lis.detail, LisDetail::Summary);
+    assert_eq!(s.lis.unreviewed_status, UnreviewedStatus::R);
+    assert_eq!(s.lis.retract_status, WithdrawStatus::W);
+    assert_eq!(s.lis.max_attempts, 4);
+    let row = s.lis.result_code("ABSCR", Some("I")).unwrap();
+    assert_eq!(
+        (row.code.as_str(), row.loinc.as_str()),
+        ("ABSCR1", "12345-6")
+    );
+    assert!(s.lis.result_code("ABSCR", Some("II")).is_none());
+    assert_eq!(s.lis.result_code("DAT", None).unwrap().code, "DAT");
+    use crate::domain::Grade;
+    assert_eq!(s.lis.grades.get(Grade::P2).text, "2+ weak adherence");
+    assert_eq!(
+        s.lis.grades.get(Grade::P3).text,
+        "3+ adherence",
+        "defaults stay"
+    );
+    assert_eq!(s.lis.grades.get(Grade::Neg).code, "NEG");
+}
+
+#[test]
+fn bad_lis_site_values_name_the_key() {
+    let cases = [
+        ("IARI__LIS__TIMEZONE", "Mars/Olympus", "timezone"),
+        ("IARI__LIS__DETAIL", "verbose", "detail"),
+        ("IARI__LIS__UNREVIEWED_STATUS", "F", "unreviewed_status"),
+        ("IARI__LIS__MAX_ATTEMPTS", "0", "lis.max_attempts"),
+        (
+            "IARI__LIS__TLS_CLIENT_CERT_FILE",
+            "/x/cert.pem",
+            "lis.tls_client_cert_file",
+        ),
+        ("IARI__LIS__WRITE_TIMEOUT_MS", "0", "lis.write_timeout_ms"),
+    ];
+    for (k, v, needle) in cases {
+        let e = Settings::load_from(None, env(&[(k, v)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{k}={v}: {e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (body, needle) in [
+        (
+            "[lis.grades]\n\"1+\" = { code = \"NEG\", text = \"x\" }\n",
+            "used for two grades",
+        ),
+        (
+            "[[lis.results]]\ntest_code = \"A\"\ncell = \"I\"\ncode = \"A1\"\nname = \"n\"\n\
+             [[lis.results]]\ntest_code = \"A\"\ncell = \"I\"\ncode = \"A2\"\nname = \"n\"\n",
+            "a second row",
+        ),
+        (
+            "[[lis.results]]\ntest_code = \"A\"\ncode = \"A^1\"\nname = \"n\"\n",
+            "lis.results",
+        ),
+    ] {
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, body).unwrap();
+        let e = Settings::load_from(Some(&f), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{body}: {e}");
+    }
+}

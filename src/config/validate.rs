@@ -140,6 +140,7 @@ impl Settings {
                 return Err(invalid(key, "must be non-empty with no HL7 delimiter"));
             }
         }
+        self.lis.check_site()?;
         self.validate_workstation()
     }
 

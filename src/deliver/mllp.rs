@@ -2,6 +2,12 @@
 //! be split across reads or arrive several per read; bytes outside a frame are skipped and
 //! counted; a frame over the size cap is an error; EOF inside a frame is an error, EOF between
 //! frames is a clean end.
+//!
+//! Some LIS end a frame with `0x1C` alone. HL7 text never holds `0x1C`, so a `0x1C` ends the
+//! frame when `0x0D` follows, when the next frame's `0x0B` follows, or when it is the last byte
+//! received so far (such an LIS sends nothing more until it hears from us). A `0x1C` followed by
+//! other bytes is kept as data. If the `0x0D` of a normal end arrives in a later read, it is
+//! skipped as a byte outside a frame.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -49,7 +55,10 @@ impl MllpCodec {
         let n = skip.unwrap_or(src.len());
         if n > 0 {
             self.junk_bytes += n as u64;
-            tracing::warn!(bytes = n, "MLLP: skipped bytes outside a frame");
+            // A line ending between frames is common and harmless; anything else is worth a look.
+            if src[..n].iter().any(|b| !matches!(b, b'\r' | b'\n')) {
+                tracing::warn!(bytes = n, "MLLP: skipped bytes outside a frame");
+            }
             src.advance(n);
         }
         if skip.is_some() {
@@ -72,16 +81,20 @@ impl Decoder for MllpCodec {
         // Resume the search one byte early: the 0x1C may have been the last byte seen.
         let from = self.scanned.saturating_sub(1);
         let end = src[from..]
-            .windows(2)
-            .position(|w| w == END)
-            .map(|i| i + from);
+            .iter()
+            .enumerate()
+            .find(|&(i, &b)| {
+                b == END[0] && matches!(src.get(from + i + 1), None | Some(&0x0D) | Some(&START))
+            })
+            .map(|(i, _)| i + from);
         match end {
             Some(i) if i > self.max_frame => Err(MllpError::FrameTooLarge {
                 max: self.max_frame,
             }),
             Some(i) => {
                 let body = src.split_to(i).freeze();
-                src.advance(END.len());
+                let marker = if src.get(1) == Some(&END[1]) { 2 } else { 1 };
+                src.advance(marker);
                 self.in_frame = false;
                 self.scanned = 0;
                 Ok(Some(body))
@@ -178,6 +191,40 @@ mod tests {
         let mut buf = BytesMut::from(&frame("a\x1cb")[..]);
         let got = decode_all(&mut MllpCodec::new(1024), &mut buf);
         assert_eq!(got, vec![Bytes::from_static(b"a\x1cb")]);
+    }
+
+    #[test]
+    fn a_frame_ended_by_0x1c_alone_is_accepted() {
+        // The LIS's last frame, 0x1C and nothing after it.
+        let mut buf = BytesMut::from(&b"\x0bMSH|a\rMSA|AA|1\r\x1c"[..]);
+        let mut codec = MllpCodec::new(1024);
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![Bytes::from_static(b"MSH|a\rMSA|AA|1\r")]
+        );
+        // Two such frames back to back, and a normal one after them.
+        let mut buf = BytesMut::from(&b"\x0bone\x1c\x0btwo\x1c\x0bthree\x1c\x0d"[..]);
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![
+                Bytes::from_static(b"one"),
+                Bytes::from_static(b"two"),
+                Bytes::from_static(b"three")
+            ]
+        );
+        assert_eq!(codec.junk_bytes(), 0);
+        // A normal end split between two reads: the late 0x0D is skipped, not a frame.
+        let mut buf = BytesMut::from(&b"\x0bfour\x1c"[..]);
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![Bytes::from_static(b"four")]
+        );
+        buf.put_slice(b"\x0d\x0bfive\x1c\x0d");
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![Bytes::from_static(b"five")]
+        );
+        assert_eq!(codec.junk_bytes(), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! every attempt (one commit per batch). Several senders (in several worker processes) can
 //! share one outbox: see `store` for the claim lease.
 
-use super::settle::settle;
+use super::settle::{Limits, settle};
 use super::transport::{SetupError, Transport};
 use super::{hl7, report};
 use crate::config::{LisProfile, LisSettings};
@@ -23,11 +23,12 @@ const RECORD_MARGIN: Duration = Duration::from_secs(10);
 pub enum Step {
     /// Nothing was due.
     Idle,
-    /// AA/CA, or written by the file transport.
+    /// AA (after CA too), a duplicate after an unanswered send, or written by the file
+    /// transport.
     Delivered { id: i64 },
-    /// AE/CE, or a report that cannot be built: parked as failed, never resent.
+    /// AE, out of attempts, or a report that cannot be built: parked as failed.
     Parked { id: i64 },
-    /// Other AR, timeout or a dropped connection: the same bytes go again after the delay.
+    /// CE, other AR, timeout or a dropped connection: the same bytes go again after the delay.
     Retrying {
         id: i64,
         reason: &'static str,
@@ -116,9 +117,17 @@ impl Sender {
         self.batch(limit).await
     }
 
-    /// The longest one send can take: connect, write, wait for the ACK.
+    /// The longest one send can take: connect (and TLS), write, wait for the ACK, and after a
+    /// commit ACK for the application ACK.
     fn send_worst(&self) -> Duration {
-        Duration::from_millis(self.lis.connect_timeout_ms + self.lis.ack_timeout_ms)
+        let l = &self.lis;
+        Duration::from_millis(
+            l.connect_timeout_ms
+                .saturating_mul(2)
+                .saturating_add(l.write_timeout_ms)
+                .saturating_add(l.ack_timeout_ms)
+                .saturating_add(l.app_ack_timeout_ms),
+        )
     }
 
     /// Whether the lease taken at `claimed_at` still covers one more send and then recording
@@ -159,7 +168,11 @@ impl Sender {
             // never will take our messages: the rest of the batch goes later, in order. AE and
             // AR concern one message only.
             let transport_failed = result.is_err();
-            let (a, next, step) = settle(c, started_at, result, self.backoff(c.attempts + 1));
+            let limits = Limits {
+                after: self.backoff(c.attempts + 1),
+                max_attempts: self.lis.max_attempts,
+            };
+            let (a, next, step) = settle(c, started_at, result, limits);
             if let Step::Halted { .. } = step {
                 self.halted = true;
                 self.transport.disconnect();

@@ -86,12 +86,18 @@ pub fn build(
     let [sa, sf, ra, rf] = &to.names;
     let msg_type = comp(&["ACK", to.trigger.as_str(), "ACK"]);
     // MSH names of the received message are already encoded; msh() would escape them again.
-    let header = msh(["", "", "", ""], &ts(now), &msg_type, control_id, "")
-        .f(3, ra.as_str())
-        .f(4, rf.as_str())
-        .f(5, sa.as_str())
-        .f(6, sf.as_str())
-        .f(11, to.processing_id.as_str());
+    let header = msh(
+        ["", "", "", ""],
+        &ts(now, chrono_tz::Tz::UTC),
+        &msg_type,
+        control_id,
+        "",
+    )
+    .f(3, ra.as_str())
+    .f(4, rf.as_str())
+    .f(5, sa.as_str())
+    .f(6, sf.as_str())
+    .f(11, to.processing_id.as_str());
     let msa = Seg::new("MSA")
         .f(1, code.as_str())
         .f(2, to.control_id.as_str())
@@ -139,7 +145,7 @@ mod tests {
         );
         let parsed = ack::parse(aa.as_bytes()).unwrap();
         assert_eq!(
-            ack::outcome(&parsed, &r.control_id),
+            ack::outcome(&parsed, &r.control_id, false),
             ack::AckOutcome::Delivered
         );
         let ar = build(&r, AckCode::AR, Some(207), "busy | later", "L2", now);
@@ -149,7 +155,7 @@ mod tests {
             (Some(207), "busy \\F\\ later")
         );
         assert_eq!(
-            ack::outcome(&parsed, &r.control_id),
+            ack::outcome(&parsed, &r.control_id, false),
             ack::AckOutcome::Resend
         );
         assert!(ar.ends_with("ERR|||207^Application internal error^HL70357|E\r"));

@@ -1,5 +1,6 @@
 //! The typed result model one HL7 message is built from, and the SQL that loads it from the
-//! outbox row, its decision, its capture event and (for a review) the review and its signer.
+//! outbox row, its decision, its capture event and (for a review) the review and its signer;
+//! a withdrawal reports the grade the LIS holds (the latest review's, else the ensemble's).
 //! Messages are built only from this model, never by re-parsing HL7.
 
 pub use crate::domain::Patient;
@@ -48,8 +49,16 @@ pub struct ResultReport {
     pub analyzed_at: DateTime<Utc>,
     /// OBR-22: when this result was reported (decision time, or the review time).
     pub reported_at: DateTime<Utc>,
+    /// OBR-7: the specimen's collection time, when the event gave it.
+    pub collected_at: Option<DateTime<Utc>>,
     pub analyzer_id: String,
+    /// SPM-2: the event's accession.
     pub accession: String,
+    /// Where the well sat (a specimen OBX): plate id and well.
+    pub plate_id: String,
+    pub well: String,
+    /// The event's `reagent.cell`: picks the OBX-3 result code (`lis.results`).
+    pub cell: Option<String>,
     pub patient: Patient,
     pub placer_order_number: Option<String>,
     pub test_code: Option<String>,
@@ -63,6 +72,8 @@ pub struct ResultReport {
     pub votes: Vec<Vote>,
     pub ensemble_version: String,
     pub review: Option<Review>,
+    /// A withdrawal's words for the LIS (an NTE), when it has any.
+    pub note: Option<String>,
 }
 
 /// The stored rows cannot make a valid report; retrying will not help.
@@ -78,6 +89,22 @@ struct EventParts {
     patient: Option<Patient>,
     #[serde(default)]
     order: Option<Order>,
+    #[serde(default)]
+    specimen: Option<SpecimenPart>,
+    #[serde(default)]
+    reagent: Option<ReagentPart>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SpecimenPart {
+    #[serde(default)]
+    collected_at: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReagentPart {
+    #[serde(default)]
+    cell: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +123,8 @@ struct Row {
     decided_at: DateTime<Utc>,
     analyzer_id: String,
     accession: String,
+    plate_id: String,
+    well: String,
     event: serde_json::Value,
     grade: Grade,
     agreement: f32,
@@ -109,6 +138,8 @@ struct Row {
     reviewed_at: Option<DateTime<Utc>>,
     signer_username: Option<String>,
     signer_full_name: Option<String>,
+    note: Option<String>,
+    created_at: DateTime<Utc>,
 }
 
 /// Loads the reports for outbox messages `ids` in one query (one per message was the sender's
@@ -122,14 +153,16 @@ pub async fn load_many(
         Row,
         r#"SELECT m.id, m.control_id, m.filler_number,
              m.result_status AS "result_status: ResultStatus", c.captured_at, d.decided_at,
-             c.analyzer_id, c.accession, c.event, d.grade AS "grade: Grade", d.agreement,
+             c.analyzer_id, c.accession, c.plate_id, c.well, c.event, d.grade AS "grade: Grade", d.agreement,
              d.flags, d.needs_review, d.models, d.ensemble_version,
              r.grade AS "review_grade?: Grade", r.reviewer AS "reviewer?",
              r.comment AS "review_comment?", r.reviewed_at AS "reviewed_at?",
-             s.username AS "signer_username?", s.full_name AS "signer_full_name?"
+             s.username AS "signer_username?", s.full_name AS "signer_full_name?", m.note,
+             m.created_at
            FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id
            JOIN captures c ON c.capture_id = d.capture_id
-           LEFT JOIN reviews r ON r.id = m.review_id
+           LEFT JOIN reviews r ON r.id = COALESCE(m.review_id, CASE WHEN m.result_status = 'W'
+             THEN (SELECT max(x.id) FROM reviews x WHERE x.decision_id = m.decision_id) END)
            LEFT JOIN signatures s ON s.review_id = r.id
            WHERE m.id = ANY($1)"#,
         ids
@@ -166,8 +199,24 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("vote: {e}")))?;
     let order = parts.order.unwrap_or_default();
+    // The event was validated at ingest; a stored time that does not parse is bad data.
+    let collected_at = parts
+        .specimen
+        .and_then(|s| s.collected_at)
+        .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.to_utc()))
+        .transpose()
+        .map_err(|e| bad(format!("specimen.collected_at: {e}")))?;
+    let cell = parts
+        .reagent
+        .and_then(|r| r.cell)
+        .filter(|c| !c.trim().is_empty());
+    let withdrawn = status == ResultStatus::Withdrawn;
     let (grade, agreement, review, reported_at) =
         match (row.review_grade, row.reviewer, row.reviewed_at) {
+            // A withdrawal names the grade the LIS holds (the latest review's, else the
+            // ensemble's) and is reported when it was made.
+            (Some(g), _, _) if withdrawn => (g, vote_share(&votes, g), None, row.created_at),
+            _ if withdrawn => (ai_grade, row.agreement, None, row.created_at),
             (Some(g), Some(reviewer), Some(at)) => {
                 let full_name = row.signer_full_name;
                 let signer = row.signer_username.map(|id| {
@@ -191,8 +240,12 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         captured_at: row.captured_at,
         analyzed_at: row.decided_at,
         reported_at,
+        collected_at,
         analyzer_id: row.analyzer_id,
         accession: row.accession,
+        plate_id: row.plate_id,
+        well: row.well,
+        cell,
         patient: parts.patient.unwrap_or_default(),
         placer_order_number: order.placer_order_number,
         test_code: order.test_code,
@@ -204,6 +257,7 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         votes,
         ensemble_version: row.ensemble_version,
         review,
+        note: row.note,
     })
 }
 

@@ -1,6 +1,11 @@
-//! What one send's result means for its message, by the profile's ACK table: the attempt to
-//! record, what happens to the message next, and the [`Step`] reported. No I/O: the sender
-//! records the outcome, and stops itself on [`Step::Halted`].
+//! What one send's result means for its message, by the profile's ACK table (Revision 2): the
+//! attempt to record, what happens to the message next, and the [`Step`] reported. No I/O: the
+//! sender records the outcome, and stops itself on [`Step::Halted`].
+//!
+//! Sends the LIS refused (AR, CE, CR) or left unanswered (no ACK in time, dropped after the
+//! write, CA with no application ACK) count toward `lis.max_attempts`; the send that reaches it
+//! parks the message instead of scheduling another. A send that never reached the LIS (it is
+//! down) does not count: an outage must not park results.
 
 use super::ack::{self, Ack, AckOutcome};
 use super::outbox::Step;
@@ -10,17 +15,24 @@ use crate::store::outbox::{Attempt, Claimed, Next};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// The attempt to record, what happens next and the step to report for one send of `c`;
-/// `after` is its delay if it is to be resent.
+/// The sender's limits that shape an outcome: the delay before a resend and the attempt cap.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub after: Duration,
+    pub max_attempts: u32,
+}
+
+/// The attempt to record, what happens next and the step to report for one send of `c`.
 pub(super) fn settle(
     c: &Claimed,
     started_at: DateTime<Utc>,
     result: Result<Delivery, SendError>,
-    after: Duration,
+    limits: Limits,
 ) -> (Attempt, Next, Step) {
     let finished_at = Utc::now();
-    let attempt = |outcome, ack: Option<&Ack>, error: Option<String>| Attempt {
+    let attempt = |outcome, counts, ack: Option<&Ack>, error: Option<String>| Attempt {
         outcome,
+        counts,
         started_at,
         finished_at,
         ack_code: ack.map(|a| a.code.as_str().to_string()),
@@ -32,26 +44,55 @@ pub(super) fn settle(
         Ok(Delivery::Written(path)) => {
             tracing::debug!(message_id = id, path = %path.display(), "HL7 result written");
             (
-                attempt("acked", None, None),
+                attempt("acked", false, None, None),
                 Next::Acked,
                 Step::Delivered { id },
             )
         }
-        Ok(Delivery::Ack(ack)) => apply_ack(c, ack, attempt, after),
+        Ok(Delivery::Ack(ack)) => apply_ack(c, ack, attempt, limits),
         Err(e) => {
-            let (outcome, reason) = match e {
-                SendError::Timeout(_) => ("timeout", "timeout"),
-                SendError::Io(_) => ("io_error", "io"),
+            let (outcome, reason, ack) = match &e {
+                SendError::Io(_) => ("io_error", "io", None),
+                SendError::Timeout(_) => ("timeout", "timeout", None),
+                SendError::Dropped(_) => ("dropped", "io", None),
+                SendError::CommitOnly(ca, _) => ("commit_timeout", "timeout", Some(ca)),
             };
-            tracing::warn!(message_id = id, control_id = %c.control_id, error = %e, ?after, "HL7 send failed; will resend");
-            metrics().hl7_retried.with_label_values(&[reason]).inc();
-            (
-                attempt(outcome, None, Some(e.to_string())),
-                Next::RetryAfter(after),
-                Step::Retrying { id, reason, after },
-            )
+            let a = attempt(outcome, e.unanswered(), ack, Some(e.to_string()));
+            resend_or_park(c, a, reason, limits)
         }
     }
+}
+
+/// A resend after the backoff, unless this counted send reaches `lis.max_attempts`: then the
+/// message is parked as failed, with an alert.
+fn resend_or_park(
+    c: &Claimed,
+    mut a: Attempt,
+    reason: &'static str,
+    limits: Limits,
+) -> (Attempt, Next, Step) {
+    let id = c.id;
+    let counted = c.counted + i32::from(a.counts);
+    let cap = i32::try_from(limits.max_attempts).unwrap_or(i32::MAX);
+    if a.counts && counted >= cap {
+        let why = a.error.take().unwrap_or_default();
+        a.error = Some(format!(
+            "{why}; parked after {counted} sends (lis.max_attempts = {cap})"
+        ));
+        tracing::error!(message_id = id, control_id = %c.control_id, error = ?a.error,
+            "HL7 result out of attempts; parked as failed");
+        metrics().hl7_failed.with_label_values(&["attempts"]).inc();
+        return (a, Next::Failed, Step::Parked { id });
+    }
+    let after = limits.after;
+    tracing::warn!(message_id = id, control_id = %c.control_id, error = ?a.error, ?after,
+        "HL7 send not accepted; will resend");
+    metrics().hl7_retried.with_label_values(&[reason]).inc();
+    (
+        a,
+        Next::RetryAfter(after),
+        Step::Retrying { id, reason, after },
+    )
 }
 
 /// The profile's ACK table. A configuration error halts the sender: the caller stops it on
@@ -59,29 +100,39 @@ pub(super) fn settle(
 fn apply_ack(
     c: &Claimed,
     ack: Ack,
-    attempt: impl Fn(&'static str, Option<&Ack>, Option<String>) -> Attempt,
-    after: Duration,
+    attempt: impl Fn(&'static str, bool, Option<&Ack>, Option<String>) -> Attempt,
+    limits: Limits,
 ) -> (Attempt, Next, Step) {
     let id = c.id;
     let detail = format!(
         "{} {}{}",
         ack.code.as_str(),
-        ack.error_code
-            .map(|e| format!("ERR-3 {e}: "))
-            .unwrap_or_default(),
+        match (ack.error_code, ack.error_source) {
+            (Some(e), Some(src)) => format!("{} {e}: ", src.as_str()),
+            _ => String::new(),
+        },
         ack.text
     );
-    match ack::outcome(&ack, &c.control_id) {
+    match ack::outcome(&ack, &c.control_id, c.resent_after_unanswered) {
         AckOutcome::Delivered => (
-            attempt("acked", Some(&ack), None),
+            attempt("acked", false, Some(&ack), None),
             Next::Acked,
             Step::Delivered { id },
         ),
+        AckOutcome::Duplicate => {
+            tracing::info!(message_id = id, ack = %detail,
+                "LIS says duplicate after our unanswered send: it has the result; delivered");
+            (
+                attempt("acked_duplicate", false, Some(&ack), Some(detail)),
+                Next::Acked,
+                Step::Delivered { id },
+            )
+        }
         AckOutcome::Park => {
             tracing::error!(message_id = id, control_id = %c.control_id, ack = %detail, "LIS rejected the HL7 result (AE); parked as failed");
             metrics().hl7_failed.with_label_values(&["ae"]).inc();
             (
-                attempt("error_ae", Some(&ack), Some(detail)),
+                attempt("error_ae", false, Some(&ack), Some(detail)),
                 Next::Failed,
                 Step::Parked { id },
             )
@@ -94,127 +145,33 @@ fn apply_ack(
                 .with_label_values(&["config_error"])
                 .inc();
             (
-                attempt("config_error", Some(&ack), Some(detail)),
+                attempt("config_error", false, Some(&ack), Some(detail)),
                 Next::Hold,
                 Step::Halted { id },
             )
         }
-        // The transport only returns ACKs for our MSH-10; a foreign one counts as a resend.
-        AckOutcome::Resend | AckOutcome::Foreign => {
-            tracing::warn!(message_id = id, ack = %detail, ?after, "LIS rejected the HL7 result (AR); will resend");
-            metrics().hl7_retried.with_label_values(&["ar"]).inc();
-            (
-                attempt("rejected_ar", Some(&ack), Some(detail)),
-                Next::RetryAfter(after),
-                Step::Retrying {
-                    id,
-                    reason: "ar",
-                    after,
-                },
+        // The transport returns neither a CA (it waits for the application ACK) nor an ACK for
+        // another message (it skips those); should one come, it counts as a refusal.
+        AckOutcome::Resend | AckOutcome::Committed | AckOutcome::Foreign => {
+            let outcome = match ack.code {
+                ack::AckCode::CE | ack::AckCode::CR => "commit_error",
+                _ => "rejected_ar",
+            };
+            let reason = if outcome == "commit_error" {
+                "ce"
+            } else {
+                "ar"
+            };
+            resend_or_park(
+                c,
+                attempt(outcome, true, Some(&ack), Some(detail)),
+                reason,
+                limits,
             )
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::deliver::ack::AckCode;
-
-    fn claimed() -> Claimed {
-        Claimed {
-            id: 7,
-            control_id: "IARI-7".into(),
-            attempts: 2,
-            payload: None,
-        }
-    }
-
-    fn ack(code: AckCode, control_id: &str, error_code: Option<u16>) -> Delivery {
-        Delivery::Ack(Ack {
-            code,
-            control_id: control_id.into(),
-            error_code,
-            text: "why".into(),
-        })
-    }
-
-    fn run(result: Result<Delivery, SendError>) -> (Attempt, Next, Step) {
-        settle(&claimed(), Utc::now(), result, Duration::from_secs(4))
-    }
-
-    #[test]
-    fn each_send_result_gets_its_row_of_the_table() {
-        let after = Duration::from_secs(4);
-        let retrying = |reason| Step::Retrying {
-            id: 7,
-            reason,
-            after,
-        };
-        let (delivered, parked) = (Step::Delivered { id: 7 }, Step::Parked { id: 7 });
-        let rows = [
-            (
-                Ok(ack(AckCode::AA, "IARI-7", None)),
-                "acked",
-                Next::Acked,
-                delivered.clone(),
-            ),
-            (
-                Ok(ack(AckCode::AE, "IARI-7", None)),
-                "error_ae",
-                Next::Failed,
-                parked,
-            ),
-            (
-                Ok(ack(AckCode::AR, "IARI-7", Some(207))),
-                "rejected_ar",
-                Next::RetryAfter(after),
-                retrying("ar"),
-            ),
-            (
-                Ok(ack(AckCode::AR, "IARI-7", Some(201))),
-                "config_error",
-                Next::Hold,
-                Step::Halted { id: 7 },
-            ),
-            // An ACK for another message is not ours to accept: the message goes again.
-            (
-                Ok(ack(AckCode::AA, "IARI-8", None)),
-                "rejected_ar",
-                Next::RetryAfter(after),
-                retrying("ar"),
-            ),
-            (
-                Err(SendError::Timeout(Duration::from_secs(1))),
-                "timeout",
-                Next::RetryAfter(after),
-                retrying("timeout"),
-            ),
-            (
-                Err(SendError::Io("refused".into())),
-                "io_error",
-                Next::RetryAfter(after),
-                retrying("io"),
-            ),
-            (
-                Ok(Delivery::Written("/tmp/x.hl7".into())),
-                "acked",
-                Next::Acked,
-                delivered,
-            ),
-        ];
-        for (result, outcome, next, step) in rows {
-            let (a, n, s) = run(result);
-            assert_eq!((a.outcome, n, &s), (outcome, next, &step));
-        }
-        let (a, _, _) = run(Ok(ack(AckCode::AE, "IARI-7", None)));
-        assert_eq!(
-            (a.ack_code.as_deref(), a.error.as_deref()),
-            (Some("AE"), Some("AE why"))
-        );
-        let (a, _, _) = run(Ok(ack(AckCode::AR, "IARI-7", Some(201))));
-        assert_eq!(a.error.as_deref(), Some("AR ERR-3 201: why"));
-        let (a, _, _) = run(Err(SendError::Timeout(Duration::from_secs(1))));
-        assert!(a.ack_code.is_none() && a.error.is_some());
-    }
-}
+#[path = "settle_tests.rs"]
+mod tests;

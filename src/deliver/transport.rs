@@ -1,9 +1,11 @@
-//! Transports to the LIS. `mllp`: one TCP (optionally TLS) connection, one outstanding message,
-//! connect and ACK timeouts, TCP keepalive, reconnect on the next send after any failure.
+//! Transports to the LIS. `mllp`: one TCP (optionally TLS, optionally with a client
+//! certificate) connection, one outstanding message, connect, write and ACK timeouts, TCP
+//! keepalive, reconnect on the next send after any failure; after an enhanced-mode commit ACK
+//! (CA) it waits for the application ACK.
 //! `file`: one `<control id>.hl7` file per message, written to a temporary name, fsynced, renamed
 //! and the directory fsynced, so a file that exists is complete.
 
-use super::ack::{self, Ack, AckOutcome};
+use super::ack::{self, Ack, AckCode};
 use super::mllp::MllpCodec;
 use crate::config::{LisSettings, LisTransport};
 use futures::{SinkExt, StreamExt};
@@ -25,13 +27,30 @@ pub enum Delivery {
     Written(PathBuf),
 }
 
-/// Failures after which the same bytes are sent again later.
+/// Failures after which the same bytes are sent again later. Whether the LIS may hold the
+/// message decides whether the failure counts toward `lis.max_attempts` and whether a later
+/// duplicate-key answer means it was delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("no ACK within {0:?}")]
-    Timeout(Duration),
+    /// The message never reached the LIS: connect, TLS or the write failed (an outage).
     #[error("{0}")]
     Io(String),
+    /// Written; no ACK in time.
+    #[error("no ACK within {0:?}")]
+    Timeout(Duration),
+    /// Written; the connection closed or failed (or the write never finished) before an ACK.
+    #[error("{0}")]
+    Dropped(String),
+    /// The LIS committed the message (CA) but sent no application ACK in time.
+    #[error("CA, then no application ACK within {1:?}")]
+    CommitOnly(Ack, Duration),
+}
+
+impl SendError {
+    /// Whether the LIS may hold the message: it was written and went unanswered.
+    pub fn unanswered(&self) -> bool {
+        !matches!(self, SendError::Io(_))
+    }
 }
 
 /// The transport could not be set up from the settings (a configuration error).
@@ -76,7 +95,9 @@ impl Transport {
 pub struct MllpClient {
     addr: String,
     connect_timeout: Duration,
+    write_timeout: Duration,
     ack_timeout: Duration,
+    app_ack_timeout: Duration,
     max_frame: usize,
     tls: Option<(
         tokio_rustls::TlsConnector,
@@ -95,7 +116,9 @@ impl MllpClient {
         Ok(MllpClient {
             addr: lis.addr.clone(),
             connect_timeout: Duration::from_millis(lis.connect_timeout_ms),
+            write_timeout: Duration::from_millis(lis.write_timeout_ms),
             ack_timeout: Duration::from_millis(lis.ack_timeout_ms),
+            app_ack_timeout: Duration::from_millis(lis.app_ack_timeout_ms),
             max_frame: lis.max_frame_bytes,
             tls,
             conn: None,
@@ -148,20 +171,40 @@ impl MllpClient {
         let Some(conn) = self.conn.as_mut() else {
             return Err(SendError::Io("not connected".into()));
         };
-        conn.send(payload)
-            .await
-            .map_err(|e| SendError::Io(format!("write: {e}")))?;
-        let deadline = Instant::now() + self.ack_timeout;
+        match timeout(self.write_timeout, conn.send(payload)).await {
+            // The LIS is up but not reading: part of the frame may be there.
+            Err(_) => {
+                return Err(SendError::Dropped(format!(
+                    "write not finished within {:?}",
+                    self.write_timeout
+                )));
+            }
+            Ok(Err(e)) => return Err(SendError::Io(format!("write: {e}"))),
+            Ok(Ok(())) => {}
+        }
+        let mut deadline = Instant::now() + self.ack_timeout;
+        let mut committed: Option<Ack> = None;
         loop {
             let frame = match timeout_at(deadline, conn.next()).await {
-                Err(_) => return Err(SendError::Timeout(self.ack_timeout)),
-                Ok(None) => return Err(SendError::Io("connection closed by the LIS".into())),
-                Ok(Some(Err(e))) => return Err(SendError::Io(format!("read: {e}"))),
+                Err(_) => {
+                    return Err(match committed {
+                        Some(ca) => SendError::CommitOnly(ca, self.app_ack_timeout),
+                        None => SendError::Timeout(self.ack_timeout),
+                    });
+                }
+                Ok(None) => return Err(SendError::Dropped("connection closed by the LIS".into())),
+                Ok(Some(Err(e))) => return Err(SendError::Dropped(format!("read: {e}"))),
                 Ok(Some(Ok(frame))) => frame,
             };
             match ack::parse(&frame) {
-                Ok(a) if ack::outcome(&a, control_id) == AckOutcome::Foreign => {
+                Ok(a) if !a.is_for(control_id) => {
                     tracing::warn!(ours = control_id, theirs = %a.control_id, "ignoring an ACK for another message");
+                }
+                // Enhanced mode: the LIS stored it; the application ACK follows on its own clock.
+                Ok(a) if a.code == AckCode::CA => {
+                    tracing::debug!(control_id, "commit ACK; waiting for the application ACK");
+                    deadline = Instant::now() + self.app_ack_timeout;
+                    committed = Some(a);
                 }
                 Ok(a) => return Ok(a),
                 Err(e) => tracing::warn!(error = %e, "ignoring an unreadable frame from the LIS"),

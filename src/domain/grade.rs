@@ -38,25 +38,6 @@ impl Grade {
         }
     }
 
-    /// The HL7 result code (OBX-5.1).
-    pub fn hl7_code(self) -> &'static str {
-        match self {
-            Grade::Neg => "NEG",
-            other => other.label(),
-        }
-    }
-
-    /// The HL7 result text (OBX-5.2).
-    pub fn hl7_text(self) -> &'static str {
-        match self {
-            Grade::Neg => "Negative",
-            Grade::P1 => "1+ agglutination",
-            Grade::P2 => "2+ agglutination",
-            Grade::P3 => "3+ agglutination",
-            Grade::P4 => "4+ agglutination",
-        }
-    }
-
     pub fn is_positive(self) -> bool {
         self != Grade::Neg
     }
@@ -142,9 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn hl7_codes_and_flags() {
-        assert_eq!(Grade::Neg.hl7_code(), "NEG");
-        assert_eq!(Grade::P2.hl7_code(), "2+");
+    fn abnormal_flags_and_distance() {
         assert_eq!(Grade::Neg.abnormal_flag(), "N");
         assert_eq!(Grade::P1.abnormal_flag(), "A");
         assert_eq!(Grade::P1.distance(Grade::P4), 3);

@@ -16,4 +16,4 @@ pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use outbox::{DeliveryState, FillerNumber, ResultStatus};
 pub use people::{Meaning, Role, split_full_name};
 pub use reason::{DeadLetterReason, Failure};
-pub use subject::{Order, Patient};
+pub use subject::{ADMINISTRATIVE_SEX, MAX_MRN, MAX_NAME_PART, Order, Patient};

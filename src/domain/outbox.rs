@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// OBX-11 / OBR-25 of a result message (HL7 table 0085, the codes this profile sends).
+/// What a result message says about its result (stored in the outbox as the code below). The
+/// code on the wire is the site's choice where the site has one: an unreviewed result goes out as
+/// `lis.unreviewed_status` (P or R), a withdrawal as `lis.retract_status` (see `deliver::hl7`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ResultStatus {
     /// Preliminary: the decision needs a person's review before it is final.
@@ -18,6 +20,9 @@ pub enum ResultStatus {
     /// Corrected: a review changed a grade the LIS already had as final.
     #[serde(rename = "C")]
     Corrected,
+    /// Withdrawn: a retracted result, sent again under its filler number marked as wrong.
+    #[serde(rename = "W")]
+    Withdrawn,
 }
 
 impl ResultStatus {
@@ -35,6 +40,8 @@ impl ResultStatus {
     pub fn after_review(standing: ResultStatus, grade_changed: bool) -> Option<ResultStatus> {
         match (standing, grade_changed) {
             (ResultStatus::Preliminary, _) => Some(ResultStatus::Final),
+            // Reporting again after a withdrawal replaces what the LIS holds: a correction.
+            (ResultStatus::Withdrawn, _) => Some(ResultStatus::Corrected),
             (_, true) => Some(ResultStatus::Corrected),
             (_, false) => None,
         }
@@ -45,6 +52,7 @@ impl ResultStatus {
             ResultStatus::Preliminary => "P",
             ResultStatus::Final => "F",
             ResultStatus::Corrected => "C",
+            ResultStatus::Withdrawn => "W",
         }
     }
 
@@ -62,6 +70,7 @@ impl ResultStatus {
             "P" => Some(ResultStatus::Preliminary),
             "F" => Some(ResultStatus::Final),
             "C" => Some(ResultStatus::Corrected),
+            "W" => Some(ResultStatus::Withdrawn),
             _ => None,
         }
     }
@@ -151,7 +160,11 @@ mod tests {
         assert_eq!(ResultStatus::after_review(Final, true), Some(Corrected));
         assert_eq!(ResultStatus::after_review(Corrected, true), Some(Corrected));
         assert_eq!(ResultStatus::after_review(Final, false), None);
-        for s in [Preliminary, Final, Corrected] {
+        assert_eq!(
+            ResultStatus::after_review(Withdrawn, false),
+            Some(Corrected)
+        );
+        for s in [Preliminary, Final, Corrected, Withdrawn] {
             assert_eq!(ResultStatus::parse(s.code()), Some(s));
         }
         assert_eq!(ResultStatus::parse("X"), None);

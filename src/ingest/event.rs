@@ -1,6 +1,11 @@
 //! Capture event v1 (`capture-event.md`): bytes off the queue → a typed [`CaptureEvent`], or an
 //! `invalid_event` failure that says which field is wrong. Nothing past this module sees raw JSON
 //! except the stored copy of the original event.
+//!
+//! Where this is stricter than `capture-event.md`'s "patient.* free text": the HL7 profile's
+//! Revision 2 asks that every patient the event allows gives a valid PID, so a patient with any
+//! field must carry `mrn` (PID-3), `birth_date` must be `YYYY-MM-DD` and `sex` a table 0001 code
+//! (`Patient::check`); names stay free text (escaped on output), at most 100 characters each.
 
 pub use crate::domain::{Analyzer, CaptureEvent, ImageRef, ImageSource, Order, Patient};
 use crate::domain::{CaptureId, DeadLetterReason, Failure, PlateFormat, Sha256Digest, Well};
@@ -121,11 +126,24 @@ fn validate(
             .collected_at
             .map(|t| timestamp("specimen.collected_at", &t))
             .transpose()?,
-        patient: e.patient,
+        patient: patient(e.patient)?,
         order: e.order,
         image: image_ref(e.image)?,
         raw,
     })
+}
+
+/// The patient's rules (`Patient::check`): a patient with any field carries its MRN, a valid
+/// birth date and a table 0001 sex, so every PID the HL7 builder makes is one a strict v2.5.1
+/// validator accepts. A patient of blanks only is no patient.
+fn patient(p: Option<Patient>) -> Result<Option<Patient>, Failure> {
+    match p {
+        Some(p) if !p.is_empty() => {
+            p.check().map_err(invalid)?;
+            Ok(Some(p))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// RFC 3339 with an explicit offset (`Z` or `±hh:mm`).

@@ -138,3 +138,45 @@ fn body_limit_leaves_room_for_a_max_size_inline_image() {
     let l = EventLimits::for_images(PlateFormat::default(), 3 * 1000);
     assert!(l.max_body_bytes >= 4 * 1000);
 }
+
+/// The patient rules of Revision 2: any patient field needs the MRN (PID-3 is required when a
+/// PID is sent), a birth date is a date, a sex is a table 0001 code; a patient of blanks is no
+/// patient.
+#[test]
+fn patient_fields_follow_the_hl7_profile() {
+    let with = |p: Value| {
+        let mut v = good();
+        v["patient"] = p;
+        parse_value(&v)
+    };
+    let ok = with(json!({ "mrn": "M1" })).unwrap();
+    assert_eq!(ok.patient.unwrap().mrn.as_deref(), Some("M1"));
+    let full = json!({ "mrn": "M1", "family": "DOE|^~\\&", "given": "A\nB",
+                       "birth_date": "2000-02-29", "sex": "U" });
+    assert!(with(full).is_ok());
+    assert_eq!(with(json!({})).unwrap().patient, None);
+    assert_eq!(
+        with(json!({ "mrn": " ", "family": "" })).unwrap().patient,
+        None
+    );
+    let cases = [
+        (json!({ "family": "DOE", "given": "JANE" }), "patient.mrn"),
+        (
+            json!({ "birth_date": "1980-01-01", "sex": "F" }),
+            "patient.mrn",
+        ),
+        (
+            json!({ "mrn": "M1", "birth_date": "1980-13-01" }),
+            "patient.birth_date",
+        ),
+        (json!({ "mrn": "M1", "sex": "female" }), "patient.sex"),
+        (json!({ "mrn": "M".repeat(65) }), "patient.mrn"),
+        (
+            json!({ "mrn": "M1", "given": "x".repeat(101) }),
+            "patient.given",
+        ),
+    ];
+    for (p, needle) in cases {
+        assert_invalid(with(p), needle);
+    }
+}

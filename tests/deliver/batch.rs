@@ -31,7 +31,10 @@ async fn one_batch_applies_the_ack_table_per_message_in_order() {
         Reply::Ack("AA", None, ""),
         Reply::Ack("AE", Some(101), "PID-3 missing"),
         Reply::Ack("AR", Some(207), "busy"),
-        Reply::Ack("CA", None, ""),
+        Reply::Raw(vec![
+            "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133005||ACK^R01^ACK|C1|P|2.5.1\rMSA|CA|{id}\r",
+            "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133006||ACK^R01^ACK|C2|P|2.5.1\rMSA|AA|{id}\r",
+        ]),
         Reply::Ack("AA", None, ""),
     ])
     .await;
@@ -71,7 +74,8 @@ async fn one_batch_applies_the_ack_table_per_message_in_order() {
         ("acked", "AA"),
         ("error_ae", "AE"),
         ("rejected_ar", "AR"),
-        ("acked", "CA"),
+        // Enhanced mode: CA, then the application ACK, which is what is stored.
+        ("acked", "AA"),
         ("acked", "AA"),
     ];
     for (id, (outcome, code)) in ids.iter().zip(outcomes) {

@@ -1,149 +1,26 @@
-//! Golden files for each profile (flagged, final, hostile text, review correction), parse-back
-//! with hl7-parser, and structural validation by hl7apy (an independent implementation).
+//! Golden files for each profile (flagged, final, hostile text, review correction and
+//! confirmation, and the Revision 2 layouts: a screening cell in a site's time zone, a signed
+//! result, a withdrawal, an MRN-only patient), parse-back with hl7-parser, and validation by
+//! hl7apy and the value-level checks (`validate_hl7.py`).
 
-use chrono::{DateTime, TimeZone, Utc};
-use iari::config::{LisProfile, LisSettings, Settings};
+use crate::fixtures::*;
+use iari::config::LisProfile;
 use iari::deliver::hl7;
-use iari::deliver::report::{Patient, ResultReport, ResultStatus, Review, Signer, Vote};
-use iari::domain::Grade;
+use iari::deliver::report::ResultReport;
 use std::path::{Path, PathBuf};
 
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, h, m, s).unwrap()
-}
-
-fn site(profile: LisProfile) -> LisSettings {
-    let mut lis = Settings::load_from(None, Some(Default::default()))
-        .unwrap()
-        .lis;
-    lis.profile = profile;
-    lis
-}
-
-fn votes(grades: [Grade; 5]) -> Vec<Vote> {
-    crate::common::MODEL_NAMES
-        .iter()
-        .zip(grades)
-        .map(|(n, g)| Vote {
-            model_name: n.to_string(),
-            model_version: "1.0.0".into(),
-            grade: Some(g),
-        })
-        .collect()
-}
-
-/// The profile's flagged example: 3 of 5 sub-models said 2+.
-pub fn flagged() -> ResultReport {
-    use Grade::*;
-    ResultReport {
-        control_id: "IARI0000000123".into(),
-        filler_number: "D0000123".into(),
-        status: ResultStatus::Preliminary,
-        captured_at: at(13, 0, 0),
-        analyzed_at: at(13, 30, 1),
-        reported_at: at(13, 30, 5),
-        analyzer_id: "HCM-01".into(),
-        accession: "S26-001234".into(),
-        patient: Patient {
-            mrn: Some("MRN12345".into()),
-            family: Some("DOE".into()),
-            given: Some("JANE".into()),
-            birth_date: Some("1980-01-01".into()),
-            sex: Some("F".into()),
-        },
-        placer_order_number: Some("PLC123".into()),
-        test_code: None,
-        test_name: None,
-        grade: P2,
-        agreement: 0.6,
-        flags: vec!["disagree_adjacent".into()],
-        needs_review: true,
-        votes: votes([P2, P2, P3, P2, P1]),
-        ensemble_version: "ENS-1.0.0".into(),
-        review: None,
-    }
-}
-
-fn final_neg() -> ResultReport {
-    use Grade::*;
-    ResultReport {
-        status: ResultStatus::Final,
-        grade: Neg,
-        agreement: 1.0,
-        flags: vec![],
-        needs_review: false,
-        votes: votes([Neg; 5]),
-        patient: Patient::default(),
-        placer_order_number: None,
-        ..flagged()
-    }
-}
-
-fn hostile() -> ResultReport {
-    ResultReport {
-        patient: Patient {
-            mrn: Some("MRN|1^2~3\\4&5".into()),
-            family: Some("Müller^Zoë".into()),
-            given: Some("Ann\r\nMarie|\\F\\".into()),
-            birth_date: Some("not a date".into()),
-            sex: Some("F~M".into()),
-        },
-        placer_order_number: Some("PLC&1".into()),
-        test_code: Some("AB|S".into()),
-        test_name: Some("Screen ~ 2\nlines".into()),
-        analyzer_id: "HCM^01".into(),
-        ..flagged()
-    }
-}
-
-fn correction() -> ResultReport {
-    ResultReport {
-        control_id: "IARI0000000124".into(),
-        status: ResultStatus::Corrected,
-        grade: Grade::P3,
-        agreement: 0.2,
-        reported_at: at(15, 45, 0),
-        review: Some(Review {
-            reviewer: "Dr. Müller|Lab".into(),
-            original_grade: Grade::P2,
-            comment: Some("Re-read under microscope.\nClear 3+ pattern.".into()),
-            signer: Some(Signer {
-                id: "a.mueller".into(),
-                family: "Müller|Lab".into(),
-                given: "Anna & Co".into(),
-            }),
-        }),
-        ..flagged()
-    }
-}
-
-/// A preliminary result confirmed by a person: final, same grade, no comment.
-fn confirmation() -> ResultReport {
-    ResultReport {
-        control_id: "IARI0000000125".into(),
-        status: ResultStatus::Final,
-        reported_at: at(14, 10, 0),
-        review: Some(Review {
-            reviewer: "J. Smith".into(),
-            original_grade: Grade::P2,
-            comment: None,
-            signer: Some(Signer {
-                id: "jsmith".into(),
-                family: "Smith".into(),
-                given: "J.".into(),
-            }),
-        }),
-        ..flagged()
-    }
-}
-
-fn cases() -> Vec<(&'static str, ResultReport)> {
+/// Every golden case: its name, report, and whether it uses the Berlin site.
+fn cases() -> Vec<(&'static str, ResultReport, bool)> {
     vec![
-        ("flagged", flagged()),
-        ("final_neg", final_neg()),
-        ("hostile", hostile()),
-        ("correction", correction()),
-        ("confirmation", confirmation()),
+        ("flagged", flagged(), false),
+        ("final_neg", final_neg(), false),
+        ("hostile", hostile(), false),
+        ("correction", correction(), false),
+        ("confirmation", confirmation(), false),
+        ("cell_berlin", cell_ii(), true),
+        ("signed", signed(), false),
+        ("withdrawal", withdrawal(), false),
+        ("mrn_only", mrn_only(), false),
     ]
 }
 
@@ -151,16 +28,21 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deliver/golden")
 }
 
-fn built() -> Vec<(String, String)> {
+pub fn built() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (profile, tag) in [
         (LisProfile::OruR01, "oru_r01"),
         (LisProfile::OulR22, "oul_r22"),
     ] {
-        for (name, report) in cases() {
+        for (name, report, berlin) in cases() {
+            let lis = if berlin {
+                berlin_site(profile)
+            } else {
+                site(profile)
+            };
             out.push((
                 format!("{tag}_{name}.hl7"),
-                hl7::build(&report, &site(profile), at(13, 30, 5)),
+                hl7::build(&report, &lis, at(13, 30, 5)),
             ));
         }
     }
@@ -187,9 +69,14 @@ fn flagged_oru_matches_the_profile_example_body() {
     let segs: Vec<&str> = text.split('\r').collect();
     assert_eq!(segs.last(), Some(&""), "CR after the last segment");
     assert_eq!(segs[2], "ORC|RE|PLC123^LIS|D0000123^IARI||IP");
+    assert!(
+        segs[3].contains("|||20261126070200+0000|"),
+        "OBR-7 is the collection time: {}",
+        segs[3]
+    );
     assert_eq!(
         segs[4],
-        "OBX|1|CWE|ABSCR^Antibody screen^L||2+^2+ agglutination^99IAR|||A|0.6||P|||20261126130000+0000|||AI5^CNN ensemble image classification^99IAR|HCM-01^IARI~ENS-1.0.0^IARI|20261126133001+0000"
+        "OBX|1|CWE|ABSCR^Antibody screen^L||2+^2+ adherence^99IAR|||A|0.6||P|||20261126130000+0000|||AI5^CNN ensemble image classification^99IAR|HCM-01^IARI~ENS-1.0.0^IARI|20261126133001+0000"
     );
     assert_eq!(
         segs[5],
@@ -201,7 +88,15 @@ fn flagged_oru_matches_the_profile_example_body() {
     );
     assert_eq!(
         segs[9],
-        "OBX|5|ST|VOTE^Sub-model grade^99IAR|3|3+||||||P||||||resnet-cbam^1.0.0^99IAR"
+        "OBX|5|CWE|VOTE^Sub-model grade^99IAR|3|3+^3+ adherence^99IAR||||||P||||||resnet-cbam^1.0.0^99IAR"
+    );
+    assert_eq!(
+        &segs[12..15],
+        [
+            "SPM|1|S26-001234&LIS||BLD^Whole blood^HL70487",
+            "OBX|1|ST|PLATE^Plate^99IAR||PLT0042||||||P",
+            "OBX|2|ST|WELL^Well^99IAR||A1||||||P",
+        ]
     );
 }
 
@@ -220,11 +115,12 @@ fn hostile_text_is_escaped_and_parses_back() {
             pid.field(5).unwrap().raw_value(),
             r"Müller\S\Zoë^Ann\.br\Marie\F\\E\F\E\"
         );
-        assert!(
-            pid.field(7).is_none_or(|f| f.raw_value().is_empty()),
-            "a non-date is left out"
-        );
-        assert_eq!(pid.field(8).unwrap().raw_value(), r"F\R\M");
+        for (n, what) in [(7, "a non-date"), (8, "a sex outside table 0001")] {
+            assert!(
+                pid.field(n).is_none_or(|f| f.raw_value().is_empty()),
+                "{what} is left out"
+            );
+        }
         let obr = m.segment("OBR").unwrap();
         assert_eq!(obr.field(2).unwrap().raw_value(), r"PLC\T\1^LIS");
         assert!(
@@ -233,12 +129,15 @@ fn hostile_text_is_escaped_and_parses_back() {
                 .raw_value()
                 .starts_with(r"AB\F\S^Screen \R\ 2\.br\lines^L^890-4^")
         );
-        let obx = m.segment("OBX").unwrap();
-        assert_eq!(
-            obx.field(18).unwrap().raw_value(),
-            r"HCM\S\01^IARI~ENS-1.0.0^IARI"
+        let spm = m.segment("SPM").unwrap();
+        assert_eq!(spm.field(2).unwrap().raw_value(), r"S26\F\1\S\2\T\3&LIS");
+        assert!(text.contains(r"|PLATE^Plate^99IAR||PLT\R\7|"));
+        assert!(
+            text.contains(r"|CWE|AB\F\S-I\T\II^Screen \R\ 2\.br\lines, cell I\T\II^L||"),
+            "a cell with no mapping row gets its own code: {text}"
         );
-        assert_eq!(m.segment_count("OBX"), 7);
+        assert!(text.contains(r"|HCM\S\01^IARI~ENS-1.0.0^IARI|"));
+        assert_eq!(m.segment_count("OBX"), 9);
     }
 }
 
@@ -251,7 +150,7 @@ fn correction_names_reviewer_and_original_grade() {
             "NTE|2|L|Re-read under microscope.\\.br\\Clear 3+ pattern.|RE^Remark^HL70364\r"
         )
     );
-    assert!(text.contains("||3+^3+ agglutination^99IAR|||A|0.2||C|"));
+    assert!(text.contains("||3+^3+ adherence^99IAR|||A|0.2||C|"));
     assert!(text.contains("OBX|2|CWE|REVIEW^Manual review required^99IAR||N^No^HL70136||||||C\r"));
     assert!(text.contains("ORC|RE|PLC123^LIS|D0000123^IARI||CM\r"));
     // The signer: OBX-16 (XCN) of the graded OBX, OBR-32 (NDL, its CNN as subcomponents).
@@ -268,32 +167,52 @@ fn correction_names_reviewer_and_original_grade() {
     );
 }
 
+/// Revision 2: the cell's own result code, local times with their offset, status R, and no
+/// REVIEW or VOTE OBX under `detail = summary`; the signer in OBX-16 and OBR-32; a withdrawal.
 #[test]
-fn hl7apy_validates_every_built_message() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python");
+fn revision_2_layouts() {
+    let text = hl7::build(&cell_ii(), &berlin_site(LisProfile::OruR01), at(13, 30, 5));
     assert!(
-        python.exists(),
-        "{} missing: run `make test-tools`",
-        python.display()
+        text.contains("|20261126143005+0100||ORU^R01^ORU_R01|"),
+        "{text}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut paths = Vec::new();
-    for (file, text) in built() {
-        let p = dir.path().join(file);
-        std::fs::write(&p, text).unwrap();
-        paths.push(p);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deliver/validate_hl7.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .args(&paths)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OBX|1|CWE|ABSCR2^Antibody screen, screening cell II^L||2+^2+ adherence^99IAR|||A|0.6||R|||20261126140000+0100|"), "{text}");
     assert!(
-        out.status.success(),
-        "hl7apy rejected a message:\n{report}{}",
-        String::from_utf8_lossy(&out.stderr)
+        !text.contains("VOTE^") && !text.contains("REVIEW^"),
+        "{text}"
     );
-    assert_eq!(report.matches(": valid ").count(), paths.len(), "{report}");
+    assert!(text.contains("\rNTE|1|L|Sub-models disagree"), "{text}");
+    assert!(text.contains("|||R\r"), "OBR-25 R: {text}");
+    let text = hl7::build(&signed(), &site(LisProfile::OruR01), at(14, 10, 0));
+    assert!(
+        text.contains("|||F|||||||jsmith&Smith&Jane\r"),
+        "OBR-32: {text}"
+    );
+    assert!(
+        text.contains("|20261126130000+0000||jsmith^Smith^Jane|AI5^"),
+        "OBX-16: {text}"
+    );
+    assert!(text.contains("Confirmed by manual review: Jane Smith; original AI grade 2+."));
+    let text = hl7::build(&withdrawal(), &site(LisProfile::OruR01), at(16, 0, 0));
+    assert!(
+        text.contains("||2+^2+ adherence^99IAR|||A|0.6||W|"),
+        "{text}"
+    );
+    assert!(text.contains("|||C\r"), "OBR-25 C for a withdrawal: {text}");
+    assert!(text.contains(
+        "NTE|1|L|Result withdrawn: the 2+ reported under this filler number is not valid.|"
+    ));
+    assert!(text.contains("NTE|2|L|Specimen mix-up: plate PLT0042 column 1.|"));
+    assert!(text.contains("OBX|2|CWE|REVIEW^Manual review required^99IAR||N^No^HL70136||||||W\r"));
+    let text = hl7::build(&mrn_only(), &site(LisProfile::OulR22), at(13, 30, 5));
+    assert!(
+        text.contains("\rPID|1||MRN777^^^HOSP^MR||^^^^^^U\r"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_built_message_passes_hl7apy_and_the_value_checks() {
+    let built = built();
+    crate::values::assert_valid(&built);
 }

@@ -116,7 +116,7 @@ async fn a_correction_waits_while_its_original_is_in_backoff() {
     let correction = String::from_utf8(lis.received()[2].to_vec()).unwrap();
     assert!(correction.contains("original AI grade 2+"), "{correction}");
     assert!(
-        correction.contains("|3+^3+ agglutination^99IAR|||A|0.2||C|"),
+        correction.contains("|3+^3+ adherence^99IAR|||A|0.2||C|"),
         "{correction}"
     );
 }

@@ -6,6 +6,7 @@
 //! message back with hl7-parser and with hl7apy, so the writer is checked independently.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 /// Escapes a value that came from outside (event, database text) for use inside a component.
 /// `\` first, then the other delimiters; CR, LF and CRLF become `\.br\`.
@@ -36,10 +37,12 @@ pub fn escape(value: &str) -> String {
     out
 }
 
-/// `YYYYMMDDHHMMSS+0000`: seconds and an explicit offset, always rendered in UTC so that the
-/// same decision always produces the same bytes.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%d%H%M%S+0000").to_string()
+/// `YYYYMMDDHHMMSS±ZZZZ` in the site's time zone `tz`, with the offset in force at that instant
+/// (so each side of a daylight-saving change gets its own). Many LIS ignore the offset and read
+/// the digits as local time, which is why the digits are local too. The bytes of a message are
+/// stored once, so a resend repeats them even if the zone's rules change later.
+pub fn ts(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y%m%d%H%M%S%z").to_string()
 }
 
 /// A `YYYY-MM-DD` birth date as HL7 `YYYYMMDD`; anything else is not a date and is left out.
@@ -183,6 +186,41 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-11-26T14:30:05+01:00")
             .unwrap()
             .to_utc();
-        assert_eq!(ts(t), "20261126133005+0000");
+        assert_eq!(ts(t, Tz::UTC), "20261126133005+0000");
+        assert_eq!(ts(t, Tz::Europe__Berlin), "20261126143005+0100");
+        assert_eq!(ts(t, Tz::America__New_York), "20261126083005-0500");
+    }
+
+    /// The hour around each daylight-saving change: the offset switches at the instant of the
+    /// change, and the repeated local hour in autumn is told apart by its offset.
+    #[test]
+    fn daylight_saving_changes_in_berlin_and_new_york() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let berlin = Tz::Europe__Berlin;
+        // Spring 2026: 02:00 CET becomes 03:00 CEST on 29 March (01:00 UTC).
+        assert_eq!(
+            ts(utc("2026-03-29T00:59:59Z"), berlin),
+            "20260329015959+0100"
+        );
+        assert_eq!(
+            ts(utc("2026-03-29T01:00:00Z"), berlin),
+            "20260329030000+0200"
+        );
+        // Autumn 2026: 03:00 CEST becomes 02:00 CET on 25 October (01:00 UTC); 02:30 twice.
+        assert_eq!(
+            ts(utc("2026-10-25T00:30:00Z"), berlin),
+            "20261025023000+0200"
+        );
+        assert_eq!(
+            ts(utc("2026-10-25T01:30:00Z"), berlin),
+            "20261025023000+0100"
+        );
+        let ny = Tz::America__New_York;
+        // Spring 2026: 02:00 EST becomes 03:00 EDT on 8 March (07:00 UTC).
+        assert_eq!(ts(utc("2026-03-08T06:59:59Z"), ny), "20260308015959-0500");
+        assert_eq!(ts(utc("2026-03-08T07:00:00Z"), ny), "20260308030000-0400");
+        // Autumn 2026: 02:00 EDT becomes 01:00 EST on 1 November (06:00 UTC); 01:30 twice.
+        assert_eq!(ts(utc("2026-11-01T05:30:00Z"), ny), "20261101013000-0400");
+        assert_eq!(ts(utc("2026-11-01T06:30:00Z"), ny), "20261101013000-0500");
     }
 }

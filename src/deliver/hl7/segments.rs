@@ -1,53 +1,47 @@
-//! The segments both profiles share (PID, ORC, OBR, the grade OBX and its NTEs, the REVIEW and
-//! VOTE OBXs), built from a [`ResultReport`] and the site's [`LisSettings`].
+//! The order-level segments both profiles share (PID, ORC, OBR) and the specimen group (SPM and
+//! its plate and well OBX), built from a [`ResultReport`] and the site's [`LisSettings`].
 
-use super::encode::{Seg, birth_date, comp, escape, ts};
+use super::encode::{Seg, comp, escape, ts};
+use super::status;
 use crate::config::LisSettings;
-use crate::deliver::report::{ResultReport, ResultStatus};
+use crate::deliver::report::{ResultReport, Signer};
 
-fn opt(v: &Option<String>) -> String {
-    v.as_deref().map(escape).unwrap_or_default()
-}
+/// PID-5 when the event names no one: every name part empty, name type `U` (unspecified, HL7
+/// table 0200), so the required field is present without inventing a name.
+const UNNAMED: &str = "^^^^^^U";
 
-/// OBX-9: shortest decimal with at most two places (`0.6`, `1`).
-pub fn agreement_text(a: f32) -> String {
-    let s = format!("{:.2}", a.clamp(0.0, 1.0));
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// PID with only the fields the event gave; `None` when it gave none.
+/// PID built only from what is present and valid: `None` without an MRN (the patient group is
+/// optional in both message structures, and PID-3 is required in it). The capture event's
+/// rules (`Patient::check`) make the MRN present whenever any patient field is; events stored
+/// before those rules may lack it, and their invalid birth dates and sexes are left out here.
 pub fn pid(r: &ResultReport, lis: &LisSettings) -> Option<Seg> {
     let p = &r.patient;
-    if p == &Default::default() {
-        return None;
+    let mrn = p.mrn()?;
+    let id = comp(&[
+        escape(mrn),
+        String::new(),
+        String::new(),
+        escape(&lis.assigning_authority),
+        "MR".into(),
+    ]);
+    let name = match (p.family(), p.given_name()) {
+        (None, None) => UNNAMED.to_string(),
+        (f, g) => comp(&[
+            f.map(escape).unwrap_or_default(),
+            g.map(escape).unwrap_or_default(),
+        ]),
+    };
+    let mut s = Seg::new("PID").f(1, "1").f(3, id).f(5, name);
+    if let Some(d) = p.birth_date() {
+        s = s.f(7, d.format("%Y%m%d").to_string());
     }
-    let mut s = Seg::new("PID").f(1, "1");
-    if let Some(mrn) = &p.mrn {
-        s = s.f(
-            3,
-            comp(&[
-                escape(mrn),
-                String::new(),
-                String::new(),
-                escape(&lis.assigning_authority),
-                "MR".into(),
-            ]),
-        );
-    }
-    let name = comp(&[opt(&p.family), opt(&p.given)]);
-    if !name.is_empty() {
-        s = s.f(5, name);
-    }
-    if let Some(d) = p.birth_date.as_deref().and_then(birth_date) {
-        s = s.f(7, d);
-    }
-    if let Some(sex) = &p.sex {
-        s = s.f(8, escape(sex));
+    if let Some(sex) = p.sex() {
+        s = s.f(8, sex);
     }
     Some(s)
 }
 
-fn placer(r: &ResultReport, lis: &LisSettings) -> String {
+pub(super) fn placer(r: &ResultReport, lis: &LisSettings) -> String {
     r.placer_order_number
         .as_deref()
         .map(|p| comp(&[escape(p), escape(&lis.placer_namespace)]))
@@ -66,13 +60,21 @@ pub fn orc(r: &ResultReport, lis: &LisSettings) -> Seg {
         .f(5, r.status.order_status())
 }
 
-fn test_code(r: &ResultReport, lis: &LisSettings) -> (String, String) {
+/// The order's test code and name (escaped): the event's, else the site default.
+pub(super) fn test_code(r: &ResultReport, lis: &LisSettings) -> (String, String) {
     let code = r.test_code.as_deref().unwrap_or(&lis.test_code);
     let name = r.test_name.as_deref().unwrap_or(&lis.test_name);
     (escape(code), escape(name))
 }
 
-/// OBR-4 carries the LOINC alternate in components 4-6, never as a repetition.
+/// The signer's id, family and given name, escaped; `None` when no one signed this result.
+pub(super) fn signer(r: &ResultReport) -> Option<[String; 3]> {
+    let Signer { id, family, given } = r.review.as_ref()?.signer.as_ref()?;
+    Some([escape(id), escape(family), escape(given)])
+}
+
+/// OBR-4 carries the LOINC alternate in components 4-6, never as a repetition. OBR-7 is the
+/// specimen's collection time when the event gave it, else the capture time.
 pub fn obr(r: &ResultReport, lis: &LisSettings) -> Seg {
     let (code, name) = test_code(r, lis);
     let service = comp(&[
@@ -83,157 +85,51 @@ pub fn obr(r: &ResultReport, lis: &LisSettings) -> Seg {
         escape(&lis.loinc_name),
         "LN".into(),
     ]);
+    let observed = r.collected_at.unwrap_or(r.captured_at);
     let obr = Seg::new("OBR")
         .f(1, "1")
         .f(2, placer(r, lis))
         .f(3, filler(r, lis))
         .f(4, service)
-        .f(7, ts(r.captured_at))
-        .f(22, ts(r.reported_at))
-        .f(25, r.status.code());
+        .f(7, ts(observed, lis.timezone))
+        .f(22, ts(r.reported_at, lis.timezone))
+        .f(25, status::obr25(r.status, lis));
     match signer(r) {
         // OBR-32 principal result interpreter (NDL): its first component is a CNN, whose parts
-        // are subcomponents.
-        // Escaped parts hold no raw `^`, so the replace only turns separators into `&`.
-        Some(parts) => obr.f(32, comp(&parts).replace('^', "&")),
+        // are subcomponents. Escaped parts hold no raw `&`, so joining with `&` is safe.
+        Some(parts) => obr.f(32, parts.join("&").trim_end_matches('&').to_string()),
         None => obr,
     }
 }
 
-/// The signer's id, family and given name, escaped; `None` when no one signed this result.
-fn signer(r: &ResultReport) -> Option<[String; 3]> {
-    let s = r.review.as_ref()?.signer.as_ref()?;
-    Some([escape(&s.id), escape(&s.family), escape(&s.given)])
-}
-
-/// OBX 1 (the grade), its NTEs, OBX 2 (REVIEW) and one VOTE OBX per sub-model.
-pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
+/// The specimen group: SPM (the accession as the placer-assigned specimen id, the specimen type
+/// from config), then the plate and the well as observations about the specimen.
+///
+/// Why not OBX-21 (observation instance identifier)? It exists from v2.6; in v2.5.1 OBX-20..22
+/// are reserved for harmonization with v2.6 and must stay empty, so a strict v2.5.1 receiver
+/// rejects a message that uses them. The specimen OBX are v2.5.1's place for facts about the
+/// specimen (ORU_R01 and OUL_R22 both allow OBX under SPM).
+pub fn specimen(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
+    let specimen_type = comp(&[
+        escape(&lis.specimen_type_code),
+        escape(&lis.specimen_type_text),
+        escape(&lis.specimen_type_system),
+    ]);
+    // EIP: placer-assigned EI (id & namespace): the LIS printed the accession on the tube.
+    let id = [escape(&r.accession), escape(&lis.placer_namespace)].join("&");
     let lcs = escape(&lis.local_coding_system);
-    let app = escape(&lis.sending_application);
-    let status = r.status.code();
-    let (code, name) = test_code(r, lis);
-    let grade = Seg::new("OBX")
-        .f(1, "1")
-        .f(2, "CWE")
-        .f(3, comp(&[code, name, "L".into()]))
-        .f(5, comp(&[r.grade.hl7_code(), r.grade.hl7_text(), &lcs]))
-        .f(8, r.grade.abnormal_flag())
-        .f(9, agreement_text(r.agreement))
-        .f(11, status)
-        .f(14, ts(r.captured_at))
-        // OBX-16 responsible observer (XCN): the signer, once signed.
-        .f(16, signer(r).map(|p| comp(&p)).unwrap_or_default())
-        .f(
-            17,
-            comp(&[
-                escape(&lis.method_code),
-                escape(&lis.method_text),
-                lcs.clone(),
-            ]),
-        )
-        .f(
-            18,
-            format!(
-                "{}^{app}~{}^{app}",
-                escape(&r.analyzer_id),
-                escape(&r.ensemble_version)
-            ),
-        )
-        .f(19, ts(r.analyzed_at));
-    let mut out = vec![grade];
-    for (i, text) in notes(r).iter().enumerate() {
-        out.push(
-            Seg::new("NTE")
-                .f(1, (i + 1).to_string())
-                .f(2, "L")
-                .f(3, escape(text))
-                .f(4, "RE^Remark^HL70364"),
-        );
-    }
-    let pending = r.needs_review && r.review.is_none();
-    let yn = if pending {
-        "Y^Yes^HL70136"
-    } else {
-        "N^No^HL70136"
-    };
-    out.push(
+    let obs = status::obx11(r.status, lis);
+    let fact = |n: usize, code: &str, text: &str, value: &str| {
         Seg::new("OBX")
-            .f(1, "2")
-            .f(2, "CWE")
-            .f(3, format!("REVIEW^Manual review required^{lcs}"))
-            .f(5, yn)
-            .f(11, status),
-    );
-    for (i, v) in r.votes.iter().enumerate() {
-        let vote = v.grade.map_or("failed", |g| g.label());
-        out.push(
-            Seg::new("OBX")
-                .f(1, (i + 3).to_string())
-                .f(2, "ST")
-                .f(3, format!("VOTE^Sub-model grade^{lcs}"))
-                .f(4, (i + 1).to_string())
-                .f(5, vote)
-                .f(11, status)
-                .f(
-                    17,
-                    comp(&[escape(&v.model_name), escape(&v.model_version), lcs.clone()]),
-                ),
-        );
-    }
-    out
-}
-
-/// Plain-text notes (escaped by the caller): the disagreement summary when the decision is
-/// flagged, and for a review who reviewed it and what the AI said.
-pub fn notes(r: &ResultReport) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(rv) = &r.review {
-        let kind = match r.status {
-            ResultStatus::Corrected => "Corrected",
-            _ if rv.original_grade == r.grade => "Confirmed",
-            _ => "Changed",
-        };
-        out.push(format!(
-            "{kind} by manual review: {}; original AI grade {}.",
-            rv.reviewer, rv.original_grade
-        ));
-        if let Some(c) = rv.comment.as_deref().filter(|c| !c.trim().is_empty()) {
-            out.push(c.to_string());
-        }
-    } else if r.needs_review || !r.flags.is_empty() {
-        out.push(disagreement_summary(r));
-    }
-    out
-}
-
-fn disagreement_summary(r: &ResultReport) -> String {
-    let total = r.votes.len();
-    let agree = r.votes.iter().filter(|v| v.grade == Some(r.grade)).count();
-    let others: Vec<&str> = r
-        .votes
-        .iter()
-        .filter(|v| v.grade != Some(r.grade))
-        .map(|v| v.grade.map_or("failed", |g| g.label()))
-        .collect();
-    let mut s = if others.is_empty() {
-        format!("Sub-models agree: {agree} of {total} voted {}", r.grade)
-    } else {
-        format!(
-            "Sub-models disagree: {agree} of {total} voted {}; others {}",
-            r.grade,
-            others.join(", ")
-        )
+            .f(1, n.to_string())
+            .f(2, "ST")
+            .f(3, comp(&[code, text, lcs.as_str()]))
+            .f(5, escape(value))
+            .f(11, obs)
     };
-    s.push('.');
-    for f in &r.flags {
-        match f.as_str() {
-            "tie" => s.push_str(" Tie broken by summed probability."),
-            "low_confidence" => s.push_str(" Low confidence."),
-            _ => {}
-        }
-    }
-    if r.needs_review {
-        s.push_str(" Manual interpretation required.");
-    }
-    s
+    vec![
+        Seg::new("SPM").f(1, "1").f(2, id).f(4, specimen_type),
+        fact(1, "PLATE", "Plate", &r.plate_id),
+        fact(2, "WELL", "Well", &r.well),
+    ]
 }

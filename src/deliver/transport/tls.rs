@@ -1,11 +1,12 @@
 //! TLS client set-up for the MLLP transport: rustls with the ring provider, the server
-//! certificate verified against `lis.tls_ca_file` (PEM) or the webpki roots, and the name from
-//! `lis.tls_server_name` or the host part of `lis.addr`.
+//! certificate verified against `lis.tls_ca_file` (PEM) or the webpki roots, the name from
+//! `lis.tls_server_name` or the host part of `lis.addr`, and for an LIS that asks for mutual TLS
+//! our client certificate chain and key (`lis.tls_client_cert_file`, `lis.tls_client_key_file`).
 
 use super::SetupError;
 use crate::config::LisSettings;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
 
 pub(super) fn connector(
@@ -31,13 +32,41 @@ pub(super) fn connector(
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SetupError(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = if lis.tls_client_cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let (chain, key) = client_identity(lis)?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| SetupError(format!("lis.tls_client_key_file: {e}")))?
+    };
     let name = server_name(lis)?;
     Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+/// Our certificate chain and its private key (PEM; PKCS#8, PKCS#1 or SEC1 key).
+fn client_identity(
+    lis: &LisSettings,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SetupError> {
+    let path = &lis.tls_client_cert_file;
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| SetupError(format!("lis.tls_client_cert_file {path}: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SetupError(format!("lis.tls_client_cert_file {path}: {e}")))?;
+    if chain.is_empty() {
+        return Err(SetupError(format!(
+            "lis.tls_client_cert_file {path}: no certificates"
+        )));
+    }
+    let key_path = &lis.tls_client_key_file;
+    // Not the key itself in the message: only where it is and what went wrong.
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| SetupError(format!("lis.tls_client_key_file {key_path}: {e}")))?;
+    Ok((chain, key))
 }
 
 fn server_name(lis: &LisSettings) -> Result<ServerName<'static>, SetupError> {

@@ -58,6 +58,7 @@ fn status_words(status: ResultStatus) -> &'static str {
         ResultStatus::Preliminary => "Preliminary: awaiting review",
         ResultStatus::Final => "Final",
         ResultStatus::Corrected => "Corrected",
+        ResultStatus::Withdrawn => "Withdrawn from the LIS",
     }
 }
 

@@ -22,6 +22,11 @@ pub struct Claimed {
     pub control_id: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// Of those, the sends that count toward `lis.max_attempts` (since the last operator resend).
+    pub counted: i32,
+    /// Whether an earlier send went unanswered (no ACK in time, dropped after the write, CA
+    /// without an application ACK): the LIS may hold the message already.
+    pub resent_after_unanswered: bool,
     pub payload: Option<Vec<u8>>,
 }
 
@@ -55,7 +60,10 @@ pub async fn claim(
         UPDATE hl7_messages h SET claimed_by = $1, \
           claimed_until = now() + make_interval(secs => $2) \
         FROM due WHERE h.id = due.id \
-        RETURNING h.id, h.control_id, h.attempts, h.payload, h.next_attempt_at",
+        RETURNING h.id, h.control_id, h.attempts, h.counted_attempts, h.payload, \
+          h.next_attempt_at, h.attempts > 0 AND EXISTS (SELECT 1 FROM hl7_attempts a \
+            WHERE a.message_id = h.id AND a.outcome IN ('timeout', 'dropped', 'commit_timeout')) \
+            AS \"unanswered!\"",
         me,
         lease.as_secs_f64(),
         i64::try_from(limit).unwrap_or(i64::MAX),
@@ -71,6 +79,8 @@ pub async fn claim(
             id: r.id,
             control_id: r.control_id,
             attempts: r.attempts,
+            counted: r.counted_attempts,
+            resent_after_unanswered: r.unanswered,
             payload: r.payload,
         })
         .collect())
@@ -157,6 +167,8 @@ pub async fn store_payloads(
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub outcome: &'static str,
+    /// Whether this send counts toward `lis.max_attempts`.
+    pub counts: bool,
     pub started_at: DateTime<Utc>,
     /// When the send ended (ACK received, written, or failed): taken then, not when the batch
     /// is recorded, so `finished_at` and `acked_at` stay exact in a batch.
@@ -208,20 +220,22 @@ pub async fn record(
         sqlx::query_scalar!(
             "WITH u AS (SELECT * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::float8[], \
                $6::text[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[], \
-               $11::timestamptz[], $12::text[]) AS u(id, attempt, state, delay_s, error, \
-               ack_code, ack_text, acked, started_at, finished_at, outcome)), \
+               $11::timestamptz[], $12::text[], $13::int[]) AS u(id, attempt, state, delay_s, \
+               error, ack_code, ack_text, acked, started_at, finished_at, outcome, counts)), \
              upd AS (UPDATE hl7_messages h SET state = u.state, attempts = h.attempts + 1, \
+               counted_attempts = h.counted_attempts + u.counts, resend_requested_by = NULL, \
                next_attempt_at = now() + make_interval(secs => u.delay_s), \
                last_error = u.error, ack_code = COALESCE(u.ack_code, h.ack_code), \
                ack_text = COALESCE(u.ack_text, h.ack_text), \
                acked_at = CASE WHEN u.acked THEN u.finished_at ELSE h.acked_at END, \
                claimed_by = NULL, claimed_until = NULL \
                FROM u WHERE h.id = u.id AND h.claimed_by = $1 AND h.state = 'pending' \
-               RETURNING h.id) \
+               RETURNING h.id, (SELECT o.resend_requested_by FROM hl7_messages o \
+                 WHERE o.id = h.id) AS requested_by) \
              INSERT INTO hl7_attempts (message_id, attempt, started_at, finished_at, outcome, \
-               ack_code, ack_text, error) \
+               ack_code, ack_text, error, requested_by) \
              SELECT u.id, u.attempt, u.started_at, u.finished_at, u.outcome, u.ack_code, \
-               u.ack_text, u.error FROM u JOIN upd ON upd.id = u.id \
+               u.ack_text, u.error, upd.requested_by FROM u JOIN upd ON upd.id = u.id \
              RETURNING message_id",
             me,
             &r.id,
@@ -235,6 +249,7 @@ pub async fn record(
             &r.started_at,
             &r.finished_at,
             &r.outcome as _,
+            &r.counts,
         )
         .fetch_all(&mut *tx)
         .await?
@@ -262,6 +277,7 @@ struct AttemptRows<'a> {
     started_at: Vec<DateTime<Utc>>,
     finished_at: Vec<DateTime<Utc>>,
     outcome: Vec<&'static str>,
+    counts: Vec<i32>,
 }
 
 impl<'a> From<&'a [(&Claimed, Attempt, Next)]> for AttemptRows<'a> {
@@ -284,6 +300,7 @@ impl<'a> From<&'a [(&Claimed, Attempt, Next)]> for AttemptRows<'a> {
             r.started_at.push(a.started_at);
             r.finished_at.push(a.finished_at);
             r.outcome.push(a.outcome);
+            r.counts.push(i32::from(a.counts));
         }
         r
     }

@@ -1,10 +1,13 @@
-//! The outbox: the ONE owner of `hl7_messages` and `hl7_attempts`. Results are enqueued here in
-//! the transaction that commits their decision or review (`enqueue_results`, `enqueue_review`);
-//! the sender claims, stores payloads and records attempts through `delivery`. Result status,
+//! The outbox: the ONE owner of `hl7_messages`, `hl7_attempts` and `hl7_operations`. Results
+//! are enqueued here in the transaction that commits their decision, review or retraction
+//! (`enqueue_results`, `enqueue_review`, `enqueue_withdrawal`); the sender claims, stores
+//! payloads and records attempts through `delivery`; operators list, show, resend and park
+//! messages through `ops`. Result status,
 //! delivery state and filler number are the domain's types (`domain::outbox`), so no SQL
 //! spells them elsewhere.
 
 mod delivery;
+pub mod ops;
 
 pub use delivery::{Attempt, Built, Claimed, Next, claim, depth, record, release, store_payloads};
 
@@ -84,6 +87,28 @@ pub async fn enqueue_review(
         review_id,
         filler.as_str(),
         status as _,
+    )
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// The withdrawal of a decision's result (a retraction): a message with status `W` under the
+/// decision's filler number, reporting the grade the LIS holds, with `note` as its words to the
+/// LIS; in the caller's transaction (the retraction's). Returns its id. The wire status is the
+/// site's `lis.retract_status`.
+pub async fn enqueue_withdrawal(
+    tx: &mut Transaction<'_, Postgres>,
+    decision_id: i64,
+    filler: &FillerNumber,
+    note: Option<&str>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        "INSERT INTO hl7_messages (decision_id, filler_number, result_status, note) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+        decision_id,
+        filler.as_str(),
+        ResultStatus::Withdrawn as _,
+        note,
     )
     .fetch_one(&mut **tx)
     .await

@@ -386,6 +386,10 @@ def bodies():
     b("analyzer-not-object.json", dumps(event("body-analyzer-not-object", analyzer="HCM-01")))
     b("accession-blank.json", dumps(event("body-accession-blank", specimen={"accession": "   "})))
     b("patient-not-object.json", dumps(event("body-patient-not-object", patient="DOE^JANE")))
+    b("patient-name-only.json", dumps(event("body-patient-name-only",
+                                            patient={"family": "DOE", "given": "JANE"})))
+    b("patient-bad-sex.json", dumps(event("body-patient-bad-sex",
+                                          patient={"mrn": "MRN1", "sex": "female"})))
     b("image-both.json", dumps(event("body-image-both", {
         "path": "good.png", "data_base64": "AAAA", "media_type": "image/png"})))
     b("image-neither.json", dumps(event("body-image-neither", {"sha256": "00" * 32})))
