@@ -5,7 +5,9 @@ mod grade;
 mod ids;
 mod subject;
 
-pub use decision::{Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome};
+pub use decision::{
+    Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome, ShiftScore,
+};
 pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use subject::{Order, Patient};
