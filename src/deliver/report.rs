@@ -84,6 +84,9 @@ pub struct ResultReport {
     pub agreement: f32,
     pub flags: Vec<String>,
     pub needs_review: bool,
+    /// The image's shift score (none before the score existed); worded in the NTE when the
+    /// decision is flagged `out_of_distribution`.
+    pub shift_score: Option<f64>,
     pub votes: Vec<Vote>,
     pub ensemble_version: String,
     pub review: Option<Review>,
@@ -126,6 +129,7 @@ struct Row {
     agreement: f32,
     flags: Vec<String>,
     needs_review: bool,
+    shift_score: Option<f64>,
     models: serde_json::Value,
     ensemble_version: String,
     review_grade: Option<String>,
@@ -136,7 +140,7 @@ struct Row {
 
 const LOAD_SQL: &str = "SELECT m.id, m.control_id, m.filler_number, m.result_status, c.captured_at, \
     d.decided_at, c.analyzer_id, c.accession, c.event, d.grade, d.agreement, d.flags, \
-    d.needs_review, d.models, d.ensemble_version, r.grade AS review_grade, r.reviewer, \
+    d.needs_review, d.shift_score, d.models, d.ensemble_version, r.grade AS review_grade, r.reviewer, \
     r.comment AS review_comment, r.reviewed_at \
     FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
     JOIN captures c ON c.capture_id = d.capture_id \
@@ -211,6 +215,7 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         agreement,
         flags: row.flags,
         needs_review: row.needs_review,
+        shift_score: row.shift_score,
         votes,
         ensemble_version: row.ensemble_version,
         review,

@@ -19,6 +19,12 @@ impl TestDb {
         TestDb { pool, name }
     }
 
+    /// A database migrated up to `version` only (rows of an older schema).
+    pub async fn at_version(version: i64) -> TestDb {
+        let (pool, _, name) = crate::test_db::create_at("iari_test_audit", 12, Some(version)).await;
+        TestDb { pool, name }
+    }
+
     pub fn url(&self) -> String {
         format!("{}/{}", base_url(), self.name)
     }
@@ -43,6 +49,8 @@ pub struct Seed {
     pub ensemble_version: String,
     pub model_version: String,
     pub decided_at: DateTime<Utc>,
+    /// Shift score and version (migration 0008); none writes neither column, as before it.
+    pub shift: Option<(f64, &'static str)>,
 }
 
 impl Default for Seed {
@@ -59,6 +67,7 @@ impl Default for Seed {
             ensemble_version: "ENS-1.0.0".into(),
             model_version: "1.0.0".into(),
             decided_at: "2026-11-26T10:00:00Z".parse().unwrap(),
+            shift: None,
         }
     }
 }
@@ -109,11 +118,20 @@ pub async fn seed(pool: &PgPool, s: &Seed) -> i64 {
     .await
     .unwrap();
     let flags: Vec<String> = s.flags.iter().map(|f| f.to_string()).collect();
-    let id: i64 = sqlx::query_scalar(
+    let (shift_cols, shift_vals) = match s.shift {
+        Some((score, version)) => (
+            ", shift_score, shift_version",
+            format!(", {score:?}, '{version}'"),
+        ),
+        None => ("", String::new()),
+    };
+    let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, \
-         needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker, decided_at) \
-         VALUES ($1, $2, $3, 0.6, 0.71, $4, $5, 'iari-cbam', $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
+         needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker, decided_at\
+         {shift_cols}) \
+         VALUES ($1, $2, $3, 0.6, 0.71, $4, $5, 'iari-cbam', $6, $7, $8, $9, $10, $11{shift_vals}) \
+         RETURNING id",
+    )))
     .bind(&s.capture)
     .bind(sha.as_bytes().as_slice())
     .bind(s.grade)

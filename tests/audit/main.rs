@@ -9,6 +9,7 @@ mod models;
 mod replay;
 mod review;
 mod roles;
+mod shift;
 mod show;
 #[path = "../support/db.rs"]
 mod test_db;

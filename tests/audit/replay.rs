@@ -1,6 +1,6 @@
 //! `iari replay`: the committed (synthetic) ensemble re-run on a stored image; identical when
 //! nothing changed, differences named when the stored decision disagrees, and a clear refusal
-//! when a pinned model is no longer in the manifest.
+//! when a pinned model (or the pinned shift reference) is no longer in the manifest.
 
 use crate::common::TestDb;
 use iari::audit::replay::{ReplayError, load_stored, rerun};
@@ -23,30 +23,42 @@ fn settings() -> Settings {
     Settings::load_from(None, Some(env)).unwrap()
 }
 
-/// Classifies a committed sample and stores it as the worker would; returns its models JSON.
-async fn seed_classified(
+/// Classifies `image` (under the repository) and stores it as the worker would, with its shift
+/// score and reference when `scored` (as a decision made before the score existed when not);
+/// `edit` may change the stored models, grade and runtime. Returns the decision id.
+async fn seed_image(
     db: &TestDb,
     settings: &Settings,
-    edit: impl FnOnce(&mut Value, &mut String),
+    image: &str,
+    scored: bool,
+    edit: impl FnOnce(&mut Value, &mut String, &mut Value),
 ) -> i64 {
-    let bytes =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/samples/2+/2p-000.png"))
-            .unwrap();
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(image)).unwrap();
     let sha = Sha256Digest::of(&bytes);
     let s = settings.clone();
     let b = bytes.clone();
-    let c = tokio::task::spawn_blocking(move || {
+    let (c, reference) = tokio::task::spawn_blocking(move || {
         let engine = Engine::load(&s).unwrap();
+        let engine = if scored {
+            engine
+        } else {
+            engine.without_shift()
+        };
         let img = decode(&b, &ImageLimits::from(&s.images)).unwrap();
         let data = engine.preprocessor().run(&img.rgb);
-        engine
+        let c = engine
             .classify(&[ImageTensor { sha256: sha, data }])
             .unwrap()
             .pop()
-            .unwrap()
+            .unwrap();
+        (c, engine.info().shift.clone())
     })
     .await
     .unwrap();
+    let mut runtime = match &reference {
+        Some(r) => json!({ "shift": r }),
+        None => json!({}),
+    };
     let mut models = json!(c.models.iter().map(|(r, a)| match a {
         ModelAnswer::Voted { probabilities, vote } => json!({"name": r.name, "version": r.version, "sha256": r.sha256,
             "status": "voted", "probabilities": probabilities, "vote": vote.label(), "error": null}),
@@ -54,7 +66,7 @@ async fn seed_classified(
             "status": "failed", "probabilities": null, "vote": null, "error": error}),
     }).collect::<Vec<_>>());
     let mut grade = c.outcome.grade.label().to_string();
-    edit(&mut models, &mut grade);
+    edit(&mut models, &mut grade, &mut runtime);
     let flags: Vec<String> = c
         .outcome
         .flags
@@ -69,12 +81,30 @@ async fn seed_classified(
         .bind(&capture).bind(sha.as_bytes().as_slice()).execute(&db.pool).await.unwrap();
     sqlx::query_scalar(
         "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, needs_review, \
-         ensemble_name, ensemble_version, models, runtime, timings, worker) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'iari-cbam-ensemble', '1.0.0-synthetic', $8, '{}', '{}', '{}') RETURNING id",
+         ensemble_name, ensemble_version, models, runtime, timings, worker, shift_score, shift_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'iari-cbam-ensemble', '1.0.0-synthetic', $8, $9, '{}', '{}', $10, $11) \
+         RETURNING id",
     )
     .bind(&capture).bind(sha.as_bytes().as_slice()).bind(&grade).bind(c.outcome.agreement)
     .bind(c.outcome.confidence).bind(&flags).bind(c.outcome.needs_review).bind(&models)
+    .bind(&runtime).bind(c.shift.as_ref().map(|s| s.score)).bind(c.shift.as_ref().map(|s| s.version.clone()))
     .fetch_one(&db.pool).await.unwrap()
+}
+
+/// A committed sample, as a decision made before the shift score existed.
+async fn seed_classified(
+    db: &TestDb,
+    settings: &Settings,
+    edit: impl FnOnce(&mut Value, &mut String),
+) -> i64 {
+    seed_image(
+        db,
+        settings,
+        "onnx/samples/2+/2p-000.png",
+        false,
+        |m, g, _| edit(m, g),
+    )
+    .await
 }
 
 async fn replay(
@@ -139,6 +169,35 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     assert!(matches!(err, ReplayError::Engine(_)), "{err:?}");
     assert!(
         err.to_string().contains("not in the current manifest"),
+        "{err}"
+    );
+
+    // Scored decisions replay with the same reference: an out-of-distribution site-b well
+    // (SYNTHETIC) keeps its flag and its score exactly.
+    let site_b = "onnx/models/golden/s1-siteb-1p.png";
+    let ood = seed_image(&db, &settings, site_b, true, |_, _, _| {}).await;
+    let r = replay(&db, &settings, ood).await.unwrap();
+    assert!(r.identical, "{:?}", r.differences);
+    assert!(r.stored_flags.contains(&"out_of_distribution".to_string()));
+    assert!(r.stored_shift_score.unwrap() > 11.97);
+    assert_eq!(r.replayed_shift_score, r.stored_shift_score);
+    // Decisions made before the score existed replay without one (no flag appears).
+    let old = seed_image(&db, &settings, site_b, false, |_, _, _| {}).await;
+    let r = replay(&db, &settings, old).await.unwrap();
+    assert!(r.identical, "{:?}", r.differences);
+    assert_eq!((r.stored_shift_score, r.replayed_shift_score), (None, None));
+    assert!(
+        !r.replayed_flags
+            .contains(&"out_of_distribution".to_string())
+    );
+    // A decision scored by a reference since refitted is refused, like a retired model.
+    let refitted = seed_image(&db, &settings, site_b, true, |_, _, runtime| {
+        runtime["shift"]["reference_sha256"] = json!(Sha256Digest::of(b"older fit").to_hex());
+    })
+    .await;
+    let err = replay(&db, &settings, refitted).await.unwrap_err();
+    assert!(
+        err.to_string().contains("pinned shift reference shift-1"),
         "{err}"
     );
 

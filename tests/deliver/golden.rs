@@ -58,6 +58,7 @@ pub fn flagged() -> ResultReport {
         agreement: 0.6,
         flags: vec!["disagree_adjacent".into()],
         needs_review: true,
+        shift_score: None,
         votes: votes([P2, P2, P3, P2, P1]),
         ensemble_version: "ENS-1.0.0".into(),
         review: None,
@@ -75,6 +76,22 @@ fn final_neg() -> ResultReport {
         votes: votes([Neg; 5]),
         patient: Patient::default(),
         placer_order_number: None,
+        ..flagged()
+    }
+}
+
+/// Five sub-models agree on 1+, but the image is unlike the training images (a site-b well,
+/// SYNTHETIC): preliminary, and the NTE says why.
+fn out_of_distribution() -> ResultReport {
+    use Grade::*;
+    ResultReport {
+        control_id: "IARI0000000126".into(),
+        grade: P1,
+        agreement: 1.0,
+        flags: vec!["out_of_distribution".into()],
+        needs_review: true,
+        shift_score: Some(27.850511406052394),
+        votes: votes([P1; 5]),
         ..flagged()
     }
 }
@@ -131,6 +148,7 @@ fn cases() -> Vec<(&'static str, ResultReport)> {
     vec![
         ("flagged", flagged()),
         ("final_neg", final_neg()),
+        ("out_of_distribution", out_of_distribution()),
         ("hostile", hostile()),
         ("correction", correction()),
         ("confirmation", confirmation()),
@@ -193,6 +211,26 @@ fn flagged_oru_matches_the_profile_example_body() {
         segs[9],
         "OBX|5|ST|VOTE^Sub-model grade^99IAR|3|3+||||||P||||||resnet-cbam^1.0.0^99IAR"
     );
+}
+
+#[test]
+fn out_of_distribution_is_preliminary_and_worded_in_the_nte() {
+    for profile in [LisProfile::OruR01, LisProfile::OulR22] {
+        let text = hl7::build(&out_of_distribution(), &site(profile), at(13, 30, 5));
+        assert!(
+            text.contains(
+                "NTE|1|L|Sub-models agree: 5 of 5 voted 1+. Image unlike the training images \
+                 (shift score 27.9): out of distribution, the sub-models' agreement is not \
+                 reliable. Manual interpretation required.|RE^Remark^HL70364\r"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("||Y^Yes^HL70136||||||P\r"),
+            "review required: {text}"
+        );
+        assert!(!text.contains("||F|||"), "never final: {text}");
+    }
 }
 
 #[test]

@@ -23,6 +23,16 @@ const STALE_AFTER_S: u64 = 3600;
 /// A new database `<prefix>_<unix seconds>_<uuid>` with every migration applied: its pool, URL
 /// and name.
 pub async fn create(prefix: &str, max_connections: u32) -> (PgPool, String, String) {
+    create_at(prefix, max_connections, None).await
+}
+
+/// Like [`create`], with the migrations up to `version` only (all when `None`): rows written
+/// by an older schema, for tests of a later migration.
+pub async fn create_at(
+    prefix: &str,
+    max_connections: u32,
+    version: Option<i64>,
+) -> (PgPool, String, String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -41,8 +51,26 @@ pub async fn create(prefix: &str, max_connections: u32) -> (PgPool, String, Stri
         .connect(&url)
         .await
         .unwrap();
-    iari::store::MIGRATOR.run(&pool).await.unwrap();
+    match version {
+        None => iari::store::MIGRATOR.run(&pool).await.unwrap(),
+        Some(v) => up_to(v).run(&pool).await.unwrap(),
+    }
     (pool, url, name)
+}
+
+/// The compiled-in migrations up to `version`.
+fn up_to(version: i64) -> sqlx::migrate::Migrator {
+    let all = &iari::store::MIGRATOR;
+    sqlx::migrate::Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
 }
 
 /// Drops this prefix's databases created more than [`STALE_AFTER_S`] ago.
