@@ -59,6 +59,9 @@ pub async fn start(
         .await?
         .context("loading the ensemble")?;
     let engine = Arc::new(engine);
+    crate::metrics::metrics()
+        .drift
+        .set_window(settings.drift.window);
     let readiness = Arc::new(Readiness::default());
     readiness.set_models(true);
     let root = ImageRoot::new(&settings.images.root, settings.images.max_bytes)
