@@ -9,7 +9,7 @@
 //! averaged over the channels). Score: `‖W (f − mean)‖`, W and mean from the manifest.
 //!
 //! Cost matters (every capture pays it): the rings are precomputed once as runs of pixels per
-//! row, and one pass over the tensor collects every statistic.
+//! row, and one pass over the tensor collects every statistic (`shift_features.rs`).
 
 use crate::domain::{Sha256Digest, ShiftScore};
 use serde::{Deserialize, Serialize};
@@ -106,13 +106,9 @@ impl ShiftSpec {
     }
 }
 
-/// A run of pixels `x0..x1` of one row that lie in ring `ring`.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    x0: u16,
-    x1: u16,
-    ring: u8,
-}
+#[path = "shift_features.rs"]
+mod features;
+use features::Run;
 
 /// A validated reference, ready to score tensors of one size.
 #[derive(Debug)]
@@ -120,7 +116,6 @@ pub struct ShiftModel {
     version: String,
     threshold: f64,
     digest: Sha256Digest,
-    rings: usize,
     width: usize,
     height: usize,
     mean: Vec<f64>,
@@ -158,7 +153,6 @@ impl ShiftModel {
             version: spec.version.clone(),
             threshold: spec.threshold,
             digest: spec.digest(),
-            rings: spec.rings,
             width,
             height,
             mean: spec.mean.clone(),
@@ -204,145 +198,12 @@ impl ShiftModel {
     /// The features of one CHW tensor; `out` holds [`ShiftModel::dims`] values. A tensor of
     /// the wrong length is a caller's bug: the engine checks lengths before scoring.
     pub fn features_into(&self, x: &[f32], out: &mut [f64]) {
-        let (w, h, r) = (self.width, self.height, self.rings);
-        let plane = w * h;
-        debug_assert_eq!(x.len(), 3 * plane);
-        debug_assert_eq!(out.len(), self.dims());
-        let mut acc = Accumulators::new(r, w);
-        for y in 0..h {
-            let runs = &self.runs[self.row_start[y]..self.row_start[y + 1]];
-            acc.grad_row.fill(0.0);
-            acc.lap_row.fill(0.0);
-            for c in 0..3 {
-                let base = c * plane + y * w;
-                let row = &x[base..base + w];
-                let up = (y > 0).then(|| &x[base - w..base]);
-                let down = (y + 1 < h).then(|| &x[base + w..base + 2 * w]);
-                acc.channel_row(c, row, up, down);
-                for run in runs {
-                    let s: f64 = acc.v[run.x0 as usize..run.x1 as usize].iter().sum();
-                    acc.ring_x[c * r + run.ring as usize] += s;
-                }
-            }
-            for run in runs {
-                let span = run.x0 as usize..run.x1 as usize;
-                acc.ring_g[run.ring as usize] += acc.grad_row[span.clone()].iter().sum::<f64>();
-                acc.ring_l[run.ring as usize] += acc.lap_row[span].iter().sum::<f64>();
-            }
-        }
-        let n = plane as f64;
-        for c in 0..3 {
-            // Moments about the channel's first value: exact for a flat channel, and free of
-            // the cancellation of E[x²] − E[x]² when the spread is small against the mean.
-            let (m1, m2) = (acc.s1[c] / n, acc.s2[c] / n);
-            out[c] = acc.shift[c] + m1;
-            out[3 + c] = (m2 - m1 * m1).max(0.0).sqrt();
-        }
-        for k in 0..r {
-            for c in 0..3 {
-                out[6 + c * r + k] = acc.ring_x[c * r + k] * self.inv_count[k];
-            }
-            out[6 + 3 * r + k] = acc.ring_g[k] / 3.0 * self.inv_count[k];
-            out[6 + 4 * r + k] = acc.ring_l[k] / 3.0 * self.inv_count[k];
-        }
-    }
-}
-
-/// Sums gathered in the one pass over a tensor.
-struct Accumulators {
-    /// The current row of the current channel in f64.
-    v: Vec<f64>,
-    /// Gradient magnitude and |Laplacian| of the current row, summed over the channels.
-    grad_row: Vec<f64>,
-    lap_row: Vec<f64>,
-    /// Per channel: the first value, and the sums of (x − first) and its square.
-    shift: [f64; 3],
-    s1: [f64; 3],
-    s2: [f64; 3],
-    ring_x: Vec<f64>,
-    ring_g: Vec<f64>,
-    ring_l: Vec<f64>,
-}
-
-impl Accumulators {
-    fn new(rings: usize, width: usize) -> Accumulators {
-        Accumulators {
-            v: vec![0.0; width],
-            grad_row: vec![0.0; width],
-            lap_row: vec![0.0; width],
-            shift: [f64::NAN; 3],
-            s1: [0.0; 3],
-            s2: [0.0; 3],
-            ring_x: vec![0.0; 3 * rings],
-            ring_g: vec![0.0; rings],
-            ring_l: vec![0.0; rings],
-        }
-    }
-
-    /// One row of channel `c`: moments, gradient and Laplacian (added to the row sums), and
-    /// the row in f64 in `v` for the ring profiles.
-    fn channel_row(&mut self, c: usize, row: &[f32], up: Option<&[f32]>, down: Option<&[f32]>) {
-        let w = row.len();
-        for (v, &x) in self.v.iter_mut().zip(row) {
-            *v = f64::from(x);
-        }
-        if self.shift[c].is_nan() {
-            self.shift[c] = self.v[0];
-        }
-        let first = self.shift[c];
-        // Four independent partial sums: f64 addition is not associative, so the compiler
-        // vectorises a reduction only when the lanes are spelled out.
-        let (mut a1, mut a2) = ([0.0f64; 4], [0.0f64; 4]);
-        let chunks = self.v.chunks_exact(4);
-        let tail = chunks.remainder();
-        for ch in chunks {
-            for j in 0..4 {
-                let d = ch[j] - first;
-                a1[j] += d;
-                a2[j] += d * d;
-            }
-        }
-        for &t in tail {
-            let d = t - first;
-            a1[0] += d;
-            a2[0] += d * d;
-        }
-        self.s1[c] += a1.iter().sum::<f64>();
-        self.s2[c] += a2.iter().sum::<f64>();
-
-        // Gradient: backward differences, 0 on the first column and (without `up`) row.
-        // Written as zips of equal-length slices so that the loops vectorise.
-        let v = &self.v;
-        let (cur, left) = (&v[1..], &v[..w - 1]);
-        match up {
-            Some(up) => {
-                self.grad_row[0] += (v[0] - f64::from(up[0])).abs();
-                for (((g, &a), &l), &u) in self.grad_row[1..]
-                    .iter_mut()
-                    .zip(cur)
-                    .zip(left)
-                    .zip(&up[1..])
-                {
-                    let (dx, dy) = (a - l, a - f64::from(u));
-                    *g += (dx * dx + dy * dy).sqrt();
-                }
-            }
-            None => {
-                for ((g, &a), &l) in self.grad_row[1..].iter_mut().zip(cur).zip(left) {
-                    *g += (a - l).abs();
-                }
-            }
-        }
-        // |Laplacian| on interior pixels only, summed in the training code's order.
-        if let (Some(up), Some(down)) = (up, down) {
-            let n = w - 2;
-            let (mid, left, right) = (&v[1..=n], &v[..n], &v[2..]);
-            let (up, down) = (&up[1..=n], &down[1..=n]);
-            for (i, l) in self.lap_row[1..=n].iter_mut().enumerate() {
-                let s = 4.0 * mid[i] - f64::from(up[i]) - f64::from(down[i]) - left[i] - right[i];
-                *l += s.abs();
-            }
-        }
+        let rings = features::Rings {
+            runs: &self.runs,
+            row_start: &self.row_start,
+            inv_count: &self.inv_count,
+        };
+        features::compute(x, self.width, self.height, &rings, out);
     }
 }
 
