@@ -180,7 +180,8 @@ fn rings_cover_every_pixel_once_in_row_runs() {
 
 #[test]
 fn bad_references_are_refused() {
-    let cases: Vec<(fn(&mut ShiftSpec), &str)> = vec![
+    type Spoil = fn(&mut ShiftSpec);
+    let cases: Vec<(Spoil, &str)> = vec![
         (|s| s.version = "shift-9".into(), "computes shift-1 only"),
         (
             |s| {
