@@ -159,6 +159,9 @@ async fn processor(settings: &Arc<Settings>, pool: &PgPool) -> anyhow::Result<Pr
         .await?
         .context("loading the ensemble")?;
     let engine = Arc::new(engine);
+    crate::metrics::metrics()
+        .drift
+        .set_window(settings.drift.window);
     let root = ImageRoot::new(&settings.images.root, settings.images.max_bytes)
         .with_context(|| format!("images.root {}", settings.images.root.display()))?;
     Ok(Processor {
@@ -177,16 +180,22 @@ async fn processor(settings: &Arc<Settings>, pool: &PgPool) -> anyhow::Result<Pr
 /// Provenance shared by every decision this engine makes.
 pub fn provenance(engine: &Engine) -> Provenance {
     let info = engine.info();
+    let mut runtime = json!({
+        "onnxruntime_version": info.execution.onnxruntime_version,
+        "provider": info.execution.provider,
+        "requested": info.execution.requested,
+        "fallback_reason": info.execution.fallback_reason,
+        "preprocessing": info.preprocessing_version,
+    });
+    // Which reference scored the images (its version survives a refit, its digest does not):
+    // replay refuses another. Absent, not null, without one, so such runtimes stay as before.
+    if let (Some(shift), Some(obj)) = (&info.shift, runtime.as_object_mut()) {
+        obj.insert("shift".into(), json!(shift));
+    }
     Provenance {
         ensemble_name: info.ensemble.name.clone(),
         ensemble_version: info.ensemble.version.clone(),
-        runtime: json!({
-            "onnxruntime_version": info.execution.onnxruntime_version,
-            "provider": info.execution.provider,
-            "requested": info.execution.requested,
-            "fallback_reason": info.execution.fallback_reason,
-            "preprocessing": info.preprocessing_version,
-        }),
+        runtime,
         worker: worker_identity(),
     }
 }

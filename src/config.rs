@@ -46,6 +46,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub decision: DecisionSettings,
+    pub drift: DriftSettings,
     pub worker: WorkerSettings,
     pub lis: LisSettings,
     pub http: HttpSettings,
@@ -169,6 +170,13 @@ pub struct DecisionSettings {
     pub quorum: usize,
     pub low_confidence_threshold: f32,
     pub review_min_agreement: f32,
+}
+
+/// How `/metrics` follows the shift score across captures (`metrics::drift`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSettings {
+    pub window: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,8 @@
-//! Prometheus metrics: one registry for the process, every series declared here so that
-//! names stay consistent across stages. Served as text at `/metrics`.
+//! Prometheus metrics: one registry for the process, every series declared here (the shift
+//! drift series in `drift`) so that names stay consistent across stages. Served as text at
+//! `/metrics`.
+
+pub mod drift;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -47,6 +50,8 @@ pub struct Metrics {
     pub outbox_oldest_pending_seconds: IntGauge,
     /// 1 while the broker connection is up.
     pub broker_connected: IntGauge,
+    /// Shift scores and the recent out-of-distribution share, per analyzer.
+    pub drift: drift::Drift,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -161,6 +166,7 @@ impl Metrics {
                 "broker_connected",
                 "1 while the broker connection is up",
             ),
+            drift: drift::Drift::new(&r),
             registry: r,
         }
     }

@@ -1,12 +1,12 @@
 //! `make bench` (`cargo bench --bench classify`): a plain harness (no criterion; it reports
 //! images per second, which criterion does not) for the classification path on the sample
-//! images: decode + preprocess alone, inference alone at batch 1/8/32/64, the full
-//! `classify_files` path, and the ONNX Runtime threading layouts. Each layout runs in its own
+//! images: decode + preprocess alone, the shift score alone, inference alone at batch
+//! 1/8/32/64, the full `classify_files` path, and the ONNX Runtime threading layouts. Each layout runs in its own
 //! process because ONNX Runtime allows one environment (and global pool) per process.
 //!
 //! Environment: `BENCH_IMAGES` (folder, default `onnx/samples`), `BENCH_SECONDS` (per
 //! measurement, default 3), `BENCH_ROUNDS` (interleaved rounds of the full path against its
-//! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`. `BENCH_ONLY=decode|inference|full`
+//! parts, default 5; see `rounds.rs`), `ORT_DYLIB_PATH`. `BENCH_ONLY=decode|shift|inference|full`
 //! runs just that part over `BENCH_IMAGE_COUNT` images (default 400) with no timing, for
 //! instruction counts under `valgrind --tool=callgrind` (repeatable on a noisy host);
 //! `BENCH_ONLY=rounds` runs just the interleaved rounds.
@@ -220,6 +220,23 @@ fn decode_part<'a>(engine: &'a Engine, files: &'a [PathBuf], limits: ImageLimits
     }
 }
 
+/// The shift score of one preprocessed sample per call, cycling through them (the engine
+/// computes it for every image of the full path; `IARI__MODELS__MANIFEST` naming a manifest
+/// without `shift` runs the full path without it, for a before/after).
+fn shift_part<'a>(engine: &'a Engine, tensors: &'a [Vec<f32>]) -> Part<'a> {
+    let model = engine
+        .shift()
+        .expect("the manifest has no shift reference to time");
+    let mut i = 0;
+    Part {
+        images_per_call: 1,
+        call: Box::new(move || {
+            std::hint::black_box(model.score(&tensors[i % tensors.len()]));
+            i += 1;
+        }),
+    }
+}
+
 /// One inference run per call over `batch` of the preprocessed sample tensors: the calls go
 /// through every sample batch by batch, as the full path does, rather than rerunning the first
 /// batch (whose one input, reused, stays in cache: 1–2 % less CPU per image here).
@@ -318,6 +335,7 @@ fn run_only(
     let batch = file_batch(files.len(), full_batch(), decode_threads());
     let mut p = match part {
         "decode" => decode_part(engine, files, limits),
+        "shift" => shift_part(engine, &tensors),
         "inference" => inference_part(engine, &tensors, batch),
         "full" => full_part(engine, files, limits, full_batch()),
         other => panic!("BENCH_ONLY: unknown part {other}"),
@@ -384,6 +402,13 @@ fn main() {
     let dp = decode_part(&engine, &files, limits).measure(budget());
     report("read+hash+decode+preprocess, 1 thread", &dp);
     let tensors = preprocess_all(&engine, &bytes, &limits);
+    match engine.info().shift {
+        Some(_) => report(
+            "shift score alone, 1 thread",
+            &shift_part(&engine, &tensors).measure(budget()),
+        ),
+        None => println!("shift score: none (the manifest has no shift reference)"),
+    }
     let execution = &engine.info().execution;
     println!(
         "execution provider: {} (requested {}{})",

@@ -122,6 +122,7 @@ pub fn show_table(p: &Provenance) -> String {
         },
         d.needs_review
     );
+    let _ = writeln!(o, "  shift: {}", shift_line(d));
     let _ = writeln!(o, "  ensemble: {} {}", d.ensemble_name, d.ensemble_version);
     let _ = writeln!(
         o,
@@ -254,6 +255,26 @@ pub fn show_table(p: &Provenance) -> String {
     o
 }
 
+/// The shift score in words, with the threshold of the reference that scored it.
+fn shift_line(d: &super::show::DecisionRecord) -> String {
+    let (Some(score), Some(version)) = (d.shift_score, d.shift_version.as_deref()) else {
+        return "not scored (the ensemble's manifest had no shift reference)".into();
+    };
+    let threshold = d
+        .runtime
+        .pointer("/shift/threshold")
+        .and_then(|t| t.as_f64());
+    let verdict = match threshold {
+        Some(t) if score > t => format!(
+            " over the threshold {t:.2}: OUT OF DISTRIBUTION (the image looks unlike the \
+             training images; sub-model agreement says little)"
+        ),
+        Some(t) => format!(" within the threshold {t:.2}"),
+        None => String::new(),
+    };
+    format!("{version} score {score:.2}{verdict}")
+}
+
 fn s(v: &serde_json::Value, key: &str) -> String {
     match v.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -279,6 +300,26 @@ pub fn stats_table(st: &Stats) -> String {
         "reviews {}  overridden {}  override rate {rate}",
         st.reviews, st.overridden
     );
+    if !st.shift_by_day.is_empty() {
+        let _ = writeln!(o, "out of distribution by day and analyzer (UTC):");
+    }
+    for d in &st.shift_by_day {
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+        let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            o,
+            "  {} {:<12} decisions {:>6}  scored {:>6}  out_of_distribution {:>6} ({:>6})  \
+             score mean {} max {}",
+            d.day,
+            d.analyzer,
+            d.decisions,
+            d.scored,
+            d.out_of_distribution,
+            pct(d.share),
+            num(d.mean_score),
+            num(d.max_score)
+        );
+    }
     o
 }
 
@@ -318,6 +359,13 @@ pub fn replay_table(r: &super::replay::ReplayReport) -> String {
         o,
         "  max |dp| over all models: {:.2e}",
         r.max_abs_probability_difference
+    );
+    let score = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.4}"));
+    let _ = writeln!(
+        o,
+        "  shift score: stored {} replayed {}",
+        score(r.stored_shift_score),
+        score(r.replayed_shift_score)
     );
     let _ = writeln!(
         o,

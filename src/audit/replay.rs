@@ -3,7 +3,9 @@
 //! or what differs: grade, flags, each model's vote, and the largest probability difference.
 //!
 //! The decision rules come from the current config, so a changed threshold shows up here as a
-//! flag difference, with unchanged votes.
+//! flag difference, with unchanged votes. The shift score is pinned like the models: a decision
+//! scored by a reference (named by its digest in `runtime.shift`) replays only with that same
+//! reference, and one made before the score existed replays without it.
 
 use super::AuditError;
 use crate::classify::{Engine, EngineError, ImageLimits, ImageTensor, decode};
@@ -11,6 +13,7 @@ use crate::config::Settings;
 use crate::domain::{Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use std::str::FromStr;
 
 /// One sub-model as the decision stored it.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +27,15 @@ pub struct StoredModel {
     pub vote: Option<String>,
 }
 
+/// The shift score as the decision stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredShift {
+    pub version: String,
+    pub score: f64,
+    /// The reference's digest from `runtime.shift`, when the writer recorded it.
+    pub reference: Option<Sha256Digest>,
+}
+
 /// What the decision recorded, as replay needs it.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -33,6 +45,8 @@ pub struct Stored {
     pub image_sha256: Sha256Digest,
     pub image: Vec<u8>,
     pub models: Vec<StoredModel>,
+    /// None for decisions made before the score existed.
+    pub shift: Option<StoredShift>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +69,8 @@ pub struct ReplayReport {
     pub replayed_flags: Vec<String>,
     pub models: Vec<ModelComparison>,
     pub max_abs_probability_difference: f32,
+    pub stored_shift_score: Option<f64>,
+    pub replayed_shift_score: Option<f64>,
     /// One line per difference, empty when identical.
     pub differences: Vec<String>,
     pub execution: ExecutionInfo,
@@ -74,22 +90,53 @@ pub enum ReplayError {
     Engine(#[from] EngineError),
     #[error("cannot replay: stored image: {0}")]
     Image(String),
+    #[error("cannot replay: the decision's shift score {0} is not the current manifest's")]
+    ShiftUnavailable(String),
 }
 
-/// Grade, flags, image_sha256, image bytes, models.
-type StoredRow = (String, Vec<String>, Vec<u8>, Vec<u8>, serde_json::Value);
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    grade: String,
+    flags: Vec<String>,
+    image_sha256: Vec<u8>,
+    bytes: Vec<u8>,
+    models: serde_json::Value,
+    shift_score: Option<f64>,
+    shift_version: Option<String>,
+    shift_reference: Option<String>,
+}
 
-/// Reads the decision's pinned models and image bytes.
+/// Reads the decision's pinned models, shift reference and image bytes.
 pub async fn load_stored(pool: &PgPool, id: i64) -> Result<Stored, ReplayError> {
     let row: Option<StoredRow> = sqlx::query_as(
-        "SELECT d.grade, d.flags, d.image_sha256, i.bytes, d.models FROM decisions d \
-         JOIN images i ON i.sha256 = d.image_sha256 WHERE d.id = $1",
+        "SELECT d.grade, d.flags, d.image_sha256, i.bytes, d.models, d.shift_score, \
+         d.shift_version, d.runtime #>> '{shift,reference_sha256}' AS shift_reference \
+         FROM decisions d JOIN images i ON i.sha256 = d.image_sha256 WHERE d.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await
     .map_err(AuditError::from)?;
-    let (grade, flags, sha, image, models) = row.ok_or(AuditError::UnknownDecision(id))?;
+    let row = row.ok_or(AuditError::UnknownDecision(id))?;
+    let (grade, flags, sha, image, models) = (
+        row.grade,
+        row.flags,
+        row.image_sha256,
+        row.bytes,
+        row.models,
+    );
+    let shift = match (row.shift_score, row.shift_version) {
+        (Some(score), Some(version)) => Some(StoredShift {
+            version,
+            score,
+            reference: row
+                .shift_reference
+                .map(|r| Sha256Digest::from_str(&r))
+                .transpose()
+                .map_err(|e| ReplayError::StoredModels(id, format!("runtime.shift: {e}")))?,
+        }),
+        _ => None,
+    };
     let models: Vec<StoredModel> =
         serde_json::from_value(models).map_err(|e| ReplayError::StoredModels(id, e.to_string()))?;
     let image_sha256 = Sha256Digest::from_slice(&sha)
@@ -104,6 +151,7 @@ pub async fn load_stored(pool: &PgPool, id: i64) -> Result<Stored, ReplayError> 
         image_sha256,
         image,
         models,
+        shift,
     })
 }
 
@@ -121,6 +169,19 @@ pub fn rerun(settings: &Settings, stored: &Stored) -> Result<ReplayReport, Repla
         .collect();
     let engine = Engine::load_pinned(settings, &pinned)?;
     engine.check_pinned(&pinned)?;
+    let engine = match &stored.shift {
+        None => engine.without_shift(),
+        Some(s) => {
+            match s.reference {
+                Some(r) => engine.check_pinned_shift(&s.version, r)?,
+                // No digest recorded: the version must at least be the one computed now.
+                None if engine.info().shift.as_ref().map(|i| i.version.as_str())
+                    == Some(s.version.as_str()) => {}
+                None => return Err(ReplayError::ShiftUnavailable(s.version.clone())),
+            }
+            engine
+        }
+    };
     let decoded = decode(&stored.image, &ImageLimits::from(&settings.images))
         .map_err(|e| ReplayError::Image(e.to_string()))?;
     let data = engine.preprocessor().run(&decoded.rgb);
@@ -187,6 +248,15 @@ pub fn compare(stored: &Stored, c: &Classification, execution: ExecutionInfo) ->
         .iter()
         .filter_map(|m| m.max_abs_probability_difference)
         .fold(0.0_f32, f32::max);
+    let stored_shift_score = stored.shift.as_ref().map(|s| s.score);
+    let replayed_shift_score = c.shift.as_ref().map(|s| s.score);
+    if stored_shift_score.is_some() != replayed_shift_score.is_some() {
+        differences.push(format!(
+            "shift score: stored {} replayed {}",
+            show_score(stored_shift_score),
+            show_score(replayed_shift_score)
+        ));
+    }
     ReplayReport {
         decision_id: stored.id,
         identical: differences.is_empty(),
@@ -196,9 +266,15 @@ pub fn compare(stored: &Stored, c: &Classification, execution: ExecutionInfo) ->
         replayed_flags,
         models,
         max_abs_probability_difference: max,
+        stored_shift_score,
+        replayed_shift_score,
         differences,
         execution,
     }
+}
+
+fn show_score(s: Option<f64>) -> String {
+    s.map_or("none".into(), |s| format!("{s:.4}"))
 }
 
 fn compare_model(s: &StoredModel, answer: &ModelAnswer) -> ModelComparison {

@@ -34,11 +34,15 @@ pub struct DecisionRecord {
     pub ensemble_version: String,
     /// `[{name, version, sha256, status, probabilities, vote, error}]` in manifest order.
     pub models: Value,
-    /// `{onnxruntime_version, provider, requested, fallback_reason, preprocessing}`.
+    /// `{onnxruntime_version, provider, requested, fallback_reason, preprocessing}`, plus
+    /// `shift: {version, reference_sha256, threshold}` for decisions with a shift score.
     pub runtime: Value,
     pub timings: Value,
     /// `{version, build, host, pid}`.
     pub worker: Value,
+    /// How far the image lies from the training images; none before the score existed.
+    pub shift_score: Option<f64>,
+    pub shift_version: Option<String>,
     pub chain_seq: i64,
     pub prev_hash: String,
     pub row_hash: String,
@@ -139,7 +143,8 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
         .await?;
     let decision: DecisionRecord = sqlx::query_as(
         "SELECT id, capture_id, decided_at, grade, agreement, confidence, flags, needs_review, \
-         ensemble_name, ensemble_version, models, runtime, timings, worker, chain_seq, \
+         ensemble_name, ensemble_version, models, runtime, timings, worker, shift_score, \
+         shift_version, chain_seq, \
          encode(prev_hash, 'hex') AS prev_hash, encode(row_hash, 'hex') AS row_hash \
          FROM decisions WHERE id = $1",
     )

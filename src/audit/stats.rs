@@ -1,6 +1,6 @@
 //! Disagreement telemetry over the stored decisions (`iari audit stats`): how often each flag
-//! is raised, how often each pair of sub-models votes differently, and how often a reviewer
-//! overrides the ensemble's grade.
+//! is raised, how often each pair of sub-models votes differently, how often a reviewer
+//! overrides the ensemble's grade, and the shift score by day and analyzer.
 
 use super::AuditError;
 use serde::Serialize;
@@ -18,6 +18,25 @@ pub struct Stats {
     pub overridden: i64,
     /// `overridden / reviews`, none before the first review.
     pub override_rate: Option<f64>,
+    /// Per UTC day of decision and analyzer, oldest first.
+    pub shift_by_day: Vec<ShiftDay>,
+}
+
+/// One analyzer's decisions of one day and how many were out of distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ShiftDay {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub analyzer: String,
+    pub decisions: i64,
+    /// Decisions with a shift score (none before the manifest had a reference).
+    pub scored: i64,
+    /// Decisions flagged `out_of_distribution`.
+    pub out_of_distribution: i64,
+    /// `out_of_distribution / scored`; none when nothing was scored.
+    pub share: Option<f64>,
+    pub mean_score: Option<f64>,
+    pub max_score: Option<f64>,
 }
 
 pub async fn stats(pool: &PgPool) -> Result<Stats, AuditError> {
@@ -49,6 +68,18 @@ pub async fn stats(pool: &PgPool) -> Result<Stats, AuditError> {
     .await?;
     // Counts are far below 2^52, so the conversion to f64 is exact.
     let override_rate = (reviews > 0).then(|| overridden as f64 / reviews as f64);
+    let shift_by_day = sqlx::query_as(
+        "SELECT to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, \
+         c.analyzer_id AS analyzer, count(*) AS decisions, count(d.shift_score) AS scored, \
+         count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)) AS out_of_distribution, \
+         (count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)))::float8 \
+           / nullif(count(d.shift_score), 0) AS share, \
+         avg(d.shift_score) AS mean_score, max(d.shift_score) AS max_score \
+         FROM decisions d JOIN captures c ON c.capture_id = d.capture_id \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(Stats {
         decisions,
         flagged,
@@ -57,5 +88,6 @@ pub async fn stats(pool: &PgPool) -> Result<Stats, AuditError> {
         reviews,
         overridden,
         override_rate,
+        shift_by_day,
     })
 }

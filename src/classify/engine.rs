@@ -1,6 +1,6 @@
 //! The ensemble engine: verified models loaded into ONNX Runtime sessions, batched inference
-//! (N images → one run per model) and the decision for each image. Synchronous and CPU-bound:
-//! async callers run it on a blocking thread.
+//! (N images → one run per model), the shift score of each image and the decision for each
+//! image. Synchronous and CPU-bound: async callers run it on a blocking thread.
 
 use super::manifest::{EnsembleInfo, Manifest, ManifestError, ModelEntry};
 pub use super::parallel::ModelLogits;
@@ -8,9 +8,12 @@ use super::parallel::{LoadedModel, ModelWorker, RunSpec, SharedInput, run_all};
 use super::preprocess::{PreprocessError, Preprocessor};
 use super::runtime::{RuntimeError, runtime};
 use super::session::{BuildError, CUDA_PROVIDER, Threading, create_sessions, record_provider};
-use super::vote::{QuorumError, answer_from_logits, decide};
+use super::shift::{ShiftInfo, ShiftModel};
+use super::vote::{QuorumError, answer_from_logits, decide, flag_shift};
 use crate::config::{DecisionSettings, Settings};
-use crate::domain::{Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest};
+use crate::domain::{
+    Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest, ShiftScore,
+};
 use ort::memory::AllocationDevice;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,8 @@ pub struct EngineInfo {
     pub execution: ExecutionInfo,
     pub preprocessing_version: String,
     pub batch_size: usize,
+    /// The shift reference that scores every image; none for a manifest without one.
+    pub shift: Option<ShiftInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,11 @@ pub enum EngineError {
         version: String,
         sha256: Sha256Digest,
     },
+    #[error("pinned shift reference {version} ({reference}) is not the current manifest's")]
+    PinnedShiftMissing {
+        version: String,
+        reference: Sha256Digest,
+    },
     #[error("bad input: {0}")]
     Input(String),
     #[error(transparent)]
@@ -71,6 +81,7 @@ pub struct Engine {
     info: EngineInfo,
     models: Vec<Arc<LoadedModel>>,
     preprocessor: Preprocessor,
+    shift: Option<ShiftModel>,
     rules: DecisionSettings,
     spec: RunSpec,
     /// `ParallelModels` only: a worker for each model but the first, which the calling
@@ -110,6 +121,12 @@ impl Engine {
         let rt = runtime(&settings.inference, threading.global_pool_threads())?;
         let manifest = Manifest::load(&settings.models.manifest)?;
         let preprocessor = Preprocessor::from_manifest(&manifest)?;
+        // Validated with the manifest; an error here would be a bug, not a deployment problem.
+        let (width, height) = preprocessor.size();
+        let shift = (manifest.shift.as_ref())
+            .map(|spec| ShiftModel::new(spec, width, height))
+            .transpose()
+            .map_err(EngineError::Input)?;
         let verified = select(manifest.read_verified()?, pinned)?;
         if verified.len() < settings.decision.quorum {
             // Every batch would fail the quorum: say so now, as the permanent problem it is.
@@ -162,11 +179,13 @@ impl Engine {
             execution,
             preprocessing_version: preprocessor.version().to_string(),
             batch_size: settings.inference.batch_size,
+            shift: shift.as_ref().map(ShiftModel::info),
         };
         Ok(Engine {
             info,
             models,
             preprocessor,
+            shift,
             rules: settings.decision.clone(),
             spec,
             workers,
@@ -204,6 +223,34 @@ impl Engine {
     /// The preprocessing the models were trained with.
     pub fn preprocessor(&self) -> &Preprocessor {
         &self.preprocessor
+    }
+
+    /// The shift reference, if the manifest has one.
+    pub fn shift(&self) -> Option<&ShiftModel> {
+        self.shift.as_ref()
+    }
+
+    /// The same engine without its shift score (replay of a decision made before the manifest
+    /// had a reference: it carried no score, so the replay computes none).
+    pub fn without_shift(mut self) -> Engine {
+        self.shift = None;
+        self.info.shift = None;
+        self
+    }
+
+    /// Refuses unless this engine scores with the reference `pinned` names (by digest).
+    pub fn check_pinned_shift(
+        &self,
+        version: &str,
+        pinned: Sha256Digest,
+    ) -> Result<(), EngineError> {
+        match &self.info.shift {
+            Some(s) if s.reference_sha256 == pinned => Ok(()),
+            _ => Err(EngineError::PinnedShiftMissing {
+                version: version.to_string(),
+                reference: pinned,
+            }),
+        }
     }
 
     /// Refuses unless `pinned` are exactly the models this engine runs (same order and hashes).
@@ -267,9 +314,14 @@ impl Engine {
             return Ok(Vec::new());
         }
         let logits = self.run_models(input, n);
+        let len = self.preprocessor.tensor_len();
         shas.iter()
+            .zip(input.as_slice().chunks_exact(len))
             .enumerate()
-            .map(|(i, sha)| self.decide_one(*sha, &logits, i))
+            .map(|(i, (sha, tensor))| {
+                let shift = self.shift.as_ref().map(|m| m.score(tensor));
+                self.decide_one(*sha, &logits, i, shift)
+            })
             .collect()
     }
 
@@ -278,6 +330,7 @@ impl Engine {
         sha256: Sha256Digest,
         logits: &[ModelLogits],
         i: usize,
+        shift: Option<ShiftScore>,
     ) -> Result<Classification, EngineError> {
         let answers: Vec<ModelAnswer> = logits
             .iter()
@@ -288,12 +341,14 @@ impl Engine {
                 },
             })
             .collect();
-        let outcome = decide(&answers, &self.rules)?;
+        let mut outcome = decide(&answers, &self.rules)?;
+        flag_shift(&mut outcome, shift.as_ref());
         let models = self.info.models.iter().cloned().zip(answers).collect();
         Ok(Classification {
             image_sha256: sha256,
             models,
             outcome,
+            shift,
         })
     }
 

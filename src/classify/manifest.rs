@@ -1,6 +1,7 @@
-//! The ensemble manifest: which model files make the ensemble, their hashes, classes and
-//! the preprocessing they were trained with.
+//! The ensemble manifest: which model files make the ensemble, their hashes, classes, the
+//! preprocessing they were trained with and (from `shift-1` on) the shift score's reference.
 
+use super::shift::{ShiftModel, ShiftSpec};
 use crate::domain::{Grade, ModelRef, Sha256Digest};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,11 @@ pub struct Manifest {
     pub output: TensorSpec,
     pub preprocessing: PreprocessingSpec,
     pub models: Vec<ModelEntry>,
+    /// The shift score's reference and threshold. Manifests written before it existed have
+    /// none: they still load (decisions pinned to them replay), and their decisions carry no
+    /// score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<ShiftSpec>,
     #[serde(skip)]
     pub dir: PathBuf,
 }
@@ -126,6 +132,9 @@ impl Manifest {
         }
         if self.preprocessing.std.iter().any(|s| *s <= 0.0) {
             return Err(invalid("preprocessing.std must be positive".into()));
+        }
+        if let Some(shift) = &self.shift {
+            ShiftModel::new(shift, r.width as usize, r.height as usize).map_err(invalid)?;
         }
         for m in &self.models {
             if m.file.is_absolute() || m.file.components().any(|c| c.as_os_str() == "..") {

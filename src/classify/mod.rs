@@ -1,5 +1,5 @@
 //! Classification: the ensemble manifest, image decoding and preprocessing, ONNX Runtime
-//! sessions and the plurality vote.
+//! sessions, the plurality vote and the shift (out-of-distribution) score.
 
 pub mod decode;
 pub mod engine;
@@ -10,6 +10,7 @@ mod parallel;
 pub mod preprocess;
 pub mod runtime;
 pub mod session;
+pub mod shift;
 pub mod vote;
 
 pub use decode::{DecodedImage, ImageError, ImageLimits, decode};
@@ -18,4 +19,5 @@ pub use manifest::{Manifest, ManifestError};
 pub use parallel::SharedInput;
 pub use preprocess::{PreprocessError, Preprocessor};
 pub use session::Threading;
-pub use vote::{QuorumError, decide};
+pub use shift::{ShiftInfo, ShiftModel, ShiftSpec};
+pub use vote::{QuorumError, decide, flag_shift};

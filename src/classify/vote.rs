@@ -1,8 +1,9 @@
 //! The decision rules of the interface spec: per-model softmax and argmax vote, relative
-//! plurality with the tie broken by summed probability, the flags and the review policy.
+//! plurality with the tie broken by summed probability, the flags and the review policy, and
+//! the shift flag.
 
 use crate::config::DecisionSettings;
-use crate::domain::{Flag, Grade, ModelAnswer, Outcome};
+use crate::domain::{Flag, Grade, ModelAnswer, Outcome, ShiftScore};
 use std::collections::BTreeSet;
 
 /// Fewer sub-models answered than the quorum: nothing may be decided (transient: the failure
@@ -123,6 +124,16 @@ pub fn decide(answers: &[ModelAnswer], rules: &DecisionSettings) -> Result<Outco
         flags,
         needs_review,
     })
+}
+
+/// An image over the shift threshold is flagged `out_of_distribution` and always needs review:
+/// on images unlike the training data the sub-models can agree confidently and be wrong, so
+/// their agreement cannot release it.
+pub fn flag_shift(outcome: &mut Outcome, shift: Option<&ShiftScore>) {
+    if shift.is_some_and(ShiftScore::out_of_distribution) {
+        outcome.flags.insert(Flag::OutOfDistribution);
+        outcome.needs_review = true;
+    }
 }
 
 #[cfg(test)]
@@ -347,6 +358,32 @@ mod tests {
         assert!(!o.needs_review);
         let o = decide(&b, &rules()).unwrap();
         assert!(!o.needs_review, "unanimous answers reach 1.0");
+    }
+
+    #[test]
+    fn out_of_distribution_forces_review_of_a_unanimous_vote() {
+        let a: Vec<ModelAnswer> = (0..5).map(|_| vote(P1, 0.99)).collect();
+        let mut o = decide(&a, &rules()).unwrap();
+        assert!(!o.needs_review);
+        let mut shift = ShiftScore {
+            version: "shift-1".into(),
+            score: 11.0,
+            threshold: 11.97,
+        };
+        flag_shift(&mut o, Some(&shift));
+        flag_shift(&mut o, None);
+        assert!(o.flags.is_empty() && !o.needs_review, "under the threshold");
+        shift.score = 11.97;
+        flag_shift(&mut o, Some(&shift));
+        assert!(
+            o.flags.is_empty(),
+            "the threshold itself is in distribution"
+        );
+        shift.score = 18.6;
+        flag_shift(&mut o, Some(&shift));
+        assert_eq!(flags(&o), vec![Flag::OutOfDistribution]);
+        assert!(o.needs_review);
+        assert_eq!(o.grade, P1, "the flag changes the release, not the grade");
     }
 
     #[test]

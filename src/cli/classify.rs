@@ -101,6 +101,13 @@ fn flags(c: &Classification) -> String {
     }
 }
 
+/// The shift score with two decimals, `-` without one.
+fn shift(c: &Classification) -> String {
+    c.shift
+        .as_ref()
+        .map_or("-".into(), |s| format!("{:.2}", s.score))
+}
+
 fn write_table(
     out: &mut impl Write,
     engine: &Engine,
@@ -120,8 +127,8 @@ fn write_table(
         .max(4);
     write!(
         out,
-        "{:<width$}  {:<5} {:>9}  {:<6} ",
-        "path", "grade", "agreement", "review"
+        "{:<width$}  {:<5} {:>9}  {:<6} {:>6} ",
+        "path", "grade", "agreement", "review", "shift"
     )?;
     for n in &names {
         write!(out, " {:<14}", n)?;
@@ -132,11 +139,12 @@ fn write_table(
         let review = if c.outcome.needs_review { "yes" } else { "no" };
         write!(
             out,
-            "{:<width$}  {:<5} {:>9.2}  {:<6} ",
+            "{:<width$}  {:<5} {:>9.2}  {:<6} {:>6} ",
             r.path.display().to_string(),
             c.outcome.grade.label(),
             c.outcome.agreement,
-            review
+            review,
+            shift(c)
         )?;
         for v in votes(c) {
             write!(out, " {:<14}", v)?;
@@ -176,6 +184,7 @@ fn json_row(r: &FileResult) -> serde_json::Value {
                 "confidence": c.outcome.confidence,
                 "needs_review": c.outcome.needs_review,
                 "flags": c.outcome.flags,
+                "shift_score": c.shift.as_ref().map(|s| s.score),
                 "votes": votes,
             })
         }
@@ -199,6 +208,7 @@ fn write_csv(out: &mut impl Write, engine: &Engine, results: &[FileResult]) -> s
         "confidence",
         "needs_review",
         "flags",
+        "shift_score",
     ];
     header.extend(engine.info().models.iter().map(|m| m.name.as_str()));
     header.push("error");
@@ -213,6 +223,11 @@ fn write_csv(out: &mut impl Write, engine: &Engine, results: &[FileResult]) -> s
                 row.push(c.outcome.needs_review.to_string());
                 let f: Vec<&str> = c.outcome.flags.iter().map(|f| f.as_str()).collect();
                 row.push(f.join(";"));
+                row.push(
+                    c.shift
+                        .as_ref()
+                        .map_or(String::new(), |s| s.score.to_string()),
+                );
                 row.extend(votes(c).into_iter().map(String::from));
                 row.push(String::new());
             }

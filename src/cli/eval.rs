@@ -1,14 +1,16 @@
 //! `iari eval <DIR>`: runs the ensemble over a labelled folder (`neg`, `1+`..`4+` or
 //! `1p`..`4p` sub-folders) and reports, per sub-model and for the ensemble, the metrics of
-//! `classify::metrics`, timing, and how many errors the review policy caught.
+//! `classify::metrics`, timing, and how many errors the review policy caught, with and without
+//! the shift flag `out_of_distribution`.
 
 use super::classify::{report_failures, run_options, run_with_progress};
 use super::plot;
 use crate::classify::Engine;
 use crate::classify::files::{FileResult, collect_images, label_of};
 use crate::classify::metrics::{Confusion, Report, is_serious, report};
-use crate::config::Settings;
-use crate::domain::{Classification, Grade};
+use crate::classify::vote::decide;
+use crate::config::{DecisionSettings, Settings};
+use crate::domain::{Classification, Flag, Grade, ModelAnswer};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -46,7 +48,7 @@ pub struct Scored {
     pub ms_per_image: f64,
 }
 
-/// What the review policy did with the ensemble's errors.
+/// What the review policy did with the ensemble's errors. "Flagged" means sent to review.
 #[derive(Debug, Default, Serialize)]
 pub struct ReviewCatch {
     pub errors: u64,
@@ -54,6 +56,15 @@ pub struct ReviewCatch {
     pub serious_errors: u64,
     pub serious_unflagged: u64,
     pub decisions_flagged: u64,
+    /// Decisions with a shift score (all of them when the manifest has a reference).
+    pub shift_scored: u64,
+    /// Decisions flagged `out_of_distribution`, and the serious errors among them.
+    pub out_of_distribution: u64,
+    pub serious_out_of_distribution: u64,
+    /// The same review policy without the shift flag: what it adds.
+    pub decisions_flagged_without_shift: u64,
+    pub errors_flagged_without_shift: u64,
+    pub serious_unflagged_without_shift: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,7 +99,14 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
         .zip(&before)
         .map(|(a, b)| a - b)
         .collect();
-    let eval = evaluate(&engine, &args.dir, &results, wall, &per_model);
+    let eval = evaluate(
+        &engine,
+        &args.dir,
+        &results,
+        wall,
+        &per_model,
+        &settings.decision,
+    );
     match args.format {
         Format::Table => print_table(&eval),
         Format::Json => println!("{}", serde_json::to_string_pretty(&eval)?),
@@ -117,6 +135,7 @@ fn evaluate(
     results: &[FileResult],
     wall: f64,
     model_secs: &[f64],
+    rules: &DecisionSettings,
 ) -> Evaluation {
     let info = engine.info();
     let labelled: Vec<(Grade, &Classification)> = results
@@ -151,7 +170,7 @@ fn evaluate(
         images: n,
         models,
         ensemble,
-        review: review_catch(&labelled),
+        review: review_catch(&labelled, rules),
     }
 }
 
@@ -170,21 +189,37 @@ fn score(name: &str, pairs: impl Iterator<Item = (Grade, Grade)>, ms_per_image: 
     }
 }
 
-fn review_catch(labelled: &[(Grade, &Classification)]) -> ReviewCatch {
+fn review_catch(labelled: &[(Grade, &Classification)], rules: &DecisionSettings) -> ReviewCatch {
     let mut r = ReviewCatch::default();
     for (truth, c) in labelled {
         let (pred, flagged) = (c.outcome.grade, c.outcome.needs_review);
+        let without = review_without_shift(c, rules);
+        let ood = c.outcome.flags.contains(&Flag::OutOfDistribution);
         r.decisions_flagged += u64::from(flagged);
+        r.decisions_flagged_without_shift += u64::from(without);
+        r.shift_scored += u64::from(c.shift.is_some());
+        r.out_of_distribution += u64::from(ood);
         if pred != *truth {
             r.errors += 1;
             r.errors_flagged += u64::from(flagged);
+            r.errors_flagged_without_shift += u64::from(without);
         }
         if is_serious(*truth, pred) {
             r.serious_errors += 1;
             r.serious_unflagged += u64::from(!flagged);
+            r.serious_unflagged_without_shift += u64::from(!without);
+            r.serious_out_of_distribution += u64::from(ood);
         }
     }
     r
+}
+
+/// Whether the decision would need review without its shift score: the same rules over the
+/// same answers, so what the flag adds is measured, not assumed.
+fn review_without_shift(c: &Classification, rules: &DecisionSettings) -> bool {
+    let answers: Vec<ModelAnswer> = c.models.iter().map(|(_, a)| a.clone()).collect();
+    // The engine decided these answers already, so the quorum holds; keep its verdict if not.
+    decide(&answers, rules).map_or(c.outcome.needs_review, |o| o.needs_review)
 }
 
 fn print_table(e: &Evaluation) {
@@ -226,6 +261,24 @@ fn print_table(e: &Evaluation) {
          {} of {} serious error(s) went UNFLAGGED",
         r.decisions_flagged, r.errors_flagged, r.errors, r.serious_unflagged, r.serious_errors
     );
+    if r.shift_scored == 0 {
+        println!("shift: not scored (the manifest has no shift reference)");
+        return;
+    }
+    println!(
+        "shift: {} of {} decision(s) out_of_distribution ({:.1} %), {} of {} serious error(s) \
+         among them; without the shift flag: {} decision(s) flagged, {} of {} error(s) flagged, \
+         {} serious error(s) UNFLAGGED",
+        r.out_of_distribution,
+        r.shift_scored,
+        100.0 * r.out_of_distribution as f64 / r.shift_scored as f64,
+        r.serious_out_of_distribution,
+        r.serious_errors,
+        r.decisions_flagged_without_shift,
+        r.errors_flagged_without_shift,
+        r.errors,
+        r.serious_unflagged_without_shift
+    );
 }
 
 fn print_detail(s: &Scored) {
@@ -256,36 +309,72 @@ fn print_detail(s: &Scored) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Outcome, Sha256Digest};
-    use std::collections::BTreeSet;
+    use crate::domain::{Sha256Digest, ShiftScore};
 
-    fn decided(grade: Grade, needs_review: bool) -> Classification {
+    fn rules() -> DecisionSettings {
+        DecisionSettings {
+            quorum: 1,
+            low_confidence_threshold: 0.6,
+            review_min_agreement: 1.0,
+        }
+    }
+
+    /// The engine's decision for sub-models voting `votes` surely, with a shift score over
+    /// the threshold when `ood`.
+    fn decided(votes: &[Grade], ood: bool) -> Classification {
+        let answers: Vec<ModelAnswer> = votes
+            .iter()
+            .map(|&vote| {
+                let mut probabilities = [0.0; 5];
+                probabilities[vote.index()] = 1.0;
+                ModelAnswer::Voted {
+                    probabilities,
+                    vote,
+                }
+            })
+            .collect();
+        let shift = ShiftScore {
+            version: "shift-1".into(),
+            score: if ood { 20.0 } else { 5.0 },
+            threshold: 11.97,
+        };
+        let mut outcome = decide(&answers, &rules()).unwrap();
+        crate::classify::vote::flag_shift(&mut outcome, Some(&shift));
+        let m = crate::domain::ModelRef {
+            name: "m".into(),
+            version: "1".into(),
+            sha256: Sha256Digest::of(b"m"),
+        };
         Classification {
             image_sha256: Sha256Digest::of(b"x"),
-            models: vec![],
-            outcome: Outcome {
-                grade,
-                agreement: 1.0,
-                confidence: 0.9,
-                flags: BTreeSet::new(),
-                needs_review,
-            },
+            models: answers.into_iter().map(|a| (m.clone(), a)).collect(),
+            outcome,
+            shift: Some(shift),
         }
     }
 
     #[test]
-    fn review_catch_counts_flagged_and_unflagged_serious_errors() {
+    fn review_catch_counts_flagged_and_unflagged_serious_errors_with_and_without_shift() {
+        use Grade::*;
         let cases = [
-            (Grade::Neg, decided(Grade::Neg, false)),
-            (Grade::Neg, decided(Grade::P1, true)),
-            (Grade::P2, decided(Grade::P3, false)),
-            (Grade::P1, decided(Grade::P4, false)),
-            (Grade::P3, decided(Grade::Neg, true)),
+            (Neg, decided(&[Neg, Neg], false)),
+            // Caught by the vote: a dissenting sub-model.
+            (Neg, decided(&[P1, P1, Neg], false)),
+            (P2, decided(&[P3, P3], false)),
+            // Serious, unanimous and confident: only the shift flag catches these.
+            (P1, decided(&[P4, P4], true)),
+            (P3, decided(&[Neg, Neg], true)),
+            (P4, decided(&[P4, P4], true)),
         ];
         let refs: Vec<(Grade, &Classification)> = cases.iter().map(|(g, c)| (*g, c)).collect();
-        let r = review_catch(&refs);
-        assert_eq!((r.errors, r.errors_flagged), (4, 2));
-        assert_eq!((r.serious_errors, r.serious_unflagged), (3, 1));
-        assert_eq!(r.decisions_flagged, 2);
+        let r = review_catch(&refs, &rules());
+        assert_eq!((r.errors, r.errors_flagged), (4, 3));
+        assert_eq!((r.serious_errors, r.serious_unflagged), (3, 0));
+        assert_eq!(r.decisions_flagged, 4);
+        assert_eq!((r.shift_scored, r.out_of_distribution), (6, 3));
+        assert_eq!(r.serious_out_of_distribution, 2);
+        assert_eq!(r.decisions_flagged_without_shift, 1);
+        assert_eq!(r.errors_flagged_without_shift, 1);
+        assert_eq!(r.serious_unflagged_without_shift, 2);
     }
 }

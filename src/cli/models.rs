@@ -1,4 +1,5 @@
-//! `iari models …`: checks the ensemble on disk against its manifest.
+//! `iari models …`: checks the ensemble on disk against its manifest, and names the manifest's
+//! shift reference.
 
 use crate::classify::Manifest;
 use crate::config::Settings;
@@ -60,6 +61,19 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
         manifest.ensemble.version,
         manifest.models.len()
     );
+    // Checked when the manifest loaded (shape, finite values, every ring holds pixels).
+    match &manifest.shift {
+        Some(s) => println!(
+            "shift reference {} sha256 {} threshold {:.4}{}",
+            s.version,
+            s.digest(),
+            s.threshold,
+            s.fitted_on
+                .as_deref()
+                .map_or(String::new(), |f| format!(", fitted on {f}"))
+        ),
+        None => println!("shift reference: none (decisions carry no shift score)"),
+    }
     if failed > 0 {
         anyhow::bail!("{failed} model file(s) do not match the manifest");
     }

@@ -51,6 +51,7 @@ fn bad_values_name_the_key() {
         ("IARI__INFERENCE__DEVICE", "tpu", "device"),
         ("IARI__DECISION__QUORUM", "9", "decision.quorum"),
         ("IARI__AMQP__PREFETCH", "4096", "amqp.prefetch"),
+        ("IARI__DRIFT__WINDOW", "3", "drift.window"),
         ("IARI__LIS__PROFILE", "adt", "profile"),
         ("IARI__DATABASE__URL", "mysql://x", "database.url"),
         ("IARI__HTTP__ADDR", "nowhere", "http.addr"),

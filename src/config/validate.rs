@@ -92,6 +92,9 @@ impl Settings {
                 "must be within 0..1",
             ));
         }
+        if !(10..=100_000).contains(&self.drift.window) {
+            return Err(invalid("drift.window", "must be 10-100000"));
+        }
         if self.lis.transport == LisTransport::Mllp && self.lis.addr.parse::<SocketAddr>().is_err()
         {
             let ok = self

@@ -22,16 +22,20 @@ pub enum Flag {
     ModelFailed,
     /// The winners' mean probability is under the configured threshold.
     LowConfidence,
+    /// The image's shift score is over the manifest's threshold: it looks unlike the training
+    /// images, so agreement between the sub-models says little about it.
+    OutOfDistribution,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 6] = [
+    pub const ALL: [Flag; 7] = [
         Flag::DisagreeAdjacent,
         Flag::DisagreeNonadjacent,
         Flag::SignConflict,
         Flag::Tie,
         Flag::ModelFailed,
         Flag::LowConfidence,
+        Flag::OutOfDistribution,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Flag {
             Flag::Tie => "tie",
             Flag::ModelFailed => "model_failed",
             Flag::LowConfidence => "low_confidence",
+            Flag::OutOfDistribution => "out_of_distribution",
         }
     }
 
@@ -111,6 +116,22 @@ pub struct ExecutionInfo {
     pub onnxruntime_version: String,
 }
 
+/// How far one image lies from the training images (the manifest's `shift` reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShiftScore {
+    /// The score's definition, e.g. `shift-1`.
+    pub version: String,
+    pub score: f64,
+    /// The reference's threshold: over it, the image is out of distribution.
+    pub threshold: f64,
+}
+
+impl ShiftScore {
+    pub fn out_of_distribution(&self) -> bool {
+        self.score > self.threshold
+    }
+}
+
 /// A complete classification of one image: the answers, the outcome and how it was computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
@@ -118,4 +139,7 @@ pub struct Classification {
     /// In manifest order, one per sub-model.
     pub models: Vec<(ModelRef, ModelAnswer)>,
     pub outcome: Outcome,
+    /// None when the manifest has no shift reference (versions before `shift-1`).
+    #[serde(default)]
+    pub shift: Option<ShiftScore>,
 }

@@ -10,7 +10,9 @@ mod reason;
 mod subject;
 
 pub use capture::{Analyzer, CaptureEvent, ImageRef, ImageSource};
-pub use decision::{Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome};
+pub use decision::{
+    Classification, ExecutionInfo, Flag, ModelAnswer, ModelRef, Outcome, ShiftScore,
+};
 pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use outbox::{DeliveryState, FillerNumber, ResultStatus};

@@ -61,7 +61,7 @@ pub fn fail(f: Failure, delivery_count: u32, delivery_limit: u32) -> Disposition
 pub fn settle_write(o: WriteOutcome, p: &Prepared, c: &Classification) -> Disposition {
     match o {
         WriteOutcome::Decided { decision_id } => {
-            count_decision(c);
+            count_decision(c, p.event.analyzer.id.as_str());
             Disposition::Decided { decision_id }
         }
         WriteOutcome::Duplicate { decision_id } => {
@@ -99,9 +99,13 @@ pub fn unreachable_failure() -> Disposition {
     ))
 }
 
-/// Counts a committed decision: grade, flags and every model pair that voted differently.
-pub fn count_decision(c: &Classification) {
+/// Counts a committed decision: grade, flags, every model pair that voted differently, and
+/// the shift score of the analyzer's capture.
+pub fn count_decision(c: &Classification, analyzer: &str) {
     let m = metrics();
+    if let Some(shift) = &c.shift {
+        m.drift.observe(analyzer, shift);
+    }
     m.captures_classified
         .with_label_values(&[c.outcome.grade.label()])
         .inc();

@@ -267,13 +267,23 @@ async fn insert_decisions(
         .iter()
         .map(|d| serde_json::to_string(&d.timings).unwrap_or_else(|_| "{}".into()))
         .collect();
+    let shift_score: Vec<Option<f64>> = fresh
+        .iter()
+        .map(|d| d.classification.shift.as_ref().map(|s| s.score))
+        .collect();
+    let shift_version: Vec<Option<&str>> = fresh
+        .iter()
+        .map(|d| d.classification.shift.as_ref().map(|s| s.version.as_str()))
+        .collect();
     let rows = sqlx::query!(
         "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, \
-         needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker) \
+         needs_review, ensemble_name, ensemble_version, models, runtime, timings, worker, \
+         shift_score, shift_version) \
          SELECT c, s, g, a, cf, string_to_array(f, ','), r, $9, $10, m::jsonb, $11::jsonb, \
-         t::jsonb, $12::jsonb \
+         t::jsonb, $12::jsonb, ss, sv \
          FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::real[], $5::real[], $6::text[], \
-         $7::bool[], $8::text[], $13::text[]) WITH ORDINALITY AS u(c, s, g, a, cf, f, r, m, t, n) \
+         $7::bool[], $8::text[], $13::text[], $14::float8[], $15::text[]) \
+         WITH ORDINALITY AS u(c, s, g, a, cf, f, r, m, t, ss, sv, n) \
          ORDER BY n \
          ON CONFLICT (capture_id) DO NOTHING RETURNING capture_id, id, needs_review",
         &ids as _,
@@ -289,6 +299,8 @@ async fn insert_decisions(
         &p.runtime,
         &p.worker,
         &timings,
+        &shift_score as _,
+        &shift_version as _,
     )
     .fetch_all(&mut **tx)
     .await?;

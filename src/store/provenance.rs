@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 pub struct Provenance {
     pub ensemble_name: String,
     pub ensemble_version: String,
-    /// `{onnxruntime_version, provider, requested, fallback_reason, preprocessing}`
+    /// `{onnxruntime_version, provider, requested, fallback_reason, preprocessing}`, and
+    /// `shift: {version, reference_sha256, threshold}` when the manifest has a shift reference.
     pub runtime: Value,
     /// `{version, build, host, pid}`
     pub worker: Value,

@@ -12,6 +12,11 @@ impl TestDb {
         TestDb(iari_kit::db::TestDb::new("iari_test_audit", 12).await)
     }
 
+    /// A database migrated up to `version` only (rows of an older schema).
+    pub async fn at_version(version: i64) -> TestDb {
+        TestDb(iari_kit::db::TestDb::new_at_version("iari_test_audit", 12, version).await)
+    }
+
     pub async fn drop(self) {
         self.0.drop().await;
     }

@@ -7,5 +7,6 @@ mod list;
 mod replay;
 mod review;
 mod roles;
+mod shift;
 mod show;
 mod verify;

@@ -129,3 +129,45 @@ fn eval_scores_a_labelled_folder_and_draws_the_matrices() {
     let png = std::fs::read(&plot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
 }
+
+#[test]
+fn eval_counts_out_of_distribution_and_models_verify_names_the_reference() {
+    // Two site-b wells (SYNTHETIC, over the threshold in golden/shift.json) and one training-like.
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, file) in [
+        ("neg", "g0-neg.png"),
+        ("neg", "s0-siteb-neg.png"),
+        ("1+", "s1-siteb-1p.png"),
+    ] {
+        let sub = dir.path().join(folder);
+        std::fs::create_dir_all(&sub).unwrap();
+        copy(file, &sub.join(file));
+    }
+    let out = iari(&["eval", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &e["review"];
+    assert_eq!(
+        (
+            r["shift_scored"].as_u64(),
+            r["out_of_distribution"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    assert!(r["decisions_flagged"].as_u64() >= Some(2), "{r}");
+    assert!(r["decisions_flagged_without_shift"].as_u64() <= r["decisions_flagged"].as_u64());
+
+    let out = iari(&["models", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("shift reference shift-1 sha256 "), "{text}");
+    assert!(text.contains(" threshold 11.9685"), "{text}");
+}

@@ -1,8 +1,10 @@
 //! Classification integration tests against the real ONNX Runtime and the committed models:
-//! golden parity with the Python training pipeline, device selection and fallback, batching.
+//! golden parity with the Python training pipeline (decisions and the shift score), device
+//! selection and fallback, batching.
 
 mod cli;
 mod common;
 mod decode_memory;
 mod engine;
 mod golden;
+mod shift;

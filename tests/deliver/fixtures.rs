@@ -61,6 +61,7 @@ pub fn flagged() -> ResultReport {
         agreement: 0.6,
         flags: vec!["disagree_adjacent".into()],
         needs_review: true,
+        shift_score: None,
         votes: votes([P2, P2, P3, P2, P1]),
         ensemble_version: "ENS-1.0.0".into(),
         review: None,
@@ -115,7 +116,11 @@ pub fn correction() -> ResultReport {
             reviewer: "Dr. Müller|Lab".into(),
             original_grade: Grade::P2,
             comment: Some("Re-read under microscope.\nClear 3+ pattern.".into()),
-            signer: None,
+            signer: Some(Signer {
+                id: "a.mueller".into(),
+                family: "Müller|Lab".into(),
+                given: "Anna & Co".into(),
+            }),
         }),
         ..flagged()
     }
@@ -202,4 +207,20 @@ pub fn berlin_site(profile: LisProfile) -> LisSettings {
         loinc_name: String::new(),
     }];
     lis
+}
+
+/// Five sub-models agree on 1+, but the image is unlike the training images (a site-b well,
+/// SYNTHETIC): preliminary, and the NTE says why.
+pub fn out_of_distribution() -> ResultReport {
+    use Grade::*;
+    ResultReport {
+        control_id: "IARI0000000126".into(),
+        grade: P1,
+        agreement: 1.0,
+        flags: vec!["out_of_distribution".into()],
+        needs_review: true,
+        shift_score: Some(27.850511406052394),
+        votes: votes([P1; 5]),
+        ..flagged()
+    }
 }

@@ -101,6 +101,29 @@ fn flagged_oru_matches_the_profile_example_body() {
 }
 
 #[test]
+fn out_of_distribution_is_preliminary_and_worded_in_the_nte() {
+    for profile in [LisProfile::OruR01, LisProfile::OulR22] {
+        let text = hl7::build(&out_of_distribution(), &site(profile), at(13, 30, 5));
+        assert!(
+            text.contains(
+                "Image unlike the training images (shift score 27.9): out of distribution, \
+                 the sub-models' agreement is not reliable. Manual interpretation required."
+            ),
+            "{text}"
+        );
+        let obx11: Vec<&str> = text
+            .split('\r')
+            .filter(|s| s.starts_with("OBX|"))
+            .filter_map(|s| s.split('|').nth(11))
+            .collect();
+        assert!(
+            !obx11.is_empty() && obx11.iter().all(|s| *s == "P"),
+            "{obx11:?}: {text}"
+        );
+    }
+}
+
+#[test]
 fn hostile_text_is_escaped_and_parses_back() {
     for profile in [LisProfile::OruR01, LisProfile::OulR22] {
         let text = hl7::build(&hostile(), &site(profile), at(13, 30, 5));

@@ -81,5 +81,6 @@ pub fn classification(sha: Sha256Digest, grade: Grade, flags: &[Flag]) -> Classi
             flags: flags.iter().copied().collect(),
             needs_review: !flags.is_empty(),
         },
+        shift: None,
     }
 }

@@ -185,6 +185,17 @@ fn disagreement_summary(r: &ResultReport) -> String {
         match f.as_str() {
             "tie" => s.push_str(" Tie broken by summed probability."),
             "low_confidence" => s.push_str(" Low confidence."),
+            // Worded for the person at the LIS: agreement above says little on such an image.
+            "out_of_distribution" => match r.shift_score {
+                Some(score) => s.push_str(&format!(
+                    " Image unlike the training images (shift score {score:.1}): \
+                     out of distribution, the sub-models' agreement is not reliable."
+                )),
+                None => s.push_str(
+                    " Image unlike the training images: out of distribution, the sub-models' \
+                     agreement is not reliable.",
+                ),
+            },
             _ => {}
         }
     }

@@ -87,6 +87,9 @@ pub fn flag_words(f: Flag) -> &'static str {
         Flag::Tie => "Tied vote, broken by summed probability",
         Flag::ModelFailed => "A sub-model failed; the others decided",
         Flag::LowConfidence => "Low confidence",
+        Flag::OutOfDistribution => {
+            "Image unlike the training images: the sub-models' agreement is not reliable"
+        }
     }
 }
 

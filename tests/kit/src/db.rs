@@ -46,6 +46,56 @@ impl TestDb {
         TestDb::create(&base, &name, options).await
     }
 
+    /// Like [`TestDb::new`], migrated only up to `version`: rows of an older schema, for tests
+    /// of a later migration (which they then run with `iari::store::MIGRATOR`).
+    pub async fn new_at_version(prefix: &str, max_connections: u32, version: i64) -> TestDb {
+        let db = TestDb::new_unmigrated(prefix, max_connections).await;
+        let all = &iari::store::MIGRATOR;
+        let up_to = sqlx::migrate::Migrator {
+            migrations: all
+                .migrations
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        up_to
+            .run(&db.pool)
+            .await
+            .expect("migrate up to the version");
+        db
+    }
+
+    async fn new_unmigrated(prefix: &str, max_connections: u32) -> TestDb {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let name = format!("{prefix}_{now}_{}", uuid::Uuid::new_v4().simple());
+        let base = base_url();
+        drop_stale(&mut admin(&base).await, prefix, now).await;
+        let mut admin = admin(&base).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        admin.close().await.expect("close the admin connection");
+        let url = format!("{base}/{name}");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&url)
+            .await
+            .expect("connect to the test database");
+        TestDb {
+            pool,
+            url,
+            name,
+            base,
+        }
+    }
+
     /// Database `name` on the server at `base` (any server: a private instance, too), its pool
     /// made with `options`.
     pub async fn create(base: &str, name: &str, options: PgPoolOptions) -> TestDb {

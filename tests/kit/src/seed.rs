@@ -11,6 +11,7 @@ use iari::auth::{Principal, users};
 use iari::deliver::{Sender, Step};
 use iari::domain::{
     Classification, Flag, Grade, ModelAnswer, ModelRef, Outcome, PlateFormat, Role, Sha256Digest,
+    ShiftScore,
 };
 use iari::ingest::event::{EventLimits, parse};
 use iari::store::decisions::{
@@ -52,6 +53,8 @@ pub struct Seed {
     pub decided_at: Option<DateTime<Utc>>,
     /// A real image to store (its size read from it); `None`: placeholder bytes, 229 × 230.
     pub image: Option<Vec<u8>>,
+    /// Shift score and version (migration 0008); `None` writes neither column, as before it.
+    pub shift: Option<(f64, &'static str)>,
 }
 
 impl Default for Seed {
@@ -73,6 +76,7 @@ impl Default for Seed {
             model_version: "1.0.0".into(),
             decided_at: None,
             image: None,
+            shift: None,
         }
     }
 }
@@ -146,6 +150,12 @@ impl Seed {
         let agreeing = self.votes.iter().filter(|v| **v == self.grade).count();
         Classification {
             image_sha256: Sha256Digest::of(&self.image()),
+            // The committed reference's threshold (shift-1).
+            shift: self.shift.map(|(score, version)| ShiftScore {
+                version: version.into(),
+                score,
+                threshold: 11.968530549921091,
+            }),
             models,
             outcome: Outcome {
                 grade,
