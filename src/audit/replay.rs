@@ -94,7 +94,6 @@ pub enum ReplayError {
     ShiftUnavailable(String),
 }
 
-#[derive(sqlx::FromRow)]
 struct StoredRow {
     grade: String,
     flags: Vec<String>,
@@ -108,12 +107,13 @@ struct StoredRow {
 
 /// Reads the decision's pinned models, shift reference and image bytes.
 pub async fn load_stored(pool: &PgPool, id: i64) -> Result<Stored, ReplayError> {
-    let row: Option<StoredRow> = sqlx::query_as(
-        "SELECT d.grade, d.flags, d.image_sha256, i.bytes, d.models, d.shift_score, \
-         d.shift_version, d.runtime #>> '{shift,reference_sha256}' AS shift_reference \
-         FROM decisions d JOIN images i ON i.sha256 = d.image_sha256 WHERE d.id = $1",
+    let row = sqlx::query_as!(
+        StoredRow,
+        r#"SELECT d.grade, d.flags, d.image_sha256, i.bytes, d.models, d.shift_score,
+             d.shift_version, d.runtime #>> '{shift,reference_sha256}' AS shift_reference
+           FROM decisions d JOIN images i ON i.sha256 = d.image_sha256 WHERE d.id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
     .await
     .map_err(AuditError::from)?;

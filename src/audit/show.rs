@@ -141,37 +141,42 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let decision: DecisionRecord = sqlx::query_as(
-        "SELECT id, capture_id, decided_at, grade, agreement, confidence, flags, needs_review, \
-         ensemble_name, ensemble_version, models, runtime, timings, worker, shift_score, \
-         shift_version, chain_seq, \
-         encode(prev_hash, 'hex') AS prev_hash, encode(row_hash, 'hex') AS row_hash \
-         FROM decisions WHERE id = $1",
+    let decision = sqlx::query_as!(
+        DecisionRecord,
+        r#"SELECT id, capture_id, decided_at, grade AS "grade: Grade", agreement, confidence,
+             flags AS "flags: Vec<Flag>", needs_review, ensemble_name, ensemble_version, models,
+             runtime, timings, worker, shift_score, shift_version, chain_seq,
+             encode(prev_hash, 'hex') AS "prev_hash!", encode(row_hash, 'hex') AS "row_hash!"
+           FROM decisions WHERE id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AuditError::UnknownDecision(id))?;
-    let capture: CaptureRecord = sqlx::query_as(
+    let capture = sqlx::query_as!(
+        CaptureRecord,
         "SELECT capture_id, event, captured_at, analyzer_id, plate_id, well, accession, \
          received_at FROM captures WHERE capture_id = $1",
+        decision.capture_id
     )
-    .bind(&decision.capture_id)
     .fetch_one(&mut *tx)
     .await?;
-    let image: ImageRecord = sqlx::query_as(
-        "SELECT encode(i.sha256, 'hex') AS sha256, media_type, width, height, \
-         octet_length(bytes) AS size_bytes, stored_at \
-         FROM images i JOIN decisions d ON d.image_sha256 = i.sha256 WHERE d.id = $1",
+    let image = sqlx::query_as!(
+        ImageRecord,
+        r#"SELECT encode(i.sha256, 'hex') AS "sha256!", media_type, width, height,
+             octet_length(bytes) AS "size_bytes!", stored_at
+           FROM images i JOIN decisions d ON d.image_sha256 = i.sha256 WHERE d.id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
-    let reviews: Vec<ReviewRecord> = sqlx::query_as(
-        "SELECT id, grade, reviewer, comment, reviewed_at, chain_seq, \
-         encode(row_hash, 'hex') AS row_hash FROM reviews WHERE decision_id = $1 ORDER BY id",
+    let reviews = sqlx::query_as!(
+        ReviewRecord,
+        r#"SELECT id, grade AS "grade: Grade", reviewer, comment, reviewed_at, chain_seq,
+             encode(row_hash, 'hex') AS "row_hash!"
+           FROM reviews WHERE decision_id = $1 ORDER BY id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&mut *tx)
     .await?;
     let signatures = sqlx::query_as!(
@@ -201,25 +206,50 @@ async fn messages(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     id: i64,
 ) -> Result<Vec<Hl7Record>, AuditError> {
-    let rows = sqlx::query_as::<_, Hl7Record>(
-        "SELECT id, review_id, filler_number, control_id, result_status, state, attempts, \
-         next_attempt_at, last_error, ack_code, ack_text, created_at, acked_at \
-         FROM hl7_messages WHERE decision_id = $1 ORDER BY id",
+    let rows: Vec<Hl7Record> = sqlx::query!(
+        r#"SELECT id, review_id, filler_number, control_id,
+             result_status AS "result_status: ResultStatus", state AS "state: DeliveryState",
+             attempts, next_attempt_at, last_error, ack_code, ack_text, created_at, acked_at
+           FROM hl7_messages WHERE decision_id = $1 ORDER BY id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&mut **tx)
-    .await?;
-    let payloads: Vec<(i64, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT id, payload FROM hl7_messages WHERE decision_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
-    let attempts: Vec<AttemptRecord> = sqlx::query_as(
+    .await?
+    .into_iter()
+    .map(|r| Hl7Record {
+        id: r.id,
+        review_id: r.review_id,
+        filler_number: r.filler_number,
+        control_id: r.control_id,
+        result_status: r.result_status,
+        state: r.state,
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at,
+        last_error: r.last_error,
+        ack_code: r.ack_code,
+        ack_text: r.ack_text,
+        created_at: r.created_at,
+        acked_at: r.acked_at,
+        payload: None,
+        delivery_attempts: Vec::new(),
+    })
+    .collect();
+    let payloads: Vec<(i64, Option<Vec<u8>>)> = sqlx::query!(
+        "SELECT id, payload FROM hl7_messages WHERE decision_id = $1 ORDER BY id",
+        id
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.payload))
+    .collect();
+    let attempts = sqlx::query_as!(
+        AttemptRecord,
         "SELECT a.message_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.ack_code, \
          a.ack_text, a.error FROM hl7_attempts a JOIN hl7_messages m ON m.id = a.message_id \
          WHERE m.decision_id = $1 ORDER BY a.message_id, a.attempt",
+        id
     )
-    .bind(id)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows

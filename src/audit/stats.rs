@@ -40,43 +40,55 @@ pub struct ShiftDay {
 }
 
 pub async fn stats(pool: &PgPool) -> Result<Stats, AuditError> {
-    let (decisions, flagged): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE cardinality(flags) > 0) FROM decisions",
+    let totals = sqlx::query!(
+        r#"SELECT count(*) AS "decisions!",
+             count(*) FILTER (WHERE cardinality(flags) > 0) AS "flagged!" FROM decisions"#
     )
     .fetch_one(pool)
     .await?;
-    let by_flag = sqlx::query_as(
-        "SELECT f, count(*) FROM decisions, unnest(flags) AS f GROUP BY f ORDER BY f",
+    let (decisions, flagged) = (totals.decisions, totals.flagged);
+    let by_flag = sqlx::query!(
+        r#"SELECT f AS "flag!", count(*) AS "n!" FROM decisions, unnest(flags) AS f
+           GROUP BY f ORDER BY f"#
     )
     .fetch_all(pool)
-    .await?;
-    let model_pair_disagreements = sqlx::query_as(
-        "SELECT a.m->>'name', b.m->>'name', count(*) FROM decisions d \
-         CROSS JOIN LATERAL jsonb_array_elements(d.models) WITH ORDINALITY AS a(m, i) \
-         CROSS JOIN LATERAL jsonb_array_elements(d.models) WITH ORDINALITY AS b(m, j) \
-         WHERE a.i < b.j AND a.m->>'vote' IS NOT NULL AND b.m->>'vote' IS NOT NULL \
-           AND a.m->>'vote' <> b.m->>'vote' \
-         GROUP BY 1, 2 ORDER BY 1, 2",
+    .await?
+    .into_iter()
+    .map(|r| (r.flag, r.n))
+    .collect();
+    let model_pair_disagreements = sqlx::query!(
+        r#"SELECT a.m->>'name' AS "a!", b.m->>'name' AS "b!", count(*) AS "n!" FROM decisions d
+           CROSS JOIN LATERAL jsonb_array_elements(d.models) WITH ORDINALITY AS a(m, i)
+           CROSS JOIN LATERAL jsonb_array_elements(d.models) WITH ORDINALITY AS b(m, j)
+           WHERE a.i < b.j AND a.m->>'vote' IS NOT NULL AND b.m->>'vote' IS NOT NULL
+             AND a.m->>'vote' <> b.m->>'vote'
+           GROUP BY 1, 2 ORDER BY 1, 2"#
     )
     .fetch_all(pool)
-    .await?;
-    let (reviews, overridden): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE r.grade <> d.grade) \
-         FROM reviews r JOIN decisions d ON d.id = r.decision_id",
+    .await?
+    .into_iter()
+    .map(|r| (r.a, r.b, r.n))
+    .collect();
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "reviews!", count(*) FILTER (WHERE r.grade <> d.grade) AS "overridden!"
+           FROM reviews r JOIN decisions d ON d.id = r.decision_id"#
     )
     .fetch_one(pool)
     .await?;
+    let (reviews, overridden) = (r.reviews, r.overridden);
     // Counts are far below 2^52, so the conversion to f64 is exact.
     let override_rate = (reviews > 0).then(|| overridden as f64 / reviews as f64);
-    let shift_by_day = sqlx::query_as(
-        "SELECT to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, \
-         c.analyzer_id AS analyzer, count(*) AS decisions, count(d.shift_score) AS scored, \
-         count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)) AS out_of_distribution, \
-         (count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)))::float8 \
-           / nullif(count(d.shift_score), 0) AS share, \
-         avg(d.shift_score) AS mean_score, max(d.shift_score) AS max_score \
-         FROM decisions d JOIN captures c ON c.capture_id = d.capture_id \
-         GROUP BY 1, 2 ORDER BY 1, 2",
+    let shift_by_day = sqlx::query_as!(
+        ShiftDay,
+        r#"SELECT to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS "day!",
+             c.analyzer_id AS analyzer, count(*) AS "decisions!",
+             count(d.shift_score) AS "scored!",
+             count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)) AS "out_of_distribution!",
+             (count(*) FILTER (WHERE 'out_of_distribution' = ANY(d.flags)))::float8
+               / nullif(count(d.shift_score), 0) AS share,
+             avg(d.shift_score) AS mean_score, max(d.shift_score) AS max_score
+           FROM decisions d JOIN captures c ON c.capture_id = d.capture_id
+           GROUP BY 1, 2 ORDER BY 1, 2"#
     )
     .fetch_all(pool)
     .await?;

@@ -94,11 +94,10 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AuditError> {
         }
     }
     if walk.first_break.is_none() {
-        let (seq, hash): (i64, Vec<u8>) =
-            sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton")
-                .fetch_one(&mut *tx)
-                .await?;
-        walk.check_head(seq, &hash);
+        let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
+            .fetch_one(&mut *tx)
+            .await?;
+        walk.check_head(head.seq, &head.hash);
     }
     let (images, bad_image) = check_images(&mut tx).await?;
     tx.commit().await?;
@@ -205,12 +204,14 @@ pub fn link_hash(prev: &[u8], canonical: &str) -> [u8; 32] {
 async fn check_images(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<(u64, Option<ChainBreak>), AuditError> {
-    let (count, bad): (i64, Option<String>) = sqlx::query_as(
-        "SELECT count(*), (SELECT encode(sha256, 'hex') FROM images \
-         WHERE sha256 <> sha256(bytes) ORDER BY stored_at, sha256 LIMIT 1) FROM images",
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "count!", (SELECT encode(sha256, 'hex') FROM images
+             WHERE sha256 <> sha256(bytes) ORDER BY stored_at, sha256 LIMIT 1) AS bad
+           FROM images"#
     )
     .fetch_one(&mut **tx)
     .await?;
+    let (count, bad) = (r.count, r.bad);
     let broken = bad.map(|id| ChainBreak {
         table: "images".into(),
         id,
