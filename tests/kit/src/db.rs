@@ -35,15 +35,11 @@ impl TestDb {
     /// A new database `<prefix>_<unix seconds>_<uuid>` on the shared test server, after removing
     /// this prefix's stale ones.
     pub async fn new(prefix: &str, max_connections: u32) -> TestDb {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_secs();
-        let name = format!("{prefix}_{now}_{}", uuid::Uuid::new_v4().simple());
-        let base = base_url();
-        drop_stale(&mut admin(&base).await, prefix, now).await;
-        let options = PgPoolOptions::new().max_connections(max_connections);
-        TestDb::create(&base, &name, options).await
+        let db = TestDb::new_unmigrated(prefix, max_connections).await;
+        iari::store::migrate(&db.pool)
+            .await
+            .expect("migrate the test database");
+        db
     }
 
     /// Like [`TestDb::new`], migrated only up to `version`: rows of an older schema, for tests
@@ -76,29 +72,21 @@ impl TestDb {
         let name = format!("{prefix}_{now}_{}", uuid::Uuid::new_v4().simple());
         let base = base_url();
         drop_stale(&mut admin(&base).await, prefix, now).await;
-        let mut admin = admin(&base).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        admin.close().await.expect("close the admin connection");
-        let url = format!("{base}/{name}");
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect(&url)
-            .await
-            .expect("connect to the test database");
-        TestDb {
-            pool,
-            url,
-            name,
-            base,
-        }
+        let options = PgPoolOptions::new().max_connections(max_connections);
+        TestDb::create_unmigrated(&base, &name, options).await
     }
 
     /// Database `name` on the server at `base` (any server: a private instance, too), its pool
-    /// made with `options`.
+    /// made with `options`, every migration applied.
     pub async fn create(base: &str, name: &str, options: PgPoolOptions) -> TestDb {
+        let db = TestDb::create_unmigrated(base, name, options).await;
+        iari::store::migrate(&db.pool)
+            .await
+            .expect("migrate the test database");
+        db
+    }
+
+    async fn create_unmigrated(base: &str, name: &str, options: PgPoolOptions) -> TestDb {
         let mut admin = admin(base).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
@@ -110,9 +98,6 @@ impl TestDb {
             .connect(&url)
             .await
             .expect("connect to the test database");
-        iari::store::migrate(&pool)
-            .await
-            .expect("migrate the test database");
         TestDb {
             pool,
             url,
