@@ -20,7 +20,7 @@ pub fn site(profile: LisProfile) -> LisSettings {
 }
 
 pub fn votes(grades: [Grade; 5]) -> Vec<Vote> {
-    crate::common::MODEL_NAMES
+    crate::models::MODEL_NAMES
         .iter()
         .zip(grades)
         .map(|(n, g)| Vote {

@@ -188,7 +188,7 @@ fn acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
 async fn delivers_over_tls_only_to_a_verified_server() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
-    let lis = FakeLis::start_tls(acceptor(dir.path())).await;
+    let lis = FakeLis::start_tls(vec![], acceptor(dir.path())).await;
     let pool = fresh_db().await;
     seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
     let id = messages(&pool).await[0].id;
@@ -219,7 +219,7 @@ async fn mutual_tls_sends_our_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     make_client_cert(dir.path());
-    let lis = FakeLis::start_tls(mutual_acceptor(dir.path())).await;
+    let lis = FakeLis::start_tls(vec![], mutual_acceptor(dir.path())).await;
     let pool = fresh_db().await;
     seed_decision(&pool, "CAP-1", "neg", ["neg"; 5], false).await;
     let id = messages(&pool).await[0].id;

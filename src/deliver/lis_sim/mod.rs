@@ -1,5 +1,6 @@
 //! A test LIS over MLLP: answers every received HL7 message with what a [`Replies`] says (an ACK
-//! built by `reply`, silence, or a closed connection) and can record one line per message. It is
+//! built by `reply`, ACK texts written by the caller, silence, or a closed connection) and can
+//! record one line per message. It is
 //! the server of `iari lis-sim` (benchmarks, fault drills, site acceptance) and the tests' fake
 //! LIS, so both speak the same protocol; the fault plan of the command is in [`faults`].
 
@@ -57,6 +58,13 @@ pub enum Reply {
         delay: Duration,
         acks: Vec<AckReply>,
     },
+    /// Waits `delay`, then sends `frames` as they are, `{id}` in each replaced by the received
+    /// MSH-10: ACKs as a particular LIS writes them, so that what iari reads is checked against
+    /// texts its own builder did not write.
+    Written {
+        delay: Duration,
+        frames: Vec<String>,
+    },
     /// Says nothing; the connection stays open.
     Silence,
     /// Closes the connection without answering.
@@ -72,10 +80,15 @@ impl Reply {
         }
     }
 
-    /// What the record file says the answer was: the last ACK's code, or `-` for none.
+    /// What the record file says the answer was: the last ACK's code, or `-` for none (or for
+    /// a written ACK whose MSA-1 is no ACK code).
     fn recorded(&self) -> &'static str {
         match self {
             Reply::Answer { acks, .. } => acks.last().map_or("-", |a| a.code.as_str()),
+            Reply::Written { frames, .. } => frames
+                .last()
+                .and_then(|f| super::ack::parse(f.as_bytes()).ok())
+                .map_or("-", |a| a.code.as_str()),
             Reply::Silence | Reply::Close => "-",
         }
     }
@@ -189,25 +202,22 @@ impl LisSim {
             if let Err(e) = self.record(at.timestamp_millis(), &received, &answer) {
                 tracing::error!(error = %e, "cannot write the record file");
             }
-            let (delay, acks) = match answer {
-                Reply::Answer { delay, acks } => (delay, acks),
+            let (delay, frames) = match answer {
+                Reply::Answer { delay, acks } => (delay, built(&received, n, &acks, at)),
+                Reply::Written { delay, frames } => {
+                    let id = &received.control_id;
+                    (
+                        delay,
+                        frames.iter().map(|f| f.replace("{id}", id)).collect(),
+                    )
+                }
                 Reply::Silence => continue,
                 Reply::Close => return,
             };
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            for (i, a) in acks.iter().enumerate() {
-                let mut to = received.clone();
-                if let Some(other) = &a.other_control_id {
-                    to.control_id.clone_from(other);
-                }
-                // The ACK's own MSH-10: `SIM<n>`, and `-2`, `-3` for further ACKs to one message.
-                let id = match i {
-                    0 => format!("SIM{n}"),
-                    _ => format!("SIM{n}-{}", i + 1),
-                };
-                let ack = reply::build(&to, a.code, a.error, &a.text, &id, at);
+            for ack in frames {
                 if let Err(e) = conn.send(ack).await {
                     tracing::warn!(error = %e, "cannot send the ACK; closing the connection");
                     return;
@@ -233,4 +243,27 @@ impl LisSim {
             .unwrap_or_else(|e| e.into_inner())
             .write_all(line.as_bytes())
     }
+}
+
+/// The ACK texts for `acks`, answering message number `n` received at `at`.
+fn built(
+    to: &Received,
+    n: u64,
+    acks: &[AckReply],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let mut out = Vec::with_capacity(acks.len());
+    for (i, a) in acks.iter().enumerate() {
+        let mut to = to.clone();
+        if let Some(other) = &a.other_control_id {
+            to.control_id.clone_from(other);
+        }
+        // The ACK's own MSH-10: `SIM<n>`, and `-2`, `-3` for further ACKs to one message.
+        let id = match i {
+            0 => format!("SIM{n}"),
+            _ => format!("SIM{n}-{}", i + 1),
+        };
+        out.push(reply::build(&to, a.code, a.error, &a.text, &id, at));
+    }
+    out
 }

@@ -1,11 +1,13 @@
 //! The fake LIS of the tests: the product's own test LIS (`iari::deliver::lis_sim::LisSim`, the
 //! server of `iari lis-sim`) on 127.0.0.1, answering by a script and keeping every message it
 //! received; and LIS settings for a sender that talks to it.
+//!
+//! Its ACKs are texts written here, as an LIS writes them, never built by the product's own
+//! reply builder: an ACK bug on both sides would cancel out.
 
 use bytes::Bytes;
 use iari::config::{LisProfile, LisSettings, LisTransport, Settings};
-use iari::deliver::ack::AckCode;
-use iari::deliver::lis_sim::{self, AckReply, LisSim, Replies};
+use iari::deliver::lis_sim::{self, LisSim, Replies};
 use iari::deliver::reply::Received;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +17,8 @@ use tokio::net::TcpListener;
 /// What the fake LIS does with the next message it receives.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// Answer with MSA-1 `code`, optional ERR-3 code, and MSA-3 text.
+    /// Answer with MSA-1 `code`, optional ERR-3 code, and MSA-3 text (plain text: no HL7
+    /// delimiters), a v2.5.1 ACK as [`ack_text`] writes it.
     Ack(&'static str, Option<u16>, &'static str),
     /// First an ACK for someone else's message, then AA for ours.
     ForeignThenAa,
@@ -25,31 +28,45 @@ pub enum Reply {
     Silence,
     /// Close the connection without answering.
     Drop,
+    /// These ACK texts, in order, written by the test as some LIS writes them; `{id}` in each
+    /// becomes the received MSH-10.
+    Raw(Vec<&'static str>),
+}
+
+/// An ACK as a v2.5.1 LIS writes it: MSH, MSA (code, `{id}` for the acknowledged MSH-10, text)
+/// and, with `error`, an ERR whose ERR-3 is that table 0357 code.
+pub fn ack_text(code: &str, error: Option<u16>, text: &str) -> String {
+    assert!(
+        !text.contains(['|', '^', '~', '\\', '&', '\r']),
+        "ACK text {text:?} must be plain"
+    );
+    let mut ack = format!(
+        "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133005||ACK^R01^ACK|L{{id}}|P|2.5.1\rMSA|{code}|{{id}}|{text}\r"
+    );
+    if let Some(e) = error {
+        ack.push_str(&format!("ERR|||{e}^^HL70357|E\r"));
+    }
+    ack
 }
 
 impl From<Reply> for lis_sim::Reply {
     fn from(r: Reply) -> lis_sim::Reply {
+        let written = |delay, frames: Vec<String>| lis_sim::Reply::Written { delay, frames };
         match r {
             Reply::Ack(code, error, text) => {
-                let code = AckCode::parse(code).unwrap_or_else(|| panic!("ACK code {code}"));
-                lis_sim::Reply::ack(AckReply::new(code, error, text))
+                written(Duration::ZERO, vec![ack_text(code, error, text)])
             }
             Reply::ForeignThenAa => {
-                let foreign = AckReply {
-                    other_control_id: Some("NOT-OURS-1".into()),
-                    ..AckReply::aa()
-                };
-                lis_sim::Reply::Answer {
-                    delay: Duration::ZERO,
-                    acks: vec![foreign, AckReply::aa()],
-                }
+                let foreign = ack_text("AA", None, "").replace("|{id}|", "|NOT-OURS-1|");
+                written(Duration::ZERO, vec![foreign, ack_text("AA", None, "")])
             }
-            Reply::DelayedAa(delay) => lis_sim::Reply::Answer {
-                delay,
-                acks: vec![AckReply::aa()],
-            },
+            Reply::DelayedAa(delay) => written(delay, vec![ack_text("AA", None, "")]),
             Reply::Silence => lis_sim::Reply::Silence,
             Reply::Drop => lis_sim::Reply::Close,
+            Reply::Raw(frames) => written(
+                Duration::ZERO,
+                frames.into_iter().map(String::from).collect(),
+            ),
         }
     }
 }
@@ -128,11 +145,13 @@ impl FakeLis {
     }
 }
 
-/// MSH-10 of an HL7 message, read as the LIS reads it.
+/// MSH-10 of an HL7 message, read by hand (not by the product's reader): the tenth field of
+/// the first segment, whose field separator is MSH-1.
 pub fn msh10(frame: &[u8]) -> String {
-    iari::deliver::reply::read(frame)
-        .expect("an HL7 message")
-        .control_id
+    let text = std::str::from_utf8(frame).expect("an HL7 message in UTF-8");
+    let msh = text.split(['\r', '\n']).next().unwrap_or_default();
+    assert!(msh.starts_with("MSH|"), "not an HL7 message: {text:?}");
+    msh.split('|').nth(9).expect("MSH-10").to_string()
 }
 
 /// Default settings with an MLLP transport (ORU^R01) to `addr` and short test timeouts.
@@ -145,6 +164,7 @@ pub fn settings(addr: &str) -> LisSettings {
     lis.addr = addr.to_string();
     lis.connect_timeout_ms = 500;
     lis.ack_timeout_ms = 1000;
+    lis.app_ack_timeout_ms = 1000;
     lis.backoff_initial_ms = 10;
     lis.backoff_max_ms = 40;
     lis
