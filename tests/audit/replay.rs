@@ -2,11 +2,11 @@
 //! nothing changed, differences named when the stored decision disagrees, and a clear refusal
 //! when a pinned model (or the pinned shift reference) is no longer in the manifest.
 
-use crate::common::TestDb;
+use crate::common::{Seed, TestDb};
 use iari::audit::replay::{ReplayError, load_stored, rerun};
 use iari::classify::{Engine, ImageLimits, ImageTensor, decode};
 use iari::config::Settings;
-use iari::domain::{ModelAnswer, Sha256Digest};
+use iari::domain::{Classification, Grade, ModelAnswer, Sha256Digest};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,21 +23,22 @@ fn settings() -> Settings {
     Settings::load_from(None, Some(env)).unwrap()
 }
 
-/// Classifies `image` (under the repository) and stores it as the worker would, with its shift
-/// score and reference when `scored` (as a decision made before the score existed when not);
-/// `edit` may change the stored models, grade and runtime. Returns the decision id.
+/// Classifies `image` (under the repository) and stores it through the worker's batch write,
+/// with the worker's provenance, with its shift score and reference when `scored` (as a decision
+/// made before the score existed when not); `edit` may change the classification and the
+/// runtime provenance before they are stored. Returns the decision id.
 async fn seed_image(
     db: &TestDb,
     settings: &Settings,
     image: &str,
     scored: bool,
-    edit: impl FnOnce(&mut Value, &mut String, &mut Value),
+    edit: impl FnOnce(&mut Classification, &mut Value),
 ) -> i64 {
     let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(image)).unwrap();
     let sha = Sha256Digest::of(&bytes);
     let s = settings.clone();
     let b = bytes.clone();
-    let (c, reference) = tokio::task::spawn_blocking(move || {
+    let (mut c, mut provenance) = tokio::task::spawn_blocking(move || {
         let engine = Engine::load(&s).unwrap();
         let engine = if scored {
             engine
@@ -51,59 +52,27 @@ async fn seed_image(
             .unwrap()
             .pop()
             .unwrap();
-        (c, engine.info().shift.clone())
+        (c, iari::app::provenance(&engine))
     })
     .await
     .unwrap();
-    let mut runtime = match &reference {
-        Some(r) => json!({ "shift": r }),
-        None => json!({}),
+    edit(&mut c, &mut provenance.runtime);
+    let seed = Seed {
+        image: Some(bytes.clone()),
+        ..Seed::default()
     };
-    let mut models = json!(c.models.iter().map(|(r, a)| match a {
-        ModelAnswer::Voted { probabilities, vote } => json!({"name": r.name, "version": r.version, "sha256": r.sha256,
-            "status": "voted", "probabilities": probabilities, "vote": vote.label(), "error": null}),
-        ModelAnswer::Failed { error } => json!({"name": r.name, "version": r.version, "sha256": r.sha256,
-            "status": "failed", "probabilities": null, "vote": null, "error": error}),
-    }).collect::<Vec<_>>());
-    let mut grade = c.outcome.grade.label().to_string();
-    edit(&mut models, &mut grade, &mut runtime);
-    let flags: Vec<String> = c
-        .outcome
-        .flags
-        .iter()
-        .map(|f| f.as_str().to_string())
-        .collect();
-    sqlx::query("INSERT INTO images (sha256, media_type, width, height, bytes) VALUES ($1, 'image/png', 229, 230, $2) ON CONFLICT DO NOTHING")
-        .bind(sha.as_bytes().as_slice()).bind(&bytes).execute(&db.pool).await.unwrap();
-    let capture = format!("CAP-{}", uuid::Uuid::new_v4().simple());
-    sqlx::query("INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, plate_id, well, accession) \
-                 VALUES ($1, $2, '{}', now(), 'HCM-01', 'P1', 'A1', 'ACC')")
-        .bind(&capture).bind(sha.as_bytes().as_slice()).execute(&db.pool).await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO decisions (capture_id, image_sha256, grade, agreement, confidence, flags, needs_review, \
-         ensemble_name, ensemble_version, models, runtime, timings, worker, shift_score, shift_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'iari-cbam-ensemble', '1.0.0-synthetic', $8, $9, '{}', '{}', $10, $11) \
-         RETURNING id",
-    )
-    .bind(&capture).bind(sha.as_bytes().as_slice()).bind(&grade).bind(c.outcome.agreement)
-    .bind(c.outcome.confidence).bind(&flags).bind(c.outcome.needs_review).bind(&models)
-    .bind(&runtime).bind(c.shift.as_ref().map(|s| s.score)).bind(c.shift.as_ref().map(|s| s.version.clone()))
-    .fetch_one(&db.pool).await.unwrap()
+    iari_kit::seed::written(&db.pool, &seed, &bytes, &c, &provenance).await
 }
 
 /// A committed sample, as a decision made before the shift score existed.
 async fn seed_classified(
     db: &TestDb,
     settings: &Settings,
-    edit: impl FnOnce(&mut Value, &mut String),
+    edit: impl FnOnce(&mut Classification),
 ) -> i64 {
-    seed_image(
-        db,
-        settings,
-        "onnx/samples/2+/2p-000.png",
-        false,
-        |m, g, _| edit(m, g),
-    )
+    seed_image(db, settings, "onnx/samples/2+/2p-000.png", false, |c, _| {
+        edit(c)
+    })
     .await
 }
 
@@ -124,7 +93,7 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     let db = TestDb::new().await;
     let settings = settings();
 
-    let same = seed_classified(&db, &settings, |_, _| {}).await;
+    let same = seed_classified(&db, &settings, |_| {}).await;
     let r = replay(&db, &settings, same).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
     assert_eq!(r.models.len(), 5);
@@ -136,15 +105,22 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     assert_eq!(r.execution.provider, "CPUExecutionProvider");
 
     // A stored decision whose first vote and grade were different from what the models say.
-    let changed = seed_classified(&db, &settings, |models, grade| {
-        let other = if models[0]["vote"] == "4+" {
-            "neg"
-        } else {
-            "4+"
+    let changed = seed_classified(&db, &settings, |c| {
+        let ModelAnswer::Voted {
+            probabilities,
+            vote,
+        } = &mut c.models[0].1
+        else {
+            panic!("the first model voted");
         };
-        models[0]["vote"] = json!(other);
-        models[0]["probabilities"][0] = json!(0.9);
-        *grade = other.to_string();
+        let other = if *vote == Grade::P4 {
+            Grade::Neg
+        } else {
+            Grade::P4
+        };
+        *vote = other;
+        probabilities[0] = 0.9;
+        c.outcome.grade = other;
     })
     .await;
     let r = replay(&db, &settings, changed).await.unwrap();
@@ -161,8 +137,8 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     );
     assert!(r.max_abs_probability_difference > 0.05);
 
-    let unpinned = seed_classified(&db, &settings, |models, _| {
-        models[2]["sha256"] = json!(Sha256Digest::of(b"a retired model").to_hex());
+    let unpinned = seed_classified(&db, &settings, |c| {
+        c.models[2].0.sha256 = Sha256Digest::of(b"a retired model");
     })
     .await;
     let err = replay(&db, &settings, unpinned).await.unwrap_err();
@@ -175,14 +151,14 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     // Scored decisions replay with the same reference: an out-of-distribution site-b well
     // (SYNTHETIC) keeps its flag and its score exactly.
     let site_b = "onnx/models/golden/s1-siteb-1p.png";
-    let ood = seed_image(&db, &settings, site_b, true, |_, _, _| {}).await;
+    let ood = seed_image(&db, &settings, site_b, true, |_, _| {}).await;
     let r = replay(&db, &settings, ood).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
     assert!(r.stored_flags.contains(&"out_of_distribution".to_string()));
     assert!(r.stored_shift_score.unwrap() > 11.97);
     assert_eq!(r.replayed_shift_score, r.stored_shift_score);
     // Decisions made before the score existed replay without one (no flag appears).
-    let old = seed_image(&db, &settings, site_b, false, |_, _, _| {}).await;
+    let old = seed_image(&db, &settings, site_b, false, |_, _| {}).await;
     let r = replay(&db, &settings, old).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
     assert_eq!((r.stored_shift_score, r.replayed_shift_score), (None, None));
@@ -191,7 +167,7 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
             .contains(&"out_of_distribution".to_string())
     );
     // A decision scored by a reference since refitted is refused, like a retired model.
-    let refitted = seed_image(&db, &settings, site_b, true, |_, _, runtime| {
+    let refitted = seed_image(&db, &settings, site_b, true, |_, runtime| {
         runtime["shift"]["reference_sha256"] = json!(Sha256Digest::of(b"older fit").to_hex());
     })
     .await;
@@ -205,5 +181,83 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
         Err(ReplayError::Audit(iari::audit::AuditError::UnknownDecision(987_654))) => {}
         other => panic!("{other:?}"),
     }
+    db.drop().await;
+}
+
+/// The next ensemble version in a temporary folder: the committed files archived under `v1/`
+/// (as `iari_train adapt` keeps them), and a new manifest, version `2.0.0-test`, listing `v1`
+/// under `previous`, whose inception model is another file (a copy of the ResNet one: any
+/// model with the same input and output will do). Returns the new manifest's path.
+fn next_version(dir: &Path) -> std::path::PathBuf {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models");
+    let text = std::fs::read_to_string(models.join("manifest.json")).unwrap();
+    let mut man: Value = serde_json::from_str(&text).unwrap();
+    let v1 = dir.join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    for m in man["models"].as_array().unwrap() {
+        let file = m["file"].as_str().unwrap();
+        std::fs::copy(models.join(file), v1.join(file)).unwrap();
+        std::fs::copy(models.join(file), dir.join(file)).unwrap();
+    }
+    std::fs::write(v1.join("manifest.json"), &text).unwrap();
+    let resnet = std::fs::read(models.join("resnet-cbam.onnx")).unwrap();
+    std::fs::write(dir.join("inception-v2.onnx"), &resnet).unwrap();
+    man["ensemble"]["version"] = json!("2.0.0-test");
+    man["previous"] = json!(["v1/manifest.json"]);
+    for m in man["models"].as_array_mut().unwrap() {
+        if m["name"] == "inception-cbam" {
+            m["file"] = json!("inception-v2.onnx");
+            m["version"] = json!("2.0.0");
+            m["sha256"] = json!(Sha256Digest::of(&resnet).to_hex());
+        }
+    }
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&man).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn decisions_pinned_to_an_earlier_version_replay_with_its_kept_files() {
+    let db = TestDb::new().await;
+    let committed = settings();
+    let first = seed_image(
+        &db,
+        &committed,
+        "onnx/samples/2+/2p-000.png",
+        true,
+        |_, _| {},
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = committed.clone();
+    next.models.manifest = next_version(dir.path());
+    let second = seed_image(&db, &next, "onnx/samples/2+/2p-000.png", true, |_, _| {}).await;
+
+    // Replayed under the new manifest, each decision runs on the files it was made with.
+    let r = replay(&db, &next, first).await.unwrap();
+    assert!(r.identical, "{:?}", r.differences);
+    assert_eq!(r.ensemble_version, "1.0.0-synthetic");
+    assert_eq!(r.models[3].version, "1.0.0");
+    let r = replay(&db, &next, second).await.unwrap();
+    assert!(r.identical, "{:?}", r.differences);
+    assert_eq!(r.ensemble_version, "2.0.0-test");
+    assert_eq!(r.models[3].version, "2.0.0");
+
+    // The kept version's files are checked like the current ones: a changed file is refused.
+    std::fs::write(dir.path().join("v1/inception-cbam.onnx"), b"not the model").unwrap();
+    let err = replay(&db, &next, first).await.unwrap_err();
+    assert!(err.to_string().contains("inception-cbam"), "{err}");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    // A version no longer listed cannot be found: the refusal names the current manifest.
+    let text = std::fs::read_to_string(&next.models.manifest).unwrap();
+    let mut man: Value = serde_json::from_str(&text).unwrap();
+    man["previous"] = json!([]);
+    std::fs::write(&next.models.manifest, man.to_string()).unwrap();
+    let err = replay(&db, &next, first).await.unwrap_err();
+    assert!(
+        err.to_string().contains("not in the current manifest"),
+        "{err}"
+    );
     db.drop().await;
 }

@@ -192,8 +192,19 @@ pub async fn decision(pool: &PgPool, s: &Seed) -> i64 {
 /// Writes `image` with classification `c` (a real or an edited one) as the worker does, with
 /// the seed's event and provenance; returns the decision id.
 pub async fn classified(pool: &PgPool, s: &Seed, image: &[u8], c: &Classification) -> i64 {
+    written(pool, s, image, c, &s.provenance()).await
+}
+
+/// Like [`classified`], with the worker's `provenance` (for example `iari::app::provenance` of
+/// a real engine) instead of the seed's synthetic one.
+pub async fn written(
+    pool: &PgPool,
+    s: &Seed,
+    image: &[u8],
+    c: &Classification,
+    provenance: &Provenance,
+) -> i64 {
     let event = s.event();
-    let provenance = s.provenance();
     let (width, height) = s.size(image);
     let batch = [NewDecision {
         event: &event,
@@ -213,7 +224,7 @@ pub async fn classified(pool: &PgPool, s: &Seed, image: &[u8], c: &Classificatio
             batch_size: 4,
         },
     }];
-    let write = write_batch(pool, &provenance, &batch);
+    let write = write_batch(pool, provenance, &batch);
     let outcomes = match s.decided_at {
         None => write.await,
         Some(at) => backdated(pool, at, write).await,
