@@ -328,8 +328,8 @@ pub fn replay_table(r: &super::replay::ReplayReport) -> String {
     let e = &r.execution;
     let _ = writeln!(
         o,
-        "replay of decision {} on {} (ONNX Runtime {})",
-        r.decision_id, e.provider, e.onnxruntime_version
+        "replay of decision {} with ensemble {} on {} (ONNX Runtime {})",
+        r.decision_id, r.ensemble_version, e.provider, e.onnxruntime_version
     );
     let _ = writeln!(
         o,

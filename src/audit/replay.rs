@@ -8,7 +8,7 @@
 //! reference, and one made before the score existed replays without it.
 
 use super::AuditError;
-use crate::classify::{Engine, EngineError, ImageLimits, ImageTensor, decode};
+use crate::classify::{Engine, EngineError, ImageLimits, ImageTensor, decode, versions};
 use crate::config::Settings;
 use crate::domain::{Classification, ExecutionInfo, ModelAnswer, ModelRef, Sha256Digest};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,9 @@ pub struct ReplayReport {
     /// One line per difference, empty when identical.
     pub differences: Vec<String>,
     pub execution: ExecutionInfo,
+    /// The ensemble version whose files replayed it: the current one, or the earlier version
+    /// the decision is pinned to (kept under the manifest's `previous`).
+    pub ensemble_version: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,8 +158,8 @@ pub async fn load_stored(pool: &PgPool, id: i64) -> Result<Stored, ReplayError> 
     })
 }
 
-/// Loads the pinned models (refusing when the manifest lacks one) and classifies the image.
-/// Blocking: call it off the async threads.
+/// Loads the pinned models from the kept ensemble version that holds them (refusing when none
+/// does) and classifies the image. Blocking: call it off the async threads.
 pub fn rerun(settings: &Settings, stored: &Stored) -> Result<ReplayReport, ReplayError> {
     let pinned: Vec<ModelRef> = stored
         .models
@@ -167,6 +170,14 @@ pub fn rerun(settings: &Settings, stored: &Stored) -> Result<ReplayReport, Repla
             sha256: m.sha256,
         })
         .collect();
+    let reference = stored.shift.as_ref().and_then(|s| s.reference);
+    let mut settings = settings.clone();
+    if let Some(version) = versions::holding(&settings.models.manifest, &pinned, reference)
+        .map_err(EngineError::from)?
+    {
+        settings.models.manifest = version;
+    }
+    let settings = &settings;
     let engine = Engine::load_pinned(settings, &pinned)?;
     engine.check_pinned(&pinned)?;
     let engine = match &stored.shift {
@@ -197,11 +208,17 @@ pub fn rerun(settings: &Settings, stored: &Stored) -> Result<ReplayReport, Repla
         stored,
         &classification,
         engine.info().execution.clone(),
+        engine.info().ensemble.version.clone(),
     ))
 }
 
 /// The stored decision against the replayed classification.
-pub fn compare(stored: &Stored, c: &Classification, execution: ExecutionInfo) -> ReplayReport {
+pub fn compare(
+    stored: &Stored,
+    c: &Classification,
+    execution: ExecutionInfo,
+    ensemble_version: String,
+) -> ReplayReport {
     let replayed_flags: Vec<String> = c
         .outcome
         .flags
@@ -270,6 +287,7 @@ pub fn compare(stored: &Stored, c: &Classification, execution: ExecutionInfo) ->
         replayed_shift_score,
         differences,
         execution,
+        ensemble_version,
     }
 }
 

@@ -91,6 +91,10 @@ pub struct Manifest {
     /// score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift: Option<ShiftSpec>,
+    /// Earlier ensemble versions kept for the decisions pinned to them: their manifests,
+    /// relative to this one's folder, newest first (see `classify::versions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<PathBuf>,
     #[serde(skip)]
     pub dir: PathBuf,
 }
@@ -137,14 +141,25 @@ impl Manifest {
             ShiftModel::new(shift, r.width as usize, r.height as usize).map_err(invalid)?;
         }
         for m in &self.models {
-            if m.file.is_absolute() || m.file.components().any(|c| c.as_os_str() == "..") {
+            if !inside(&m.file) {
                 return Err(invalid(format!(
                     "model {} file must stay in the manifest's folder",
                     m.name
                 )));
             }
         }
+        if let Some(p) = self.previous.iter().find(|p| !inside(p)) {
+            return Err(invalid(format!(
+                "previous version {} must stay in the manifest's folder",
+                p.display()
+            )));
+        }
         Ok(())
+    }
+
+    /// The manifests of the earlier versions this one lists, newest first.
+    pub fn previous_paths(&self) -> Vec<PathBuf> {
+        self.previous.iter().map(|p| self.dir.join(p)).collect()
     }
 
     pub fn model_path(&self, entry: &ModelEntry) -> PathBuf {
@@ -184,4 +199,9 @@ impl Manifest {
             })
             .collect()
     }
+}
+
+/// A relative path with no `..`: it cannot leave the manifest's folder.
+fn inside(p: &Path) -> bool {
+    !p.is_absolute() && !p.components().any(|c| c.as_os_str() == "..")
 }

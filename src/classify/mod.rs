@@ -11,6 +11,7 @@ pub mod preprocess;
 pub mod runtime;
 pub mod session;
 pub mod shift;
+pub mod versions;
 pub mod vote;
 
 pub use decode::{DecodedImage, ImageError, ImageLimits, decode};

@@ -1,14 +1,15 @@
-//! `iari models …`: checks the ensemble on disk against its manifest, and names the manifest's
-//! shift reference.
+//! `iari models …`: checks the ensemble on disk against its manifest (and every earlier version
+//! it keeps for pinned decisions), and names the manifest's shift reference.
 
-use crate::classify::Manifest;
+use crate::classify::{Manifest, versions};
 use crate::config::Settings;
 use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Check every model file against the manifest's SHA-256 and print the ensemble version.
+    /// Check every model file against the manifest's SHA-256 and print the ensemble version;
+    /// then the same for each earlier version the manifest keeps under `previous`.
     Verify,
 }
 
@@ -19,7 +20,26 @@ pub fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
 }
 
 fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::load(&settings.models.manifest)?;
+    let mut failed = 0;
+    for (i, (path, manifest)) in versions::all(&settings.models.manifest)?.iter().enumerate() {
+        if i == 1 {
+            println!();
+            println!("earlier versions, kept for decisions pinned to them:");
+        }
+        if i > 0 {
+            println!("{}", path.display());
+        }
+        failed += verify_files(manifest);
+        describe(manifest);
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} model file(s) do not match their manifest");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one line per model file; returns how many are missing or changed.
+fn verify_files(manifest: &Manifest) -> usize {
     let mut failed = 0;
     for entry in &manifest.models {
         let path = manifest.model_path(entry);
@@ -50,6 +70,10 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    failed
+}
+
+fn describe(manifest: &Manifest) {
     let synthetic = if manifest.synthetic {
         " (trained on SYNTHETIC wells)"
     } else {
@@ -74,8 +98,4 @@ fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
         ),
         None => println!("shift reference: none (decisions carry no shift score)"),
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} model file(s) do not match the manifest");
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -171,3 +171,49 @@ fn eval_counts_out_of_distribution_and_models_verify_names_the_reference() {
     assert!(text.contains("shift reference shift-1 sha256 "), "{text}");
     assert!(text.contains(" threshold 11.9685"), "{text}");
 }
+
+/// `iari models verify` checks the earlier versions a manifest keeps, too: a changed file in
+/// one fails the command and is named.
+#[test]
+fn models_verify_checks_the_kept_earlier_versions() {
+    let models = repo().join("onnx/models");
+    let text = std::fs::read_to_string(models.join("manifest.json")).unwrap();
+    let mut man: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    for m in man["models"].as_array().unwrap() {
+        let file = m["file"].as_str().unwrap();
+        std::fs::copy(models.join(file), v1.join(file)).unwrap();
+        std::fs::copy(models.join(file), dir.path().join(file)).unwrap();
+    }
+    std::fs::write(v1.join("manifest.json"), &text).unwrap();
+    man["previous"] = serde_json::json!(["v1/manifest.json"]);
+    let current = dir.path().join("manifest.json");
+    std::fs::write(&current, man.to_string()).unwrap();
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_iari"))
+            .args(["models", "verify"])
+            .env("IARI__MODELS__MANIFEST", &current)
+            .env("IARI__LOG__LEVEL", "warn")
+            .output()
+            .expect("iari runs")
+    };
+    let out = verify();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let ok = text.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(ok, 10, "five files in each of two versions: {text}");
+    assert!(
+        text.contains("earlier versions, kept for decisions pinned to them:"),
+        "{text}"
+    );
+
+    std::fs::write(v1.join("vgg-cbam.onnx"), b"changed").unwrap();
+    let out = verify();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!out.status.success(), "{text}");
+    let bad: Vec<&str> = text.lines().filter(|l| l.starts_with("MISMATCH")).collect();
+    assert_eq!(bad.len(), 1, "{text}");
+    assert!(bad[0].contains("vgg-cbam"), "{text}");
+}
