@@ -8,12 +8,14 @@
 pub mod format;
 pub mod query;
 pub mod replay;
+pub mod retract;
 pub mod review;
 pub mod show;
 pub mod stats;
 pub mod verify;
 
 pub use query::{DecisionSummary, Filter, Page, list};
+pub use retract::{RetractOutcome, RetractRequest, sign_retraction};
 pub use review::{Reason, ReviewOutcome, SignRequest, sign_review};
 pub use show::{Provenance, show};
 pub use stats::{Stats, stats};

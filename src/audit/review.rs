@@ -61,7 +61,7 @@ pub struct ReviewOutcome {
 /// Longest reason text kept; longer input is refused rather than cut.
 const MAX_TEXT: usize = 4000;
 
-fn clean_text(t: Option<&str>) -> Result<Option<String>, AuditError> {
+pub(super) fn clean_text(t: Option<&str>) -> Result<Option<String>, AuditError> {
     let t = t.map(str::trim).filter(|c| !c.is_empty());
     if t.is_some_and(|c| c.chars().count() > MAX_TEXT) {
         return Err(AuditError::Invalid(format!(
@@ -72,16 +72,19 @@ fn clean_text(t: Option<&str>) -> Result<Option<String>, AuditError> {
 }
 
 /// Where the decision's result stands at the LIS before this review.
-struct Reported {
-    ensemble_grade: Grade,
-    grade: Grade,
-    row_hash: Vec<u8>,
+pub(super) struct Reported {
+    pub ensemble_grade: Grade,
+    /// The grade the LIS has (the latest review's, else the ensemble's).
+    pub grade: Grade,
+    pub row_hash: Vec<u8>,
     /// The latest message's result status; derived from `needs_review` when none was enqueued.
-    status: ResultStatus,
-    filler_number: FillerNumber,
+    pub status: ResultStatus,
+    /// Whether any message about the decision was enqueued (the LIS has, or will have, it).
+    pub sent: bool,
+    pub filler_number: FillerNumber,
 }
 
-async fn reported(
+pub(super) async fn reported(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     decision_id: i64,
 ) -> Result<Reported, AuditError> {
@@ -97,7 +100,9 @@ async fn reported(
     .ok_or(AuditError::UnknownDecision(decision_id))?;
     let (ensemble_grade, needs_review) = (row.grade, row.needs_review);
     let grade = row.reviewed.unwrap_or(ensemble_grade);
-    let (status, filler_number) = outbox::standing(tx, decision_id).await?.unwrap_or_else(|| {
+    let standing = outbox::standing(tx, decision_id).await?;
+    let sent = standing.is_some();
+    let (status, filler_number) = standing.unwrap_or_else(|| {
         (
             ResultStatus::for_new_decision(needs_review),
             FillerNumber::for_decision(decision_id),
@@ -108,13 +113,14 @@ async fn reported(
         grade,
         row_hash: row.row_hash,
         status,
+        sent,
         filler_number,
     })
 }
 
 /// Checks that the signer's account (as it is now, not as the session remembered it) may sign
 /// `meaning` on a result that stands at `status`.
-async fn may_sign(
+pub(super) async fn may_sign(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     signer: &Principal,
     meaning: Meaning,
@@ -138,8 +144,9 @@ async fn may_sign(
             role.signs_preliminary()
         }
         (Meaning::Confirmed | Meaning::Corrected, _) => role.signs_final(),
-        // Retraction and policy signatures have their own flows (not this one).
-        _ => false,
+        (Meaning::Retracted, _) => role.signs_final(),
+        // A policy is signed by its own flow, never on a result.
+        (Meaning::PolicyActivated, _) => false,
     };
     if !allowed {
         return Err(AuditError::Forbidden(format!(
@@ -153,6 +160,36 @@ async fn may_sign(
     Ok(role)
 }
 
+/// The reason code given (blank is none), refused when `workstation.reasons` lacks it.
+pub(super) fn reason_code<'a>(
+    code: Option<&'a str>,
+    reasons: &BTreeMap<String, String>,
+) -> Result<Option<&'a str>, AuditError> {
+    let code = code.map(str::trim).filter(|c| !c.is_empty());
+    if let Some(c) = code.filter(|c| !reasons.contains_key(*c)) {
+        let known: Vec<&str> = reasons.keys().map(String::as_str).collect();
+        return Err(AuditError::Invalid(format!(
+            "unknown reason code {c:?} (one of {})",
+            known.join(", ")
+        )));
+    }
+    Ok(code)
+}
+
+/// Serialises the signatures on one decision, so each sees the result status the last one set.
+pub(super) async fn lock(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    decision_id: i64,
+) -> Result<(), AuditError> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(7001, hashtext($1::bigint::text))",
+        decision_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Records the signed review, its signature and its outbox message in one transaction.
 pub async fn sign_review(
     pool: &PgPool,
@@ -162,26 +199,9 @@ pub async fn sign_review(
     reasons: &BTreeMap<String, String>,
 ) -> Result<ReviewOutcome, AuditError> {
     let text = clean_text(req.reason_text.as_deref())?;
-    let code = req
-        .reason_code
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    if let Some(c) = code.filter(|c| !reasons.contains_key(*c)) {
-        let known: Vec<&str> = reasons.keys().map(String::as_str).collect();
-        return Err(AuditError::Invalid(format!(
-            "unknown reason code {c:?} (one of {})",
-            known.join(", ")
-        )));
-    }
+    let code = reason_code(req.reason_code.as_deref(), reasons)?;
     let mut tx = pool.begin().await?;
-    // Reviews of one decision are serialised so each sees the result status the last one set.
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(7001, hashtext($1::bigint::text))",
-        decision_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    lock(&mut tx, decision_id).await?;
     let before = reported(&mut tx, decision_id).await?;
     let grade = req.grade;
     let changed = before.grade != grade;

@@ -58,6 +58,19 @@ pub struct ReviewArgs {
     pub comment: Option<String>,
 }
 
+/// `iari retract <ID>`: the signer is asked for, like `iari review`.
+#[derive(Debug, Args)]
+pub struct RetractArgs {
+    /// The decision id.
+    pub id: i64,
+    /// A reason code from `workstation.reasons` (required).
+    #[arg(long)]
+    pub reason: String,
+    /// Words sent to the LIS with the withdrawal.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
 pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let pool = crate::store::pool(&settings.database)?;
     let out = match cmd {
@@ -185,6 +198,46 @@ pub async fn review(
         (_, _, Some(note)) => println!("{note}"),
         _ => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn retract(
+    settings: &Settings,
+    args: RetractArgs,
+    input: &mut Input,
+) -> anyhow::Result<ExitCode> {
+    use crate::auth::{Lockout, users};
+    let user = input.line("user")?;
+    let password = input.secret(&format!(
+        "password for {user} (signs the retraction of decision {})",
+        args.id
+    ))?;
+    let pool = crate::store::pool(&settings.database)?;
+    let ws = &settings.workstation;
+    let result = async {
+        let signer = users::authenticate(
+            &pool,
+            Lockout::from(ws),
+            &user,
+            &password,
+            users::Purpose::Signature,
+        )
+        .await?
+        .principal;
+        let req = audit::RetractRequest {
+            reason_code: args.reason,
+            reason_text: args.comment,
+        };
+        anyhow::Ok(audit::sign_retraction(&pool, &signer, args.id, &req, &ws.reasons).await?)
+    }
+    .await;
+    pool.close().await;
+    let o = result.with_context(|| format!("retraction of decision {} refused", args.id))?;
+    println!(
+        "signature {} (retracted) recorded for decision {}: the LIS's {} is withdrawn \
+         (HL7 {} enqueued as outbox message {}); the decision is back on the worklist",
+        o.signature_id, o.decision_id, o.withdrawn_grade, o.result_status, o.hl7_message_id
+    );
     Ok(ExitCode::SUCCESS)
 }
 

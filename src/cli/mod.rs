@@ -61,6 +61,9 @@ pub enum Command {
     Outbox(outbox::OutboxCommand),
     /// Sign a confirmation or correction of a decision (asks for user and password; sent to the LIS).
     Review(audit::ReviewArgs),
+    /// Sign a retraction of a result the LIS holds (supervisor or director; asks for user and
+    /// password; sends the withdrawal and puts the decision back on the worklist).
+    Retract(audit::RetractArgs),
     /// The review workstation and the API (needs the database, not the broker).
     Serve(serve::ServeArgs),
     /// Accounts, roles and API tokens.
@@ -98,6 +101,7 @@ pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
         Command::Audit(cmd) => block_on(audit::run(&settings, cmd)),
         Command::Outbox(cmd) => block_on(outbox::run(&settings, cmd)),
         Command::Review(args) => block_on(audit::review(&settings, args, &mut input)),
+        Command::Retract(args) => block_on(audit::retract(&settings, args, &mut input)),
         Command::Serve(args) => block_on(serve::run(&settings, args)),
         Command::Users(cmd) => block_on(users::run(&settings, cmd, &mut input)),
         Command::Replay(args) => block_on(audit::replay(&settings, args)),

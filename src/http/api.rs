@@ -6,9 +6,9 @@
 //! Every request is some user's: a per-user bearer token (`iari users token`) acts with the
 //! user's role. No token or an unknown one is 401; a role that may not is 403. A review carries
 //! the signer's password, checked at that moment: a wrong one is 401 and counts toward the
-//! lock-out, like a wrong password at sign-in.
+//! lock-out, like a wrong password at sign-in. So does a retraction.
 
-use crate::audit::{self, AuditError, Filter, Reason, SignRequest};
+use crate::audit::{self, AuditError, Filter, Reason, RetractRequest, SignRequest};
 use crate::auth::users::{self, Purpose};
 use crate::auth::{AuthError, Lockout, Principal, tokens};
 use crate::config::WorkstationSettings;
@@ -44,6 +44,7 @@ pub fn routes(pool: PgPool, ws: &WorkstationSettings) -> Router {
         .route("/api/v1/decisions", get(list))
         .route("/api/v1/decisions/{id}", get(one))
         .route("/api/v1/decisions/{id}/review", post(review))
+        .route("/api/v1/decisions/{id}/retract", post(retract))
         .route("/api/v1/openapi.json", get(openapi))
         .with_state(state)
 }
@@ -200,6 +201,46 @@ async fn review(
         reason_text: reason.text,
     };
     let outcome = audit::sign_review(&state.pool, &signer, id, &req, &state.reasons).await?;
+    Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+/// `POST /api/v1/decisions/{id}/retract`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetractBody {
+    reason: Reason,
+    password: String,
+}
+
+async fn retract(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<RetractBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<audit::RetractOutcome>), ApiError> {
+    let who = principal(&state, &headers).await?;
+    if !who.role.signs_final() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a {} may not retract results", who.role),
+        ));
+    }
+    let Path(id) = id.map_err(bad_request)?;
+    let Json(body) = body.map_err(bad_request)?;
+    let signer = users::authenticate(
+        &state.pool,
+        state.lockout,
+        &who.username,
+        &body.password,
+        Purpose::Signature,
+    )
+    .await?
+    .principal;
+    let req = RetractRequest {
+        reason_code: body.reason.code.unwrap_or_default(),
+        reason_text: body.reason.text,
+    };
+    let outcome = audit::sign_retraction(&state.pool, &signer, id, &req, &state.reasons).await?;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 

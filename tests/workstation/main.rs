@@ -8,6 +8,7 @@
 mod common;
 
 mod client;
+mod retract;
 mod roles;
 mod sessions;
 mod signing;

@@ -153,9 +153,20 @@ async fn every_post_needs_the_sessions_csrf_token() {
     tech.sign_in("tech.c").await;
     let mut admin = Client::new(&app);
     admin.sign_in("admin.c").await;
+    user(&db.pool, "sup.c", Role::Supervisor).await;
+    let mut sup = Client::new(&app);
+    sup.sign_in("sup.c").await;
     let sign = format!("/decisions/{id}/sign");
+    let retract = format!("/decisions/{id}/retract");
     let pw = crate::common::PASSWORD;
     for bad in ["", "forged-token"] {
+        let a = sup
+            .post(
+                &retract,
+                &[("csrf", bad), ("reason", "other"), ("password", pw)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "retract with csrf {bad:?}");
         let a = tech
             .post(
                 &sign,
@@ -221,7 +232,7 @@ async fn every_post_needs_the_sessions_csrf_token() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(crate::common::count(&db.pool, "signatures").await, 0);
-    assert_eq!(crate::common::count(&db.pool, "users").await, 2);
+    assert_eq!(crate::common::count(&db.pool, "users").await, 3);
     db.drop().await;
 }
 

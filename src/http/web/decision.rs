@@ -1,7 +1,8 @@
 //! `/decisions/{id}`: everything a technologist needs to grade one well (the image with zoom,
 //! the grade and flags in words, each sub-model's vote and probabilities, the plate with this
 //! well marked, the specimen's other results, delivery and history) and the signature form
-//! (`?grade=…`, keys `0`–`4`; the form and its POST are `sign`).
+//! (`?grade=…`, keys `0`–`4`; the form and its POST are `sign`), and for a supervisor the
+//! retraction of a result the LIS holds (`retract`).
 
 use super::WebState;
 use super::data;
@@ -67,6 +68,7 @@ pub(super) async fn render(
     s: &SignedIn,
     id: i64,
     attempt: Option<Attempt<'_>>,
+    retract_error: Option<&str>,
 ) -> Result<Markup, Response> {
     let p = match audit::show(&state.pool, id).await {
         Ok(p) => p,
@@ -87,6 +89,10 @@ pub(super) async fn render(
     let d = &p.decision;
     let c = &p.capture;
     let signable = may_sign(s, status);
+    // A result the LIS holds (something was sent) and that is not withdrawn yet.
+    let retractable = s.session.principal.role.signs_final()
+        && !p.hl7_messages.is_empty()
+        && status != ResultStatus::Withdrawn;
     let title = format!("Decision {id}: well {} of plate {}", c.well, c.plate_id);
     let mrn = c.event.pointer("/patient/mrn").and_then(|v| v.as_str());
     let body = html! {
@@ -123,6 +129,8 @@ pub(super) async fn render(
                 }
                 @if signable { (actions(id, grade)) }
                 @else { p class="note" { "Your role does not sign this result." } }
+                @if retractable { (super::retract::form(s, id, retract_error, &state.settings.workstation.reasons)) }
+                @else if let Some(e) = retract_error { p class="error" role="alert" { "Not retracted: " (e) } }
             }
         }
         @if let (true, Some(a)) = (signable, &attempt) { (super::sign::form(s, id, grade, a, &state.settings.workstation.reasons)) }
@@ -234,7 +242,7 @@ pub async fn page(
         .as_deref()
         .and_then(|g| g.parse::<Grade>().ok())
         .map(|grade| Attempt { grade, error: None });
-    match render(&state, &s, id, attempt).await {
+    match render(&state, &s, id, attempt, None).await {
         Ok(m) => m.into_response(),
         Err(r) => r,
     }

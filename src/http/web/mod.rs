@@ -15,6 +15,7 @@ mod guard;
 mod layout;
 mod login;
 mod plate;
+mod retract;
 mod sign;
 mod worklist;
 
@@ -73,6 +74,7 @@ pub fn routes(pool: PgPool, settings: Arc<Settings>) -> Router {
         .route("/decisions/{id}", get(decision::page))
         .route("/decisions/{id}/image", get(decision::image))
         .route("/decisions/{id}/sign", post(sign::sign))
+        .route("/decisions/{id}/retract", post(retract::retract))
         .route("/plates/{plate}", get(plate::page))
         .route("/audit", get(audit::page))
         .route("/audit.csv", get(audit::csv))

@@ -104,7 +104,7 @@ pub async fn sign(
                 grade,
                 error: Some(&msg),
             };
-            match render(&state, s, id, Some(attempt)).await {
+            match render(&state, s, id, Some(attempt), None).await {
                 Ok(m) => (status, m).into_response(),
                 Err(r) => r,
             }
