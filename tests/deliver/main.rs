@@ -25,3 +25,4 @@ mod test_db {
 mod tls;
 mod values;
 mod withdrawal;
+mod write_timeout;
