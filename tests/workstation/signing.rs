@@ -138,3 +138,26 @@ async fn an_auditor_sees_signatures_and_cannot_sign() {
     assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
     db.drop().await;
 }
+
+/// Pages show times in the site's zone (`lis.timezone`) with its abbreviation.
+#[tokio::test]
+async fn times_are_shown_in_the_sites_time_zone() {
+    let db = TestDb::new().await;
+    let id = seed(&db.pool, &Seed::default()).await;
+    let app = crate::client::router_with(&db, |s| {
+        s.lis.timezone = chrono_tz::Tz::Europe__Berlin;
+    });
+    user(&db.pool, "tech.z", Role::Technologist).await;
+    let mut c = Client::new(&app);
+    c.sign_in("tech.z").await;
+    let page = c.page(&format!("/decisions/{id}")).await;
+    // The seed's capture time, 2026-11-26T09:59:00Z, is 10:59 in Berlin (CET, UTC+1).
+    assert!(
+        page.body
+            .contains("<dt>Captured</dt><dd>2026-11-26 10:59:00 CET</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(" UTC<"), "no time left in UTC");
+    db.drop().await;
+}

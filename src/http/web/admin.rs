@@ -62,7 +62,7 @@ async fn render(
                     @else if a.must_change_password { "new (one-time password)" }
                     @else { "active" }
                 }
-                td { (when(a.created_at)) }
+                td { (when(a.created_at, state.settings.lis.timezone)) }
                 td class="row-actions" {
                     form method="post" action={"/admin/users/" (a.username)} {
                         input type="hidden" name="csrf" value=(csrf);

@@ -35,6 +35,7 @@ pub async fn page(
         Err(r) => return r,
     };
     let role = s.session.principal.role;
+    let tz = state.settings.lis.timezone;
     if let Some(r) = guard::require(
         &s,
         role.searches_audit() || role.reads_sign_ins(),
@@ -92,7 +93,7 @@ pub async fn page(
                     } }
                     tbody { @for r in &rows { tr data-test="audit-row" {
                         td { a href={"/decisions/" (r.id)} { (r.id) } }
-                        td { (when(r.decided_at)) } td { (r.accession) } td { (r.mrn.as_deref().unwrap_or("–")) }
+                        td { (when(r.decided_at, tz)) } td { (r.accession) } td { (r.mrn.as_deref().unwrap_or("–")) }
                         td { (r.plate_id) " " (r.well) } td { (r.grade) } td { (r.reported) }
                         td { (flags_text(r)) } td { (r.signers.as_deref().unwrap_or("–")) }
                     } } }
@@ -107,7 +108,7 @@ pub async fn page(
                     th scope="col" { "By" } th scope="col" { "Detail" }
                 } }
                 tbody { @for e in &log { tr data-test="auth-event" {
-                    td { (when(e.at)) } td { (e.kind) } td { (e.username) } td { (e.actor) } td { (e.detail.to_string()) }
+                    td { (when(e.at, tz)) } td { (e.kind) } td { (e.username) } td { (e.actor) } td { (e.detail.to_string()) }
                 } } } }
             }
         }

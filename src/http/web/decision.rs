@@ -89,6 +89,7 @@ pub(super) async fn render(
     let d = &p.decision;
     let c = &p.capture;
     let signable = may_sign(s, status);
+    let tz = state.settings.lis.timezone;
     // A result the LIS holds (something was sent) and that is not withdrawn yet.
     let retractable = s.session.principal.role.signs_final()
         && !p.hl7_messages.is_empty()
@@ -102,7 +103,7 @@ pub(super) async fn render(
                 figure class="zoom-1" data-zoom-target {
                     img data-test="well-image" src={"/decisions/" (id) "/image"}
                         width=(p.image.width) height=(p.image.height)
-                        alt={"Well " (c.well) " of plate " (c.plate_id) ", captured " (when(c.captured_at))};
+                        alt={"Well " (c.well) " of plate " (c.plate_id) ", captured " (when(c.captured_at, tz))};
                 }
                 div class="zoom" role="group" aria-label="Zoom" {
                     button type="button" data-zoom="out" { "Zoom out" }
@@ -120,8 +121,8 @@ pub(super) async fn render(
                     @if let Some(m) = mrn { dt { "MRN" } dd { (m) } }
                     dt { "Plate, well" } dd { a href={"/plates/" (enc(&c.plate_id))} { (c.plate_id) } ", " (c.well) }
                     dt { "Analyzer" } dd { (c.analyzer_id) }
-                    dt { "Captured" } dd { (when(c.captured_at)) }
-                    dt { "Decided" } dd { (when(d.decided_at)) " by " (d.ensemble_name) " " (d.ensemble_version) }
+                    dt { "Captured" } dd { (when(c.captured_at, tz)) }
+                    dt { "Decided" } dd { (when(d.decided_at, tz)) " by " (d.ensemble_name) " " (d.ensemble_version) }
                 }
                 h3 { "Flags" }
                 @if d.flags.is_empty() { p { "None." } } @else {
@@ -169,11 +170,11 @@ pub(super) async fn render(
                     td { a href={"/decisions/" (o.id)} { (o.id) } }
                     td { (o.plate_id) ", " (o.well) }
                     td { (o.reported) }
-                    td { (when(o.decided_at)) }
+                    td { (when(o.decided_at, tz)) }
                 } } } }
             }
         }
-        (history(&p))
+        (history(&p, tz))
     };
     Ok(layout::page(state, &s.session, &title, body))
 }
@@ -195,7 +196,7 @@ fn actions(id: i64, current: Grade) -> Markup {
     }
 }
 
-fn history(p: &Provenance) -> Markup {
+fn history(p: &Provenance, tz: chrono_tz::Tz) -> Markup {
     html! {
         section aria-labelledby="h-history" {
             h2 id="h-history" { "History" }
@@ -204,7 +205,7 @@ fn history(p: &Provenance) -> Markup {
                 ul class="signatures" { @for sg in &p.signatures { li data-test="signature" {
                     strong { (sg.meaning.words()) }
                     @if let Some(g) = sg.grade { " " (g) }
-                    " — " (sg.full_name) " (" (sg.username) ", " (sg.role) "), " (when(sg.signed_at))
+                    " — " (sg.full_name) " (" (sg.username) ", " (sg.role) "), " (when(sg.signed_at, tz))
                     @if let Some(c) = &sg.reason_code { ". Reason: " (c) }
                     @if let Some(t) = &sg.reason_text { ": " (t) }
                 } } }
@@ -217,7 +218,7 @@ fn history(p: &Provenance) -> Markup {
             tbody { @for m in &p.hl7_messages { tr data-test="hl7-message" {
                 td { (m.control_id) } td { (m.result_status) } td { (m.state.as_str()) }
                 td { (m.ack_code.as_deref().unwrap_or("–")) @if let Some(t) = &m.ack_text { " " (t) } }
-                td { (m.attempts) } td { (when(m.created_at)) }
+                td { (m.attempts) } td { (when(m.created_at, tz)) }
             } } } }
         }
     }

@@ -116,8 +116,12 @@ pub fn grade_key(g: Grade) -> &'static str {
 }
 
 /// A time as pages show it (UTC, to the second).
-pub fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+/// A time as people at the site read it: in the site's zone (`lis.timezone`), with the zone's
+/// abbreviation, so that a daylight-saving hour that repeats is still told apart.
+pub fn when(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
 }
 
 /// Encodes a query-string value (RFC 3986 unreserved characters stay as they are).

@@ -104,7 +104,7 @@ pub async fn submit(
             Err(AuthError::Locked(until)) => {
                 let msg = format!(
                     "This account is locked after repeated wrong passwords until {}.",
-                    super::layout::when(until)
+                    super::layout::when(until, state.settings.lis.timezone)
                 );
                 return refused(StatusCode::UNAUTHORIZED, &msg);
             }

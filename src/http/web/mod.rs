@@ -19,6 +19,9 @@ mod retract;
 mod sign;
 mod worklist;
 
+/// The session cookie's name (benchmarks and tools that hold a session).
+pub use guard::COOKIE as SESSION_COOKIE;
+
 use crate::config::Settings;
 use axum::Router;
 use axum::extract::Request;

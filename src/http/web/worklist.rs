@@ -50,13 +50,13 @@ fn query_string(f: &WorklistFilter) -> String {
     parts.join("&")
 }
 
-fn body_rows(rows: &[Row], total: i64) -> Markup {
+fn body_rows(rows: &[Row], total: i64, tz: chrono_tz::Tz) -> Markup {
     html! {
         tbody id="worklist-body" data-count=(total) {
             @for r in rows {
                 tr data-test="worklist-row" data-decision-id=(r.id) {
                     td { a href={"/decisions/" (r.id)} { "Decision " (r.id) } }
-                    td { (when(r.decided_at)) }
+                    td { (when(r.decided_at, tz)) }
                     td { a href={"/plates/" (enc(&r.plate_id))} { (r.plate_id) } " " (r.well) }
                     td { (r.analyzer_id) }
                     td { (r.accession) }
@@ -139,7 +139,7 @@ pub async fn page(
                 th scope="col" { "Analyzer" } th scope="col" { "Accession" } th scope="col" { "Grade" }
                 th scope="col" { "Agreement" } th scope="col" { "Flags" }
             } }
-            (body_rows(&rows, total))
+            (body_rows(&rows, total, state.settings.lis.timezone))
         }
         @if let Some(after) = next {
             @let sep = if qs.is_empty() { "" } else { "&" };
@@ -159,7 +159,7 @@ pub async fn rows(
         return r;
     }
     match load(&state, &q.filter()).await {
-        Ok((rows, total)) => body_rows(&rows, total).into_response(),
+        Ok((rows, total)) => body_rows(&rows, total, state.settings.lis.timezone).into_response(),
         Err(r) => r,
     }
 }
