@@ -2,7 +2,7 @@
 //! row of `capture-event.md`, and redelivery idempotency.
 
 use crate::common::event;
-use crate::harness::{TestWorker, http_get, sample};
+use crate::harness::{TestWorker, golden, http_get, sample};
 use base64::Engine as _;
 use iari::domain::Sha256Digest;
 use serde_json::json;
@@ -11,7 +11,10 @@ use std::collections::HashMap;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_path_and_inline_with_provenance_and_http() {
     let w = TestWorker::start(&[]).await;
-    let bytes = sample("neg/neg-000.png");
+    // Golden images: the Python reference recorded the grade each must get.
+    let (bytes, path_grade) = golden("g0-neg.png");
+    let (inline, inline_grade) = golden("g4-4p.png");
+    assert_eq!((path_grade.as_str(), inline_grade.as_str()), ("neg", "4+"));
     w.put_file("2026/11/26/a.png", &bytes);
     let sha = Sha256Digest::of(&bytes).to_hex();
     w.publish_json(
@@ -22,7 +25,7 @@ async fn happy_path_path_and_inline_with_provenance_and_http() {
         ),
     )
     .await;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(sample("4+/4p-000.png"));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&inline);
     w.publish_json(
         "OK-INLINE",
         &event(
@@ -37,7 +40,13 @@ async fn happy_path_path_and_inline_with_provenance_and_http() {
             .fetch_one(&w.pool)
             .await
             .unwrap();
-    assert!(["neg", "1+", "2+", "3+", "4+"].contains(&grade.as_str()));
+    assert_eq!(grade, path_grade);
+    let inline_got: String =
+        sqlx::query_scalar("SELECT grade FROM decisions WHERE capture_id = 'OK-INLINE'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(inline_got, inline_grade);
     assert_eq!(models.as_array().unwrap().len(), 5);
     assert!(models[0]["sha256"].as_str().unwrap().len() == 64);
     assert_eq!(runtime["provider"], "CPUExecutionProvider");

@@ -33,6 +33,20 @@ pub fn sample(rel: &str) -> Vec<u8> {
     std::fs::read(Path::new(SAMPLES).join(rel)).unwrap()
 }
 
+/// A golden image's bytes (`onnx/models/golden/`) and the grade the Python reference decided
+/// for it (`golden.json`, written by the training pipeline, not by this code).
+pub fn golden(image: &str) -> (Vec<u8>, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models/golden");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let case = cases
+        .iter()
+        .find(|c| c["image"] == image)
+        .unwrap_or_else(|| panic!("{image} is not a golden case"));
+    let decision = case["decision"].as_str().unwrap().to_string();
+    (std::fs::read(dir.join(image)).unwrap(), decision)
+}
+
 impl TestWorker {
     pub async fn start(extra: &[(&str, &str)]) -> TestWorker {
         let (pool, db_url) = fresh_db().await; // db_url feeds the settings
