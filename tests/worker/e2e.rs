@@ -269,7 +269,7 @@ async fn a_file_that_arrives_late_is_decided_after_a_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn competing_workers_decide_each_capture_once() {
-    let w = TestWorker::start(&[("IARI__INFERENCE__BATCH_SIZE", "4")]).await;
+    let mut w = TestWorker::start(&[("IARI__INFERENCE__BATCH_SIZE", "4")]).await;
     let cancel = tokio_util::sync::CancellationToken::new();
     let second = iari::app::App::start(
         w.settings.clone(),
@@ -288,15 +288,26 @@ async fn competing_workers_decide_each_capture_once() {
         w.publish_json(&id, &ev).await;
     }
     w.wait_decisions(n, 120).await;
-    // Both copies of every capture are settled before counting.
-    while w.queue_depth().await > 0 {
+    // Every copy taken from the queue, within a deadline rather than a loop that could hang.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let depth = w.queue_depth().await;
+        if depth == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{depth} copies still queued after 120 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Then both workers stop: a stop finishes the batches they hold, so no copy taken can still
+    // decide after the counts below (instead of a fixed sleep that guesses how long that takes).
+    cancel.cancel();
+    second.join().await;
+    w.stop_worker().await;
     assert_eq!(w.count("SELECT count(*) FROM decisions").await, n);
     assert_eq!(w.count("SELECT count(*) FROM hl7_messages").await, n);
     assert_eq!(w.dead_letter_depth().await, 0);
-    cancel.cancel();
-    second.join().await;
     w.finish().await;
 }
