@@ -25,6 +25,8 @@ pub struct TestWorker {
     pub cancel: CancellationToken,
     pub handle: Option<App>,
     pub channel: Channel,
+    /// What `start_worker` runs: the consumer and HTTP unless the test says otherwise.
+    tasks: Vec<Task>,
     _conn: Connection,
 }
 
@@ -49,6 +51,11 @@ pub fn golden(image: &str) -> (Vec<u8>, String) {
 
 impl TestWorker {
     pub async fn start(extra: &[(&str, &str)]) -> TestWorker {
+        Self::start_tasks(extra, &[Task::Consumer, Task::Http]).await
+    }
+
+    /// Like [`TestWorker::start`], running `tasks` (the sender too, for the whole path).
+    pub async fn start_tasks(extra: &[(&str, &str)], tasks: &[Task]) -> TestWorker {
         let (pool, db_url) = fresh_db().await; // db_url feeds the settings
         let root = tempfile::tempdir().unwrap();
         let prefix = format!("t.{}", uuid::Uuid::new_v4().simple());
@@ -78,6 +85,7 @@ impl TestWorker {
             cancel: CancellationToken::new(),
             handle: None,
             channel,
+            tasks: tasks.to_vec(),
             _conn: conn,
         };
         w.start_worker().await;
@@ -86,8 +94,7 @@ impl TestWorker {
 
     pub async fn start_worker(&mut self) {
         self.cancel = CancellationToken::new();
-        let tasks = [Task::Consumer, Task::Http];
-        let h = App::start(self.settings.clone(), &tasks, self.cancel.clone())
+        let h = App::start(self.settings.clone(), &self.tasks, self.cancel.clone())
             .await
             .unwrap();
         self.handle = Some(h);
