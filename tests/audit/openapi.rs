@@ -102,6 +102,16 @@ fn conforms(doc: &Value, path: &str, method: &str, status: StatusCode, body: &Va
     );
 }
 
+/// (documented path, method, real URI, token, body, expected status)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<Value>,
+    StatusCode,
+);
+
 #[tokio::test]
 async fn every_route_answers_as_its_openapi_document_says() {
     let db = TestDb::new().await;
@@ -129,8 +139,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let id = format!("/api/v1/decisions/{flagged}");
     let rev = format!("{id}/review");
     let confirm = json!({"grade": "2+", "meaning": "confirmed", "password": PASSWORD});
-    // (documented path, method, real URI, token, body, expected status)
-    let cases: Vec<(&str, &str, String, Option<&str>, Option<Value>, StatusCode)> = vec![
+    let cases: Vec<Case> = vec![
         (list, "get", list.into(), Some(&tech), None, StatusCode::OK),
         (
             list,

@@ -11,6 +11,19 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// A decision and its result message, as stored.
+#[derive(Debug, sqlx::FromRow)]
+struct Delivered {
+    capture_id: String,
+    grade: String,
+    needs_review: bool,
+    control_id: String,
+    result_status: String,
+    state: String,
+    ack_code: Option<String>,
+    attempts: i32,
+}
+
 /// OBX-5 codes of `config/default.toml`'s `[lis.grades]`, written out here.
 fn grade_code(grade: &str) -> &'static str {
     match grade {
@@ -84,36 +97,28 @@ async fn published_captures_reach_the_lis_with_their_golden_grades_and_are_acked
     }
 
     // The database: decision, delivery state and ACK per capture.
-    let rows: Vec<(
-        String,
-        String,
-        bool,
-        String,
-        String,
-        String,
-        Option<String>,
-        i32,
-    )> = sqlx::query_as(
+    let rows: Vec<Delivered> = sqlx::query_as(
         "SELECT d.capture_id, d.grade, d.needs_review, m.control_id, m.result_status, \
-                    m.state, m.ack_code, m.attempts \
-             FROM decisions d JOIN hl7_messages m ON m.decision_id = d.id ORDER BY d.capture_id",
+                m.state, m.ack_code, m.attempts \
+         FROM decisions d JOIN hl7_messages m ON m.decision_id = d.id ORDER BY d.capture_id",
     )
     .fetch_all(&w.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let mut control_ids = HashMap::new();
-    for (capture, grade, needs_review, control_id, status, state, ack, attempts) in rows {
+    for r in rows {
+        let capture = r.capture_id;
         let (want_grade, want_status) = &want[&capture];
-        assert_eq!(&grade, want_grade, "{capture}");
-        assert_eq!(needs_review, *want_status == "P", "{capture}");
-        assert_eq!(&status, want_status, "{capture}");
+        assert_eq!(&r.grade, want_grade, "{capture}");
+        assert_eq!(r.needs_review, *want_status == "P", "{capture}");
+        assert_eq!(&r.result_status, want_status, "{capture}");
         assert_eq!(
-            (state.as_str(), ack.as_deref(), attempts),
+            (r.state.as_str(), r.ack_code.as_deref(), r.attempts),
             ("acked", Some("AA"), 1),
             "{capture}"
         );
-        control_ids.insert(control_id, capture);
+        control_ids.insert(r.control_id, capture);
     }
 
     // The LIS's own record: each message once, carrying the grade and status above.
