@@ -1,5 +1,5 @@
 //! The decisions API: bearer roles (401/403/200), filters and paging over HTTP, the review
-//! endpoint, and the OpenAPI document.
+//! endpoint, and the list filters the OpenAPI document names (its schemas: `openapi.rs`).
 
 use crate::common::{PASSWORD, Seed, TestDb, count, seed, settings, user};
 use axum::body::Body;
@@ -9,19 +9,19 @@ use iari::domain::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-fn app(db: &TestDb) -> axum::Router {
+pub(crate) fn app(db: &TestDb) -> axum::Router {
     iari::http::api::routes(db.pool.clone(), &settings().workstation)
 }
 
 /// A user with `role` and an API token of theirs.
-async fn token(db: &TestDb, name: &str, role: Role) -> String {
+pub(crate) async fn token(db: &TestDb, name: &str, role: Role) -> String {
     user(&db.pool, name, role).await;
     iari::auth::tokens::issue(&db.pool, name, "test", "test")
         .await
         .unwrap()
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &axum::Router,
     method: &str,
     uri: &str,
@@ -225,21 +225,10 @@ async fn filters_paging_and_errors_over_http() {
 }
 
 #[tokio::test]
-async fn openapi_document_is_served_and_describes_the_paths() {
+async fn the_openapi_document_names_every_list_filter() {
     let db = TestDb::new().await;
     let (s, v) = call(&app(&db), "GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
-    let on_disk: Value =
-        serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
-    assert_eq!(v, on_disk);
-    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/v1/decisions",
-        "/api/v1/decisions/{id}",
-        "/api/v1/decisions/{id}/review",
-    ] {
-        assert!(v["paths"].get(path).is_some(), "{path}");
-    }
     // Every list filter the handler accepts is documented.
     let params: Vec<&str> = v["paths"]["/api/v1/decisions"]["get"]["parameters"]
         .as_array()

@@ -4,6 +4,7 @@
 mod api;
 mod common;
 mod list;
+mod openapi;
 mod replay;
 mod review;
 mod roles;

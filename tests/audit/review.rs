@@ -29,14 +29,24 @@ fn flagged() -> Seed {
 
 #[tokio::test]
 async fn preliminary_result_becomes_final_then_a_supervisor_corrects_it() {
+    // Alone in its own process, so that the process-wide review counter counts only this test.
+    if !iari_kit::alone::in_own_process(
+        module_path!(),
+        "preliminary_result_becomes_final_then_a_supervisor_corrects_it",
+    ) {
+        return;
+    }
+    let reviews = |overridden: &str| {
+        iari::metrics::metrics()
+            .reviews
+            .with_label_values(&[overridden])
+            .get()
+    };
+    let (confirmed0, overridden0) = (reviews("false"), reviews("true"));
     let db = TestDb::new().await;
     let id = seed(&db.pool, &flagged()).await;
     assert_eq!(count(&db.pool, "review_queue").await, 1, "on the worklist");
     let tech = user(&db.pool, "dr.a", Role::Technologist).await;
-    let before = iari::metrics::metrics()
-        .reviews
-        .with_label_values(&["false"])
-        .get();
     let req = SignRequest {
         grade: Grade::P2,
         meaning: Some(Meaning::Confirmed),
@@ -50,12 +60,9 @@ async fn preliminary_result_becomes_final_then_a_supervisor_corrects_it() {
         (o.result_status, o.overridden, o.changed, o.meaning),
         (Some(ResultStatus::Final), false, false, Meaning::Confirmed)
     );
-    assert!(
-        iari::metrics::metrics()
-            .reviews
-            .with_label_values(&["false"])
-            .get()
-            > before
+    assert_eq!(
+        (reviews("false") - confirmed0, reviews("true") - overridden0),
+        (1, 0)
     );
     assert_eq!(count(&db.pool, "review_queue").await, 0, "off the worklist");
     let msgs = review_messages(&db.pool, id).await;
@@ -107,6 +114,10 @@ async fn preliminary_result_becomes_final_then_a_supervisor_corrects_it() {
         )
     );
     assert_eq!(o2.previous_grade, Grade::P2);
+    assert_eq!(
+        (reviews("false") - confirmed0, reviews("true") - overridden0),
+        (1, 1)
+    );
     assert_eq!(review_messages(&db.pool, id).await.len(), 2);
     assert!(
         iari::audit::verify(&db.pool)

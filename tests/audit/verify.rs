@@ -24,19 +24,21 @@ async fn behind_the_back(pool: &PgPool, table: &str, sql: &str) {
     tx.commit().await.unwrap();
 }
 
-async fn seed_chain(pool: &PgPool) -> Vec<i64> {
+/// Four decisions (chain_seq 1-4), then a signed review of the second: its signer's account
+/// (5), the review (6) and its signature (7). Returns the decision ids and the review id.
+async fn seed_chain(pool: &PgPool) -> (Vec<i64>, i64) {
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(seed(pool, &Seed::default()).await);
     }
-    add_review(pool, ids[1], "3+").await;
-    ids
+    let review = add_review(pool, ids[1], "3+").await;
+    (ids, review)
 }
 
 #[tokio::test]
 async fn intact_chain_verifies_and_updates_are_refused() {
     let db = TestDb::new().await;
-    let ids = seed_chain(&db.pool).await;
+    seed_chain(&db.pool).await;
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(r.first_break, None);
     // The signed review brings its signature and its signer's account creation (an auth event)
@@ -61,17 +63,14 @@ async fn intact_chain_verifies_and_updates_are_refused() {
         let err = sqlx::query(sql).execute(&db.pool).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
-    assert_eq!(
-        crate::common::count(&db.pool, "decisions").await,
-        ids.len() as i64
-    );
+    assert_eq!(crate::common::count(&db.pool, "decisions").await, 4);
     db.drop().await;
 }
 
 #[tokio::test]
 async fn a_changed_decision_is_named() {
     let db = TestDb::new().await;
-    let ids = seed_chain(&db.pool).await;
+    let (ids, _) = seed_chain(&db.pool).await;
     behind_the_back(
         &db.pool,
         "decisions",
@@ -94,11 +93,15 @@ async fn a_changed_decision_is_named() {
 #[tokio::test]
 async fn a_changed_float_or_review_is_named() {
     let db = TestDb::new().await;
-    let ids = seed_chain(&db.pool).await;
+    let (_, review) = seed_chain(&db.pool).await;
     behind_the_back(&db.pool, "reviews", "UPDATE reviews SET comment = 'edited'").await;
     let b = verify(&db.pool).await.unwrap().first_break.unwrap();
-    // Decisions 1-4, the signer's account (5), then the review (6).
-    assert_eq!((b.table.as_str(), b.chain_seq), ("reviews", Some(6)));
+    // The review is chain_seq 6 (after decisions 1-4 and the signer's account).
+    assert_eq!(
+        (b.table.as_str(), b.id.as_str(), b.chain_seq),
+        ("reviews", review.to_string().as_str(), Some(6))
+    );
+    assert!(b.problem.contains("content changed"), "{}", b.problem);
     // A change in the last bit of a real is still a change.
     let db2 = TestDb::new().await;
     let id = seed(&db2.pool, &Seed::default()).await;
@@ -110,10 +113,10 @@ async fn a_changed_float_or_review_is_named() {
     .await;
     let b = verify(&db2.pool).await.unwrap().first_break.unwrap();
     assert_eq!(
-        (b.table.as_str(), b.id.as_str()),
-        ("decisions", id.to_string().as_str())
+        (b.table.as_str(), b.id.as_str(), b.chain_seq),
+        ("decisions", id.to_string().as_str(), Some(1))
     );
-    assert!(!ids.is_empty());
+    assert!(b.problem.contains("content changed"), "{}", b.problem);
     db.drop().await;
     db2.drop().await;
 }
@@ -121,7 +124,7 @@ async fn a_changed_float_or_review_is_named() {
 #[tokio::test]
 async fn deleted_rows_in_the_middle_and_at_the_tail_are_named() {
     let db = TestDb::new().await;
-    let ids = seed_chain(&db.pool).await;
+    let (ids, _) = seed_chain(&db.pool).await;
     let del = |id: i64| {
         format!(
             "DELETE FROM hl7_messages WHERE decision_id = {id}; DELETE FROM decisions WHERE id = {id}"
@@ -137,13 +140,26 @@ async fn deleted_rows_in_the_middle_and_at_the_tail_are_named() {
     assert!(b.problem.contains("missing"), "{}", b.problem);
 
     let db2 = TestDb::new().await;
-    let ids = seed_chain(&db2.pool).await;
+    seed_chain(&db2.pool).await;
+    // The last row, chain_seq 8: the head still names it once it is gone.
     let last = seed(&db2.pool, &Seed::default()).await;
     behind_the_back(&db2.pool, "decisions", &del(last)).await;
-    let b = verify(&db2.pool).await.unwrap().first_break.unwrap();
-    assert_eq!(b.table, "audit_chain_head");
-    assert!(b.problem.contains("removed"), "{}", b.problem);
-    assert!(ids.len() == 4);
+    let r = verify(&db2.pool).await.unwrap();
+    let b = r.first_break.unwrap();
+    assert_eq!(
+        (b.table.as_str(), b.id.as_str(), b.chain_seq),
+        ("audit_chain_head", "singleton", Some(8))
+    );
+    assert!(
+        b.problem.contains("last row is chain_seq 7") && b.problem.contains("removed"),
+        "{}",
+        b.problem
+    );
+    assert_eq!(
+        (r.decisions, r.head_seq),
+        (4, 7),
+        "the rows before it verify"
+    );
     db.drop().await;
     db2.drop().await;
 }
@@ -151,15 +167,32 @@ async fn deleted_rows_in_the_middle_and_at_the_tail_are_named() {
 #[tokio::test]
 async fn changed_image_bytes_are_named() {
     let db = TestDb::new().await;
-    seed_chain(&db.pool).await;
+    let (ids, _) = seed_chain(&db.pool).await;
+    // The third decision's image, not the first stored: verify must name the one changed.
+    let sha: String =
+        sqlx::query_scalar("SELECT encode(image_sha256, 'hex') FROM decisions WHERE id = $1")
+            .bind(ids[2])
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     behind_the_back(
         &db.pool,
         "images",
-        "UPDATE images SET bytes = 'x'::bytea WHERE sha256 = (SELECT sha256 FROM images ORDER BY stored_at LIMIT 1)",
+        &format!("UPDATE images SET bytes = 'x'::bytea WHERE sha256 = decode('{sha}', 'hex')"),
     )
     .await;
-    let b = verify(&db.pool).await.unwrap().first_break.unwrap();
-    assert_eq!(b.table, "images");
+    let r = verify(&db.pool).await.unwrap();
+    let b = r.first_break.unwrap();
+    assert_eq!(
+        (b.table.as_str(), b.id.as_str(), b.chain_seq),
+        ("images", sha.as_str(), None)
+    );
+    assert!(b.problem.contains("do not hash"), "{}", b.problem);
+    assert_eq!(
+        (r.images, r.decisions),
+        (4, 4),
+        "the chain itself is intact"
+    );
     db.drop().await;
 }
 
@@ -203,7 +236,7 @@ async fn concurrent_writers_keep_one_linear_chain() {
 async fn the_command_exits_non_zero_on_a_broken_chain() {
     use std::process::ExitCode;
     let db = TestDb::new().await;
-    let ids = seed_chain(&db.pool).await;
+    let (ids, _) = seed_chain(&db.pool).await;
     assert_eq!(
         crate::common::run_cli(&db, &["audit", "verify"]),
         ExitCode::SUCCESS

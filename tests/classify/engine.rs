@@ -1,6 +1,6 @@
 //! Engine behaviour on the real runtime: provenance, device selection, pinned models, errors.
 
-use crate::common::{engine, settings};
+use crate::common::{engine, golden_dir, settings};
 use iari::classify::{Engine, EngineError, ImageTensor};
 use iari::domain::{Flag, ModelRef, Sha256Digest};
 
@@ -61,24 +61,99 @@ fn cuda_without_a_gpu_fails_clearly() {
     }
 }
 
+/// The shipped release rule (interface.md, "Release"): a decision with any flag, or with
+/// agreement under unanimous, goes out preliminary and needs review. Each row is written from
+/// the spec's words and the votes the Python reference recorded for the golden image
+/// (`golden.json`), never computed by the rule under test: g2 is the reference's 3-2 split
+/// between neighbours (`disagree_adjacent`), the rest are unanimous and confident.
+const RELEASE: [(&str, &str, &[Flag], f32, bool); 8] = [
+    ("g0-neg.png", "neg", &[], 1.0, false),
+    ("g1-1p.png", "1+", &[], 1.0, false),
+    ("g2-2p.png", "1+", &[Flag::DisagreeAdjacent], 0.6, true),
+    ("g3-3p.png", "3+", &[], 1.0, false),
+    ("g4-4p.png", "4+", &[], 1.0, false),
+    ("g5-neg-bubble.png", "neg", &[], 1.0, false),
+    ("g6-1p-fibrin.png", "1+", &[], 1.0, false),
+    ("g7-3p-300x280.png", "3+", &[], 1.0, false),
+];
+
 #[test]
-fn a_batch_gives_one_classification_per_image_in_order() {
-    let batch = [tensor(-2.0), tensor(0.0), tensor(2.0)];
+fn a_batch_gives_one_classification_per_image_in_order_released_by_the_spec_rule() {
+    let limits = iari::classify::ImageLimits {
+        max_bytes: 20 << 20,
+        max_width: 4096,
+        max_height: 4096,
+    };
+    let batch: Vec<ImageTensor> = RELEASE
+        .iter()
+        .map(|(image, ..)| {
+            let bytes = std::fs::read(golden_dir().join(image)).unwrap();
+            let rgb = iari::classify::decode(&bytes, &limits).unwrap().rgb;
+            ImageTensor {
+                sha256: Sha256Digest::of(&bytes),
+                data: engine().preprocessor().run(&rgb),
+            }
+        })
+        .collect();
     let out = engine().classify(&batch).unwrap();
-    assert_eq!(out.len(), 3);
-    for (t, c) in batch.iter().zip(&out) {
-        assert_eq!(c.image_sha256, t.sha256);
-        assert!((0.0..=1.0).contains(&c.outcome.agreement));
+    assert_eq!(out.len(), RELEASE.len());
+    for ((t, c), (image, grade, flags, agreement, review)) in batch.iter().zip(&out).zip(RELEASE) {
+        assert_eq!(c.image_sha256, t.sha256, "{image}: in order");
+        let got_flags: Vec<Flag> = c.outcome.flags.iter().copied().collect();
         assert_eq!(
-            c.outcome.needs_review,
-            !c.outcome.flags.is_empty() || c.outcome.agreement < 1.0
+            (
+                c.outcome.grade.label(),
+                got_flags.as_slice(),
+                c.outcome.agreement,
+                c.outcome.needs_review
+            ),
+            (grade, flags, agreement, review),
+            "{image}"
         );
     }
     // Batched and single runs agree.
-    let single = engine().classify(&batch[1..2]).unwrap();
-    assert_eq!(single[0].outcome.grade, out[1].outcome.grade);
-    assert!(!out[1].outcome.flags.contains(&Flag::ModelFailed));
+    let single = engine().classify(&batch[2..3]).unwrap();
+    let key = |o: &iari::domain::Outcome| (o.grade, o.flags.clone(), o.needs_review);
+    assert_eq!(key(&single[0].outcome), key(&out[2].outcome));
     assert!(engine().classify(&[]).unwrap().is_empty());
+}
+
+/// The same rule where no golden image reaches it: five models that all vote neg with a
+/// probability of 0.5 (under the shipped `low_confidence_threshold`, 0.6) agree unanimously,
+/// yet the decision carries a flag, so it needs review; with 0.9 it is released. A model that
+/// failed (four answered, the quorum) flags `model_failed`: review.
+#[test]
+fn a_flag_alone_needs_review_even_when_unanimous() {
+    use iari::classify::vote::decide;
+    use iari::domain::{Grade, ModelAnswer};
+    let rules = settings(&[]).decision;
+    let neg = |p: f32| ModelAnswer::Voted {
+        probabilities: [p, 1.0 - p, 0.0, 0.0, 0.0],
+        vote: Grade::Neg,
+    };
+    let unsure = decide(&vec![neg(0.5); 5], &rules).unwrap();
+    assert_eq!(
+        (
+            unsure.agreement,
+            unsure.flags.iter().copied().collect::<Vec<_>>(),
+            unsure.needs_review
+        ),
+        (1.0, vec![Flag::LowConfidence], true)
+    );
+    let sure = decide(&vec![neg(0.9); 5], &rules).unwrap();
+    assert_eq!((sure.flags.len(), sure.needs_review), (0, false));
+    let mut four = vec![neg(0.9); 4];
+    four.push(ModelAnswer::Failed {
+        error: "session died".into(),
+    });
+    let failed = decide(&four, &rules).unwrap();
+    assert_eq!(
+        (
+            failed.flags.iter().copied().collect::<Vec<_>>(),
+            failed.needs_review
+        ),
+        (vec![Flag::ModelFailed], true)
+    );
 }
 
 #[test]

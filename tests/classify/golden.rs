@@ -42,6 +42,25 @@ fn limits() -> ImageLimits {
     }
 }
 
+/// A JPEG decodes to slightly different pixels in different decoders: the standard leaves the
+/// IDCT's rounding to them (ISO/IEC 10918-2 tests accuracy, not exact values). Measured on
+/// `g10-2p-jpeg.jpg`, zune-jpeg (ours) and libjpeg-turbo (Pillow, the reference) agree on 99.4 %
+/// of the samples and differ by at most 2 levels. So for a JPEG our tensor may differ from the
+/// reference's by two levels through the scale (1/255) and std (0.25), and what follows from our
+/// tensor is held to the votes and the decision, not to the logit values (those are checked on
+/// the reference's tensor, as for every case). PNG cases stay exact to float noise throughout.
+fn is_jpeg(case: &GoldenCase) -> bool {
+    case.image.ends_with(".jpg")
+}
+
+fn tensor_tolerance(case: &GoldenCase) -> f32 {
+    if is_jpeg(case) {
+        2.0 / 255.0 / 0.25
+    } else {
+        1e-5
+    }
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -65,18 +84,27 @@ fn rust_preprocessing_equals_the_golden_tensors() {
         let ours = pre.run(&img.rgb);
         let theirs = read_f32(&case.tensor);
         let d = max_abs_diff(&ours, &theirs);
-        assert!(d <= 1e-5, "{}: max abs diff {d}", case.image);
+        assert!(
+            d <= tensor_tolerance(&case),
+            "{}: max abs diff {d}",
+            case.image
+        );
     }
 }
 
-fn check_logits(logits: &[iari::classify::ModelLogits], case: &GoldenCase, source: &str) {
+fn check_logits(
+    logits: &[iari::classify::ModelLogits],
+    case: &GoldenCase,
+    source: &str,
+    tolerance: Option<f32>,
+) {
     let e = engine();
     for (m, result) in e.info().models.iter().zip(logits) {
         let got = result.as_ref().unwrap()[0];
         let want = case.logits[&m.name];
         let d = max_abs_diff(&got, &want);
         assert!(
-            d <= 1e-4,
+            tolerance.is_none_or(|t| d <= t),
             "{} {} ({source}): logit diff {d}",
             case.image,
             m.name
@@ -97,12 +125,23 @@ fn ort_logits_match_on_golden_and_rust_tensors() {
     let e = engine();
     for case in cases() {
         let golden = read_f32(&case.tensor);
-        check_logits(&e.run_models(&golden.into(), 1), &case, "golden tensor");
+        check_logits(
+            &e.run_models(&golden.into(), 1),
+            &case,
+            "golden tensor",
+            Some(1e-4),
+        );
         let bytes = std::fs::read(golden_dir().join(&case.image)).unwrap();
         let ours = e
             .preprocessor()
             .run(&decode(&bytes, &limits()).unwrap().rgb);
-        check_logits(&e.run_models(&ours.into(), 1), &case, "rust tensor");
+        let tolerance = (!is_jpeg(&case)).then_some(1e-4);
+        check_logits(
+            &e.run_models(&ours.into(), 1),
+            &case,
+            "rust tensor",
+            tolerance,
+        );
     }
 }
 
@@ -147,10 +186,81 @@ fn batched_decisions_match_the_golden_decisions() {
                 }
             }
         }
+        let d = max_abs_diff(&summed, &c.summed_softmax);
         assert!(
-            max_abs_diff(&summed, &c.summed_softmax) <= 1e-4,
-            "{}",
+            is_jpeg(c) || d <= 1e-4,
+            "{}: summed softmax diff {d}",
             c.image
         );
     }
+}
+
+/// The golden set covers what the vote and the decoder must agree on with the Python reference:
+/// a plurality tie (two grades with two votes each) decided by the summed probability and
+/// flagged `tie`, a 3-1-1 split whose dissent is two grades or more away, and a JPEG file. The
+/// shapes are read from the reference's votes in `golden.json`, not from ours.
+#[test]
+fn golden_set_covers_a_tie_a_split_and_a_jpeg_and_they_match() {
+    use iari::domain::Flag;
+    let e = engine();
+    let cases = cases();
+    let shape = |c: &GoldenCase| {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for v in c.votes.values() {
+            *counts.entry(v.as_str()).or_default() += 1;
+        }
+        let mut n: Vec<usize> = counts.into_values().collect();
+        n.sort_unstable_by(|a, b| b.cmp(a));
+        n
+    };
+    let decide = |c: &GoldenCase| {
+        let bytes = std::fs::read(golden_dir().join(&c.image)).unwrap();
+        let data = e
+            .preprocessor()
+            .run(&decode(&bytes, &limits()).unwrap().rgb);
+        let t = ImageTensor {
+            sha256: Sha256Digest::of(&bytes),
+            data,
+        };
+        e.classify(&[t]).unwrap().remove(0).outcome
+    };
+    let tie = cases
+        .iter()
+        .find(|c| shape(c) == [2, 2, 1])
+        .expect("a tie in the golden set");
+    let tied: Vec<&str> = {
+        let mut g: Vec<&str> = tie.votes.values().map(String::as_str).collect();
+        g.sort_unstable();
+        g.dedup();
+        g.into_iter()
+            .filter(|x| tie.votes.values().filter(|v| v == x).count() == 2)
+            .collect()
+    };
+    // The reference's winner is the higher tied grade: the summed probability decided it,
+    // not the lower-grade fallback.
+    assert_eq!(tie.decision, *tied.iter().max().unwrap(), "{}", tie.image);
+    let o = decide(tie);
+    assert_eq!(o.grade.label(), tie.decision, "{}", tie.image);
+    assert!(o.flags.contains(&Flag::Tie), "{}: {:?}", tie.image, o.flags);
+
+    let split = cases
+        .iter()
+        .find(|c| shape(c) == [3, 1, 1])
+        .expect("a 3-1-1 split in the golden set");
+    let o = decide(split);
+    assert_eq!(o.grade.label(), split.decision, "{}", split.image);
+    assert!(
+        o.flags.contains(&Flag::DisagreeNonadjacent) && !o.flags.contains(&Flag::Tie),
+        "{}: {:?}",
+        split.image,
+        o.flags
+    );
+
+    let jpeg = cases
+        .iter()
+        .find(|c| c.image.ends_with(".jpg"))
+        .expect("a JPEG in the golden set");
+    let bytes = std::fs::read(golden_dir().join(&jpeg.image)).unwrap();
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "{} is a JPEG file", jpeg.image);
+    assert_eq!(decide(jpeg).grade.label(), jpeg.decision, "{}", jpeg.image);
 }

@@ -21,6 +21,8 @@ const AE_205: &str = "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133007||ACK^R01^ACK
 const AR_ERR1_200: &str = "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133005||ACK^R01|A4|P|2.4\rMSA|AR|{id}\rERR|MSH^1^9^200&Unsupported message type&HL70357\r";
 /// A v2.3 LIS: the error code only in MSA-6.
 const AR_MSA6_201: &str = "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133005||ACK^R01|A5|P|2.3\rMSA|AR|{id}|event not supported|||201^Unsupported event code^HL70357\r";
+/// A v2.4 LIS that already has the message, saying so with AR and 205 in ERR-1.
+const AR_ERR1_205: &str = "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133008||ACK^R01|A7|P|2.4\rMSA|AR|{id}|duplicate\rERR|MSH^1^10^205&Duplicate key identifier&HL70357\r";
 const AR_207: &str = "MSH|^~\\&|LIS|HOSP|IARI|BB_LAB|20261126133005||ACK^R01^ACK|A6|P|2.5.1\rMSA|AR|{id}|busy\rERR|||207^Application internal error^HL70357|E\r";
 
 async fn setup(script: Vec<Reply>, max_attempts: u32) -> (sqlx::PgPool, FakeLis, Sender, i64) {
@@ -112,6 +114,37 @@ async fn a_duplicate_key_after_a_resend_is_delivered() {
     ));
     assert_eq!(busy(&mut s).await, Step::Delivered { id });
     assert_eq!(messages(&pool).await[0].state, "acked");
+}
+
+/// The AR form of the duplicate row, from a v2.4 LIS (205 in ERR-1), after the connection
+/// dropped once our message was written: delivered. On a first send the same AR is only "any
+/// other AR": resent, neither delivered nor parked.
+#[tokio::test]
+async fn an_ar_duplicate_key_after_a_drop_is_delivered_and_on_a_first_send_resent() {
+    let (pool, lis, mut s, id) = setup(vec![Reply::Drop, Reply::Raw(vec![AR_ERR1_205])], 10).await;
+    assert!(matches!(
+        s.step().await.unwrap(),
+        Step::Retrying { reason: "io", .. }
+    ));
+    assert_eq!(busy(&mut s).await, Step::Delivered { id });
+    assert_eq!(
+        outcomes(attempts(&pool, id).await),
+        vec![row("dropped", None), row("acked_duplicate", Some("AR"))]
+    );
+    assert_eq!(messages(&pool).await[0].state, "acked");
+    let got = lis.received();
+    assert_eq!((got.len(), &got[0]), (2, &got[1]), "resent byte for byte");
+
+    let (pool, _lis, mut s, id) = setup(vec![Reply::Raw(vec![AR_ERR1_205])], 10).await;
+    assert!(matches!(
+        s.step().await.unwrap(),
+        Step::Retrying { reason: "ar", .. }
+    ));
+    assert_eq!(
+        outcomes(attempts(&pool, id).await),
+        vec![row("rejected_ar", Some("AR"))]
+    );
+    assert_eq!(messages(&pool).await[0].state, "pending");
 }
 
 /// Without an unanswered send before it, 205 is the LIS refusing a control id it has seen on

@@ -152,6 +152,13 @@ async fn file_transport_writes_one_complete_file_per_message() {
 #[tokio::test]
 async fn run_sender_delivers_counts_and_stops_on_cancel() {
     use iari::metrics::metrics;
+    // Alone in its own process, so that the process-wide counters count only this test.
+    if !iari_kit::alone::in_own_process(
+        module_path!(),
+        "run_sender_delivers_counts_and_stops_on_cancel",
+    ) {
+        return;
+    }
     let pool = fresh_db().await;
     seed_decision(&pool, "CAP-1", "2+", ["2+", "2+", "3+", "2+", "1+"], true).await;
     seed_decision(&pool, "CAP-2", "neg", ["neg"; 5], false).await;
@@ -177,9 +184,14 @@ async fn run_sender_delivers_counts_and_stops_on_cancel() {
     task.await.unwrap().unwrap();
     let states: Vec<String> = messages(&pool).await.into_iter().map(|m| m.state).collect();
     assert_eq!(states, vec!["failed", "acked"]);
-    // Metrics are process-wide and tests run in parallel: each counter grew by at least ours.
-    assert!(metrics().hl7_acked.with_label_values::<&str>(&[]).get() > acked0);
-    assert!(metrics().hl7_failed.with_label_values(&["ae"]).get() > ae0);
+    // One AA, one AE.
+    assert_eq!(
+        (
+            metrics().hl7_acked.with_label_values::<&str>(&[]).get() - acked0,
+            metrics().hl7_failed.with_label_values(&["ae"]).get() - ae0
+        ),
+        (1, 1)
+    );
 }
 
 /// A live lease (another sender mid-send) is skipped; an expired one (a sender that died) is

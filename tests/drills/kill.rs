@@ -4,19 +4,20 @@
 //! services, the drill's own database and queues.
 
 use crate::checks::{finish, settle};
-use crate::proc::{Proc, http_get};
+use crate::proc::{Proc, scrape};
 use crate::world::{Services, World, captures};
 use std::time::{Duration, Instant};
 
 /// Publish rate: the stream lasts ~20 s for 2,000 captures, so the kill lands mid-stream.
 const RATE: usize = 100;
 
-/// Current value of a counter on a worker's `/metrics` (summed over labels).
+/// Current value of a counter on a worker's `/metrics` (summed over labels); panics when the
+/// scrape fails.
 pub async fn metric(p: &Proc, name: &str) -> f64 {
-    counter(
-        &http_get(&p.addr, "/metrics").await.unwrap_or_default(),
-        name,
-    )
+    let text = scrape(&p.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+    counter(&text, name)
 }
 
 fn counter(text: &str, name: &str) -> f64 {
@@ -39,7 +40,9 @@ async fn kill_mid_batch(p: Proc) -> f64 {
     let mut in_hand = 0.0;
     while Instant::now() < deadline {
         // One scrape, so received and settled are counted at the same moment.
-        let text = http_get(&p.addr, "/metrics").await.unwrap_or_default();
+        let text = scrape(&p.addr)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name));
         let settled: f64 = [
             "captures_classified_total",
             "captures_duplicate_total",

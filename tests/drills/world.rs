@@ -251,6 +251,31 @@ impl World {
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
 
+    /// Waits (bounded) until more than `than` lines of a process log contain `needle`; panics
+    /// after `secs` naming `what`. Returns the count seen.
+    pub async fn wait_log_count(
+        &self,
+        name: &str,
+        needle: &str,
+        than: usize,
+        secs: u64,
+        what: &str,
+    ) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let n = self.log_count(name, needle);
+            if n > than {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not log {needle:?} {what} within {secs} s:\n{}",
+                self.log(name)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Lines of a process log containing `needle`.
     pub fn log_count(&self, name: &str, needle: &str) -> usize {
         let text = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();

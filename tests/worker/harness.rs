@@ -25,6 +25,8 @@ pub struct TestWorker {
     pub cancel: CancellationToken,
     pub handle: Option<App>,
     pub channel: Channel,
+    /// What `start_worker` runs: the consumer and HTTP unless the test says otherwise.
+    tasks: Vec<Task>,
     _conn: Connection,
 }
 
@@ -33,8 +35,27 @@ pub fn sample(rel: &str) -> Vec<u8> {
     std::fs::read(Path::new(SAMPLES).join(rel)).unwrap()
 }
 
+/// A golden image's bytes (`onnx/models/golden/`) and the grade the Python reference decided
+/// for it (`golden.json`, written by the training pipeline, not by this code).
+pub fn golden(image: &str) -> (Vec<u8>, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models/golden");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let case = cases
+        .iter()
+        .find(|c| c["image"] == image)
+        .unwrap_or_else(|| panic!("{image} is not a golden case"));
+    let decision = case["decision"].as_str().unwrap().to_string();
+    (std::fs::read(dir.join(image)).unwrap(), decision)
+}
+
 impl TestWorker {
     pub async fn start(extra: &[(&str, &str)]) -> TestWorker {
+        Self::start_tasks(extra, &[Task::Consumer, Task::Http]).await
+    }
+
+    /// Like [`TestWorker::start`], running `tasks` (the sender too, for the whole path).
+    pub async fn start_tasks(extra: &[(&str, &str)], tasks: &[Task]) -> TestWorker {
         let (pool, db_url) = fresh_db().await; // db_url feeds the settings
         let root = tempfile::tempdir().unwrap();
         let prefix = format!("t.{}", uuid::Uuid::new_v4().simple());
@@ -64,6 +85,7 @@ impl TestWorker {
             cancel: CancellationToken::new(),
             handle: None,
             channel,
+            tasks: tasks.to_vec(),
             _conn: conn,
         };
         w.start_worker().await;
@@ -72,8 +94,7 @@ impl TestWorker {
 
     pub async fn start_worker(&mut self) {
         self.cancel = CancellationToken::new();
-        let tasks = [Task::Consumer, Task::Http];
-        let h = App::start(self.settings.clone(), &tasks, self.cancel.clone())
+        let h = App::start(self.settings.clone(), &self.tasks, self.cancel.clone())
             .await
             .unwrap();
         self.handle = Some(h);

@@ -11,3 +11,4 @@ mod resilience;
 mod store;
 mod tls;
 mod tls_cli;
+mod whole_path;

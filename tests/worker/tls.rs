@@ -3,7 +3,7 @@
 //! confirm that the worker's own connections are encrypted. The shared services are not used.
 
 use crate::common::{event, settings};
-use crate::harness::sample;
+use crate::harness::golden;
 use iari::app::{App, Task};
 use iari::config::Settings;
 use iari::ingest::amqp::{declare_topology, publish_capture};
@@ -81,7 +81,7 @@ fn tls_settings(s: &TlsServices, root: &str) -> Settings {
 async fn worker_over_amqps_and_verify_full_decides_a_capture_on_encrypted_links() {
     let services = TlsServices::start().await;
     let root = tempfile::tempdir().unwrap();
-    let bytes = sample("neg/neg-000.png");
+    let (bytes, want) = golden("g3-3p.png");
     std::fs::write(root.path().join("a.png"), &bytes).unwrap();
     let s = Arc::new(tls_settings(&services, root.path().to_str().unwrap()));
 
@@ -121,7 +121,7 @@ async fn worker_over_amqps_and_verify_full_decides_a_capture_on_encrypted_links(
         assert!(Instant::now() < deadline, "no decision for TLS-1 in 120 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(["neg", "1+", "2+", "3+", "4+"].contains(&grade.as_str()));
+    assert_eq!(grade, want, "the golden image's recorded grade");
 
     // PostgreSQL's view: every backend of the worker's pool (application_name `iari`) is TLS.
     let (ssl, total, version): (i64, i64, Option<String>) = sqlx::query_as(

@@ -29,12 +29,18 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// Cuts every established TCP connection to or from `port` on loopback (`ss -K`): the peers see
-/// a reset, as after a network failure, while the server keeps running.
-pub fn cut_connections(port: u16) {
+/// a reset, as after a network failure, while the server keeps running. Returns how many
+/// sockets `ss` listed as killed (it exits 0 when it cuts nothing, so callers check this).
+pub fn cut_connections(port: u16) -> usize {
     let port = port.to_string();
-    for side in ["dport", "sport"] {
-        run(Command::new("ss").args(["-K", "-t", side, "=", &port]));
-    }
+    ["dport", "sport"]
+        .iter()
+        .map(|side| {
+            // One line per socket killed, after a header line.
+            let out = run(Command::new("ss").args(["-K", "-t", side, "=", &port]));
+            out.lines().skip(1).filter(|l| !l.trim().is_empty()).count()
+        })
+        .sum()
 }
 
 fn is_root() -> bool {
@@ -321,9 +327,10 @@ impl Rabbit {
         }
     }
 
-    /// Resets every client connection of this node (`ss -K`), the broker keeps running.
-    pub fn cut_connections(&self) {
-        cut_connections(self.port);
+    /// Resets every client connection of this node (`ss -K`), the broker keeps running; returns
+    /// how many sockets were cut.
+    pub fn cut_connections(&self) -> usize {
+        cut_connections(self.port)
     }
 }
 
