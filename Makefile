@@ -6,7 +6,7 @@ IARI := target/release/iari
 
 .PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu \
 	bench-instructions \
-	bench-e2e drills browser workstation
+	bench-e2e drills browser workstation bench-web
 
 all: build
 
@@ -92,6 +92,11 @@ bench: ort
 	@test -x $(BENCH_PYTHON) || { python3 -m venv .venv-bench && \
 		.venv-bench/bin/pip install -q onnxruntime==1.32.0 numpy pillow; }
 	$(BENCH_PYTHON) scripts/bench_reference.py onnx/models/manifest.json $(BENCH_IMAGES) $(BENCH_SECONDS)
+
+# The workstation's server time (worklist, decision page, image) over BENCH_WEB_N stored decisions
+# (default 1,000,000, seeded once into the database iari_bench_web through the worker's write).
+bench-web: services
+	$(CARGO) bench --locked --bench web
 
 # The classify bench on CUDA and CPU side by side (needs a GPU with driver >= 580; see the script).
 bench-gpu:

@@ -77,6 +77,13 @@ pub async fn worklist(
     )
     .fetch_all(pool)
     .await?;
+    // Unfiltered, the count is the queue's own size: no join over every waiting decision.
+    if f.plate().is_none() && f.analyzer().is_none() && f.flag().is_none() {
+        let total = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM review_queue"#)
+            .fetch_one(pool)
+            .await?;
+        return Ok((rows, total));
+    }
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM review_queue q JOIN decisions d ON d.id = q.decision_id
            JOIN captures c ON c.capture_id = d.capture_id
