@@ -10,8 +10,9 @@
 3. Variety stage: each model is fine-tuned on the synthetic training split with the variety
    augmentations (augment.VARIETY), BatchNorm frozen.
 4. Site stage: from there, fine-tuned on a stratified half of the synthetic training split plus
-   the site's training part (repeated SITE_REPEAT times so it weighs in), same augmentations;
-   mixing the synthetic data in keeps the generator's test accuracy.
+   the site's training part (repeated SITE_REPEAT times so it weighs in), same augmentations,
+   the learning rate decaying from LR_SITE to 0 (cosine); mixing the synthetic data in keeps the
+   generator's test accuracy.
 5. Export, shift reference refitted on both sites' training images, evaluation per site (next
    to the base ensemble), golden files, manifest (new version), model card, verify.
 
@@ -29,12 +30,12 @@ import numpy as np
 from . import data, pipeline
 
 SEED_SITE = 20261202
-SITE_REPEAT = 3
+SITE_REPEAT = 6
 SYN_FRACTION = 0.5          # of the synthetic training split mixed into the site stage (stratified, seeded)
 LR_FINETUNE = 2.5e-4
 LR_SITE = 5e-4
 VARIETY_EPOCHS = 2
-ADAPT_EPOCHS = 6
+ADAPT_EPOCHS = 12
 
 
 def site_split(y: np.ndarray):
@@ -46,7 +47,8 @@ def _key(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base, log, lr=LR_FINETUNE):
+def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base, log, lr=LR_FINETUNE,
+          cosine: bool = False):
     """Fine-tunes the five models from `start(name) -> torch model`; cached by settings."""
     import torch
     from .augment import variety
@@ -63,7 +65,7 @@ def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base,
             continue
         model = start(m)
         log(f"{name}: fine-tuning {m} on {len(y)} images, {epochs} epochs")
-        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, variety, log=log)
+        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, variety, log=log, cosine=cosine)
         torch.save(model.state_dict(), ck)
         (d / f"{m}.json").write_text(json.dumps(info[m]))
     (d / "settings.json").write_text(json.dumps(settings, indent=1))
@@ -99,8 +101,9 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     x2 = np.concatenate([syn["x_train"][half]] + [xs[tr]] * SITE_REPEAT)
     y2 = np.concatenate([syn["y_train"][half]] + [ys[tr]] * SITE_REPEAT)
     s2 = {"stage": "site", "from": s1, "site": site_name, "site_train": tr.tolist(), "repeat": SITE_REPEAT,
-          "synthetic": half.tolist(), "epochs": adapt_epochs, "lr": LR_SITE}
-    d2, i2 = stage("site", work, s2, lambda m: load_ckpt(d1, m), x2, y2, adapt_epochs, SEED_SITE, log, lr=LR_SITE)
+          "synthetic": half.tolist(), "epochs": adapt_epochs, "lr": LR_SITE, "schedule": "cosine"}
+    d2, i2 = stage("site", work, s2, lambda m: load_ckpt(d1, m), x2, y2, adapt_epochs, SEED_SITE, log, lr=LR_SITE,
+                   cosine=True)
     return {"syn": syn, "site_x": xs, "site_y": ys, "site_train": tr, "site_test": te,
             "variety_dir": d1, "site_dir": d2, "variety_info": i1, "site_info": i2}
 

@@ -120,7 +120,8 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                     "augmentation": VARIETY, "lr": LR_FINETUNE},
                    {"name": "site", "data": f"a stratified {SYN_FRACTION:.0%} of the synthetic training split + "
                     f"{site_name} training part x{SITE_REPEAT}",
-                    "epochs": args.epochs or ADAPT_EPOCHS, "augmentation": VARIETY, "lr": LR_SITE}],
+                    "epochs": args.epochs or ADAPT_EPOCHS, "augmentation": VARIETY, "lr": LR_SITE,
+                    "schedule": "cosine decay to 0"}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
         "command": f"python -m iari_train adapt --data {site} --site {site_name} --out ../models",
     }

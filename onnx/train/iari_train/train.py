@@ -75,6 +75,8 @@ def train_one(name: str, x_train: np.ndarray, y_train: np.ndarray, epochs: int, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             tot += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         hist.append({"epoch": ep + 1, "loss": round(tot / n, 5), "train_acc": round(correct / n, 5)})
@@ -140,9 +142,11 @@ def freeze_bn(model):
             m.eval()
 
 
-def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float, aug, log=print):
+def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float, aug, log=print,
+             cosine: bool = False):
     """Fine-tunes `model` in place: Adam, class-weighted cross-entropy, augmentation `aug(x, g)`,
-    BatchNorm frozen. Returns the history like train_one."""
+    BatchNorm frozen; with `cosine`, the learning rate decays to 0 over the run (cosine).
+    Returns the history like train_one."""
     setup_torch(seed)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -151,6 +155,8 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
     w = torch.tensor(len(y) / (5 * np.maximum(cnt, 1)), dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n, hist, t0 = len(y), [], time.time()
+    steps = epochs * ((n + BATCH - 1) // BATCH)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1)) if cosine else None
     for ep in range(epochs):
         model.train()
         freeze_bn(model)
@@ -164,9 +170,12 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             tot += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         hist.append({"epoch": ep + 1, "loss": round(tot / n, 5), "train_acc": round(correct / n, 5)})
         log(f"  {name} fine-tune epoch {ep + 1}/{epochs} loss {tot / n:.4f} acc {correct / n:.4f} ({time.time() - t0:.0f}s)")
     model.eval()
-    return {"seconds": round(time.time() - t0, 1), "history": hist, "lr": lr}
+    return {"seconds": round(time.time() - t0, 1), "history": hist, "lr": lr,
+            "schedule": "cosine" if cosine else "constant"}
