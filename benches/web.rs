@@ -64,7 +64,7 @@ fn seed_of(i: usize, review_every: usize) -> Seed {
     // The second opinion of a decision that needs review: a neighbouring grade.
     let other = GRADES[if i % 5 == 4 { 3 } else { i % 5 + 1 }];
     let well = format!("{}{}", (b'A' + ((i % 96) / 12) as u8) as char, i % 12 + 1);
-    let review = i % review_every == 0;
+    let review = i.is_multiple_of(review_every);
     Seed {
         capture: format!("BW-{i:08}"),
         accession: format!("S{:07}", i / 3),

@@ -127,7 +127,7 @@ async fn every_route_answers_as_its_openapi_document_says() {
         },
     )
     .await;
-    seed(&db.pool, &Seed::default()).await;
+    let released = seed(&db.pool, &Seed::default()).await;
     let tech = token(&db, "tech.doc", Role::Technologist).await;
     let sup = token(&db, "sup.doc", Role::Supervisor).await;
     let admin = token(&db, "admin.doc", Role::Admin).await;
@@ -139,6 +139,10 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let id = format!("/api/v1/decisions/{flagged}");
     let rev = format!("{id}/review");
     let confirm = json!({"grade": "2+", "meaning": "confirmed", "password": PASSWORD});
+    let retract = "/api/v1/decisions/{id}/retract";
+    let ret = format!("/api/v1/decisions/{released}/retract");
+    let withdraw =
+        json!({"reason": {"code": "image_artefact", "text": "wrong well"}, "password": PASSWORD});
     let cases: Vec<Case> = vec![
         (list, "get", list.into(), Some(&tech), None, StatusCode::OK),
         (
@@ -244,6 +248,46 @@ async fn every_route_answers_as_its_openapi_document_says() {
             rev.clone(),
             Some(&tech),
             Some(confirm),
+            StatusCode::CREATED,
+        ),
+        (
+            retract,
+            "post",
+            ret.clone(),
+            Some(&sup),
+            Some(json!({"reason": {"code": "no_such_code"}, "password": PASSWORD})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            retract,
+            "post",
+            ret.clone(),
+            None,
+            Some(withdraw.clone()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            retract,
+            "post",
+            ret.clone(),
+            Some(&tech),
+            Some(withdraw.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            retract,
+            "post",
+            format!("{list}/424242/retract"),
+            Some(&sup),
+            Some(withdraw.clone()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            retract,
+            "post",
+            ret.clone(),
+            Some(&sup),
+            Some(withdraw),
             StatusCode::CREATED,
         ),
         // After the review: the decision's provenance carries it, and the list its state.
