@@ -4,7 +4,7 @@
 //! worklist; an auditor sees the signature and cannot sign. Every page is checked with axe and
 //! photographed.
 
-use crate::common::{PASSWORD, Seed, TestDb, seed, user};
+use crate::common::{PASSWORD, Seed, TestDb, user};
 use crate::lis::FakeLis;
 use crate::webdriver::{Driver, El};
 use iari::app::{App, Task};
@@ -26,6 +26,67 @@ fn screenshots() -> PathBuf {
         .unwrap_or_else(|| root.join("target/screenshots"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The committed ensemble, grading bundled samples for the pages to show real votes.
+struct Grader {
+    settings: iari::config::Settings,
+    engine: iari::classify::Engine,
+}
+
+impl Grader {
+    fn load() -> Grader {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let env = std::collections::HashMap::from([
+            (
+                "IARI__MODELS__MANIFEST".to_string(),
+                root.join("onnx/models/manifest.json").display().to_string(),
+            ),
+            ("IARI__INFERENCE__DEVICE".to_string(), "cpu".to_string()),
+        ]);
+        let settings = iari::config::Settings::load_from(None, Some(env)).unwrap();
+        let engine = iari::classify::Engine::load(&settings).unwrap();
+        Grader { settings, engine }
+    }
+
+    /// Grades `onnx/samples/<dir>/<file>` and stores it in `well` of plate P1 through the
+    /// worker's batch write, with the worker's provenance; returns the decision id.
+    async fn store(
+        self: &Arc<Self>,
+        pool: &sqlx::PgPool,
+        well: &str,
+        dir: &str,
+        file: &str,
+    ) -> i64 {
+        use iari::classify::{ImageLimits, ImageTensor, decode};
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("onnx/samples")
+            .join(dir)
+            .join(file);
+        let bytes = std::fs::read(path).unwrap();
+        let me = self.clone();
+        let b = bytes.clone();
+        let (c, provenance) = tokio::task::spawn_blocking(move || {
+            let img = decode(&b, &ImageLimits::from(&me.settings.images)).unwrap();
+            let data = me.engine.preprocessor().run(&img.rgb);
+            let sha256 = iari::domain::Sha256Digest::of(&b);
+            let c = me
+                .engine
+                .classify(&[ImageTensor { sha256, data }])
+                .unwrap()
+                .pop()
+                .unwrap();
+            (c, iari::app::provenance(&me.engine))
+        })
+        .await
+        .unwrap();
+        let seed = Seed {
+            well: well.into(),
+            image: Some(bytes.clone()),
+            ..Seed::default()
+        };
+        iari_kit::seed::written(pool, &seed, &bytes, &c, &provenance).await
+    }
 }
 
 /// Screenshot as `<name>.png`, then axe: no serious or critical violation on the page.
@@ -168,37 +229,16 @@ async fn scenario() {
     user(&db.pool, "tech.browser", Role::Technologist).await;
     user(&db.pool, "audit.browser", Role::Auditor).await;
     user(&db.pool, "admin.browser", Role::Admin).await;
-    // A plate of (synthetic) results with real sample images: most final, two awaiting review.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("onnx/samples");
-    let png = |g: &str, f: &str| Some(std::fs::read(root.join(g).join(f)).unwrap());
-    for (well, grade, dir, file, flagged) in [
-        ("A1", "neg", "neg", "neg-000.png", false),
-        ("A2", "1+", "1+", "1p-000.png", false),
-        ("A3", "2+", "2+", "2p-000.png", true),
-        ("B1", "4+", "4+", "4p-000.png", false),
+    // A plate of bundled (synthetic) sample wells graded by the committed ensemble, stored as
+    // the worker stores them: all four final.
+    let grader = Arc::new(Grader::load());
+    for (well, dir, file) in [
+        ("A1", "neg", "neg-000.png"),
+        ("A2", "1+", "1p-000.png"),
+        ("A3", "2+", "2p-000.png"),
+        ("B1", "4+", "4p-000.png"),
     ] {
-        let votes = if flagged {
-            ["2+", "2+", "3+", "2+", "1+"]
-        } else {
-            [grade; 5]
-        };
-        seed(
-            &db.pool,
-            &Seed {
-                well: well.into(),
-                grade,
-                votes,
-                needs_review: flagged,
-                flags: if flagged {
-                    vec!["disagree_adjacent"]
-                } else {
-                    vec![]
-                },
-                image: png(dir, file),
-                ..Seed::default()
-            },
-        )
-        .await;
+        grader.store(&db.pool, well, dir, file).await;
     }
 
     let d = Driver::start(crate::ports::free_port()).await.unwrap();
@@ -206,24 +246,14 @@ async fn scenario() {
     check(&d, "login").await;
     sign_in(&d, &base, "tech.browser").await;
     assert!(d.url().await.unwrap().ends_with("/worklist"));
-    d.wait_for("[data-test=worklist-row]", Duration::from_secs(5))
+    // Nothing awaits review yet: every well of the plate was released.
+    d.wait_for("#worklist-body[data-count='0']", Duration::from_secs(5))
         .await
         .unwrap();
 
-    // A newly flagged decision appears without a reload.
-    let new_id = seed(
-        &db.pool,
-        &Seed {
-            well: "C3".into(),
-            grade: "3+",
-            votes: ["3+", "3+", "2+", "3+", "4+"],
-            needs_review: true,
-            flags: vec!["disagree_adjacent"],
-            image: png("3+", "3p-000.png"),
-            ..Seed::default()
-        },
-    )
-    .await;
+    // A newly flagged decision appears without a reload: a 3+ well the ensemble grades 3+ with
+    // one model at 2+, outside the training look (disagree_adjacent, out_of_distribution).
+    let new_id = grader.store(&db.pool, "C3", "3+", "3p-013.png").await;
     let row = format!("[data-test=worklist-row][data-decision-id='{new_id}']");
     d.wait_for(&row, Duration::from_secs(5)).await.unwrap();
     check(&d, "worklist").await;
