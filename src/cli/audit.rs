@@ -143,32 +143,44 @@ async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, 
     }
 }
 
+/// The signer's user name, then their password, asked for `what` they sign (on the terminal, or
+/// as two lines of standard input).
+fn ask_signer(input: &mut Input, what: &str) -> anyhow::Result<(String, String)> {
+    let user = input.line("user")?;
+    let password = input.secret(&format!("password for {user} ({what})"))?;
+    Ok((user, password))
+}
+
+/// The account, when `password` is its password at this moment (a wrong one counts toward the
+/// lock-out, as in the workstation).
+async fn signer(
+    pool: &sqlx::PgPool,
+    ws: &crate::config::WorkstationSettings,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<crate::auth::Principal> {
+    use crate::auth::{Lockout, users};
+    let lock = Lockout::from(ws);
+    let v = users::authenticate(pool, lock, user, password, users::Purpose::Signature).await?;
+    Ok(v.principal)
+}
+
 pub async fn review(
     settings: &Settings,
     args: ReviewArgs,
     input: &mut Input,
 ) -> anyhow::Result<ExitCode> {
-    use crate::auth::{Lockout, users};
     let grade: Grade = args.grade.parse()?;
     let meaning = args
         .meaning
         .as_deref()
         .map(|m| Meaning::parse(m).ok_or_else(|| anyhow::anyhow!("unknown meaning {m:?}")))
         .transpose()?;
-    let user = input.line("user")?;
-    let password = input.secret(&format!("password for {user} (signs decision {})", args.id))?;
+    let (user, password) = ask_signer(input, &format!("signs decision {}", args.id))?;
     let pool = crate::store::pool(&settings.database)?;
     let ws = &settings.workstation;
     let result = async {
-        let signer = users::authenticate(
-            &pool,
-            Lockout::from(ws),
-            &user,
-            &password,
-            users::Purpose::Signature,
-        )
-        .await?
-        .principal;
+        let signer = signer(&pool, ws, &user, &password).await?;
         let req = SignRequest {
             grade,
             meaning,
@@ -206,24 +218,12 @@ pub async fn retract(
     args: RetractArgs,
     input: &mut Input,
 ) -> anyhow::Result<ExitCode> {
-    use crate::auth::{Lockout, users};
-    let user = input.line("user")?;
-    let password = input.secret(&format!(
-        "password for {user} (signs the retraction of decision {})",
-        args.id
-    ))?;
+    let what = format!("signs the retraction of decision {}", args.id);
+    let (user, password) = ask_signer(input, &what)?;
     let pool = crate::store::pool(&settings.database)?;
     let ws = &settings.workstation;
     let result = async {
-        let signer = users::authenticate(
-            &pool,
-            Lockout::from(ws),
-            &user,
-            &password,
-            users::Purpose::Signature,
-        )
-        .await?
-        .principal;
+        let signer = signer(&pool, ws, &user, &password).await?;
         let req = audit::RetractRequest {
             reason_code: args.reason,
             reason_text: args.comment,

@@ -12,7 +12,7 @@ use crate::audit::{self, AuditError, Filter, Reason, RetractRequest, SignRequest
 use crate::auth::users::{self, Purpose};
 use crate::auth::{AuthError, Lockout, Principal, tokens};
 use crate::config::WorkstationSettings;
-use crate::domain::{Grade, Meaning};
+use crate::domain::{Grade, Meaning, Role};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -122,15 +122,39 @@ async fn principal(state: &ApiState, headers: &HeaderMap) -> Result<Principal, A
         .ok_or_else(unauthorized)
 }
 
-async fn reader(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// The caller, when their role `may` do this; else 403 saying "a <role> <refusal>".
+async fn allowed(
+    state: &ApiState,
+    headers: &HeaderMap,
+    may: fn(Role) -> bool,
+    refusal: &str,
+) -> Result<Principal, ApiError> {
     let p = principal(state, headers).await?;
-    if !p.role.reads_results() {
+    if !may(p.role) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
-            format!("a {} does not read results", p.role),
+            format!("a {} {refusal}", p.role),
         ));
     }
     Ok(p)
+}
+
+async fn reader(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    allowed(state, headers, Role::reads_results, "does not read results").await
+}
+
+/// The signer, when the password sent with the request is `who`'s, checked at this moment (a
+/// wrong one is 401 and counts toward the lock-out).
+async fn signer(state: &ApiState, who: &Principal, password: &str) -> Result<Principal, ApiError> {
+    let v = users::authenticate(
+        &state.pool,
+        state.lockout,
+        &who.username,
+        password,
+        Purpose::Signature,
+    )
+    .await?;
+    Ok(v.principal)
 }
 
 fn bad_request(e: impl std::fmt::Display) -> ApiError {
@@ -174,25 +198,11 @@ async fn review(
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<audit::ReviewOutcome>), ApiError> {
-    let who = principal(&state, &headers).await?;
-    if !who.role.signs_preliminary() {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("a {} signs nothing", who.role),
-        ));
-    }
+    let who = allowed(&state, &headers, Role::signs_preliminary, "signs nothing").await?;
     let Path(id) = id.map_err(bad_request)?;
     let Json(body) = body.map_err(bad_request)?;
     let grade = body.grade.parse::<Grade>().map_err(bad_request)?;
-    let signer = users::authenticate(
-        &state.pool,
-        state.lockout,
-        &who.username,
-        &body.password,
-        Purpose::Signature,
-    )
-    .await?
-    .principal;
+    let signer = signer(&state, &who, &body.password).await?;
     let reason = body.reason.unwrap_or_default();
     let req = SignRequest {
         grade,
@@ -218,24 +228,16 @@ async fn retract(
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<RetractBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<audit::RetractOutcome>), ApiError> {
-    let who = principal(&state, &headers).await?;
-    if !who.role.signs_final() {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("a {} may not retract results", who.role),
-        ));
-    }
+    let who = allowed(
+        &state,
+        &headers,
+        Role::signs_final,
+        "may not retract results",
+    )
+    .await?;
     let Path(id) = id.map_err(bad_request)?;
     let Json(body) = body.map_err(bad_request)?;
-    let signer = users::authenticate(
-        &state.pool,
-        state.lockout,
-        &who.username,
-        &body.password,
-        Purpose::Signature,
-    )
-    .await?
-    .principal;
+    let signer = signer(&state, &who, &body.password).await?;
     let req = RetractRequest {
         reason_code: body.reason.code.unwrap_or_default(),
         reason_text: body.reason.text,

@@ -6,11 +6,10 @@
 use super::WebState;
 use super::decision::render;
 use super::guard::{self, SignedIn};
-use crate::audit::{self, AuditError, RetractRequest};
-use crate::auth::users::{self, Purpose};
-use crate::auth::{AuthError, Lockout};
+use super::sign::{NotSigned, reauthenticate};
+use crate::audit::{self, RetractRequest};
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -77,51 +76,23 @@ pub async fn retract(
     if let Some(r) = guard::require(&s, me.role.signs_final(), "retract results") {
         return r;
     }
-    let again = |status: StatusCode, msg: String| {
-        let state = state.clone();
-        let s = &s;
-        async move {
-            match render(&state, s, id, None, Some(&msg)).await {
-                Ok(m) => (status, m).into_response(),
-                Err(r) => r,
-            }
-        }
-    };
-    let lock = Lockout::from(&state.settings.workstation);
-    let signer = match users::authenticate(
-        &state.pool,
-        lock,
-        &me.username,
-        &f.password,
-        Purpose::Signature,
-    )
-    .await
-    {
-        Ok(v) => v.principal,
-        Err(AuthError::BadCredentials) => {
-            return again(
-                StatusCode::UNAUTHORIZED,
-                "Wrong password: not signed.".into(),
-            )
-            .await;
-        }
-        Err(e @ (AuthError::Locked(_) | AuthError::Disabled)) => {
-            return again(StatusCode::FORBIDDEN, format!("Not signed: {e}.")).await;
-        }
-        Err(e) => return guard::server_error(&e),
-    };
     let req = RetractRequest {
         reason_code: f.reason,
         reason_text: Some(f.comment).filter(|c| !c.trim().is_empty()),
     };
     let reasons = &state.settings.workstation.reasons;
-    match audit::sign_retraction(&state.pool, &signer, id, &req, reasons).await {
+    let signed = async {
+        let signer = reauthenticate(&state, me, &f.password).await?;
+        Ok(audit::sign_retraction(&state.pool, &signer, id, &req, reasons).await?)
+    };
+    match signed.await {
         Ok(o) => Redirect::to(&format!("/decisions/{}?retracted=1", o.decision_id)).into_response(),
-        Err(AuditError::Invalid(m)) => again(StatusCode::BAD_REQUEST, m).await,
-        Err(AuditError::Forbidden(m)) => again(StatusCode::FORBIDDEN, m).await,
-        Err(AuditError::UnknownDecision(_)) => {
-            (StatusCode::NOT_FOUND, "no such decision\n").into_response()
+        Err(NotSigned::Again(status, msg)) => {
+            match render(&state, &s, id, None, Some(&msg)).await {
+                Ok(m) => (status, m).into_response(),
+                Err(r) => r,
+            }
         }
-        Err(e) => guard::server_error(&e),
+        Err(NotSigned::Answer(r)) => r,
     }
 }

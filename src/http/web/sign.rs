@@ -8,7 +8,7 @@ use super::decision::render;
 use super::guard::{self, SignedIn};
 use crate::audit::{self, AuditError, SignRequest};
 use crate::auth::users::{self, Purpose};
-use crate::auth::{AuthError, Lockout};
+use crate::auth::{AuthError, Lockout, Principal};
 use crate::domain::{Grade, Meaning};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -96,69 +96,85 @@ pub async fn sign(
     let (Ok(grade), Some(meaning)) = (f.grade.parse::<Grade>(), Meaning::parse(&f.meaning)) else {
         return (StatusCode::BAD_REQUEST, "grade or meaning not understood\n").into_response();
     };
-    let again = |status: StatusCode, msg: String| {
-        let state = state.clone();
-        let s = &s;
-        async move {
-            let attempt = Attempt {
-                grade,
-                error: Some(&msg),
-            };
-            match render(&state, s, id, Some(attempt), None).await {
-                Ok(m) => (status, m).into_response(),
-                Err(r) => r,
-            }
-        }
-    };
-    let lock = Lockout::from(&state.settings.workstation);
-    let signer = match users::authenticate(
-        &state.pool,
-        lock,
-        &me.username,
-        &f.password,
-        Purpose::Signature,
-    )
-    .await
-    {
-        Ok(v) => v.principal,
-        Err(AuthError::BadCredentials) => {
-            return again(
-                StatusCode::UNAUTHORIZED,
-                "Wrong password: not signed.".into(),
-            )
-            .await;
-        }
-        Err(e @ (AuthError::Locked(_) | AuthError::Disabled)) => {
-            return again(StatusCode::FORBIDDEN, format!("Not signed: {e}.")).await;
-        }
-        Err(e) => return guard::server_error(&e),
-    };
     let req = SignRequest {
         grade,
         meaning: Some(meaning),
         reason_code: Some(f.reason).filter(|r| !r.is_empty()),
         reason_text: Some(f.comment).filter(|c| !c.trim().is_empty()),
     };
-    match audit::sign_review(
-        &state.pool,
-        &signer,
-        id,
-        &req,
-        &state.settings.workstation.reasons,
-    )
-    .await
-    {
+    let reasons = &state.settings.workstation.reasons;
+    let signed = async {
+        let signer = reauthenticate(&state, me, &f.password).await?;
+        Ok(audit::sign_review(&state.pool, &signer, id, &req, reasons).await?)
+    };
+    match signed.await {
         Ok(o) => Redirect::to(&format!(
             "/worklist?signed={}&meaning={}",
             o.decision_id,
             o.meaning.as_str()
         ))
         .into_response(),
-        Err(AuditError::Invalid(m)) => again(StatusCode::BAD_REQUEST, m).await,
-        Err(AuditError::Forbidden(m)) => again(StatusCode::FORBIDDEN, m).await,
-        Err(AuditError::UnknownDecision(_)) => {
-            (StatusCode::NOT_FOUND, "no such decision\n").into_response()
+        Err(NotSigned::Again(status, msg)) => {
+            let attempt = Attempt {
+                grade,
+                error: Some(&msg),
+            };
+            match render(&state, &s, id, Some(attempt), None).await {
+                Ok(m) => (status, m).into_response(),
+                Err(r) => r,
+            }
         }
-        Err(e) => guard::server_error(&e),
+        Err(NotSigned::Answer(r)) => r,
+    }
+}
+
+/// Why a signature (a review or a retraction) was not made.
+pub(super) enum NotSigned {
+    /// Said on the decision page again, above the form, with this status.
+    Again(StatusCode, String),
+    /// Answered as it is (no such decision, a server error).
+    Answer(Response),
+}
+
+impl From<AuditError> for NotSigned {
+    fn from(e: AuditError) -> NotSigned {
+        match e {
+            AuditError::Invalid(m) => NotSigned::Again(StatusCode::BAD_REQUEST, m),
+            AuditError::Forbidden(m) => NotSigned::Again(StatusCode::FORBIDDEN, m),
+            AuditError::UnknownDecision(_) => {
+                NotSigned::Answer((StatusCode::NOT_FOUND, "no such decision\n").into_response())
+            }
+            e => NotSigned::Answer(guard::server_error(&e)),
+        }
+    }
+}
+
+/// The signer, when the password typed at this moment is `me`'s (a wrong one is refused and
+/// counts toward the lock-out, like a wrong one at sign-in).
+pub(super) async fn reauthenticate(
+    state: &WebState,
+    me: &Principal,
+    password: &str,
+) -> Result<Principal, NotSigned> {
+    let lock = Lockout::from(&state.settings.workstation);
+    match users::authenticate(
+        &state.pool,
+        lock,
+        &me.username,
+        password,
+        Purpose::Signature,
+    )
+    .await
+    {
+        Ok(v) => Ok(v.principal),
+        Err(AuthError::BadCredentials) => Err(NotSigned::Again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong password: not signed.".into(),
+        )),
+        Err(e @ (AuthError::Locked(_) | AuthError::Disabled)) => Err(NotSigned::Again(
+            StatusCode::FORBIDDEN,
+            format!("Not signed: {e}."),
+        )),
+        Err(e) => Err(NotSigned::Answer(guard::server_error(&e))),
     }
 }
