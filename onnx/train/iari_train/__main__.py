@@ -16,7 +16,7 @@ def main():
     ap.add_argument("--base", help="ensemble to adapt (cmd adapt; default: --out)")
     ap.add_argument("--variety-epochs", type=int, default=2, help="variety stage epochs (cmd adapt)")
     ap.add_argument("--version", help="new ensemble version (cmd adapt; default 2.0.0-synthetic-<site>)")
-    ap.add_argument("--stage", choices=["train", "all"], default="all", help="cmd adapt: stop after training")
+    ap.add_argument("--stage", choices=["train", "all"], default="all", help="cmd adapt: stop after training and report the checkpoints next to the base")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     if a.cmd == "adapt":

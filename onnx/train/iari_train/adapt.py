@@ -108,12 +108,37 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
             "variety_dir": d1, "site_dir": d2, "variety_info": i1, "site_info": i2}
 
 
+def report_checkpoints(st: dict, base: Path, site_name: str, log):
+    """Before any export: the base ensemble (its ONNX files, rebuilt in torch) and the site
+    stage's checkpoints on the site's held-out part and the generator's test split, with the
+    server's vote and review rules (`metrics.safety`, no shift flag: the reference is refitted
+    only at release). Returns the rows it logs."""
+    from .from_onnx import load_from_onnx
+    from .metrics import safety
+    from .models import MODEL_NAMES
+    from .train import predict_torch
+    te = st["site_test"]
+    sets = {f"{site_name} held-out": (st["site_x"][te], st["site_y"][te]),
+            "synthetic test": (st["syn"]["x_test"], st["syn"]["y_test"])}
+    ensembles = {"base": [load_from_onnx(m, base / f"{m}.onnx") for m in MODEL_NAMES],
+                 "site stage": [load_ckpt(st["site_dir"], m) for m in MODEL_NAMES]}
+    rows = {}
+    for who, models in ensembles.items():
+        for name, (x, y) in sets.items():
+            s = safety(y, [predict_torch(m, x) for m in models], np.zeros(len(y), bool))
+            rows[(who, name)] = s
+            log(f"{who}, {name}: accuracy {s['accuracy']:.4f}, review {s['review_share']:.3f}, "
+                f"serious {s['serious_errors']} ({s['serious_unflagged']} unflagged)")
+    return rows
+
+
 def main(args):
     site = Path(args.data).resolve()
     out = Path(args.out).resolve()
     base = Path(args.base).resolve() if args.base else out
     st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
     if args.stage == "train":
+        report_checkpoints(st, base, args.site, pipeline.log)
         return
     from . import release
     release.release(st, site, args.site, base, out, args)
