@@ -100,11 +100,25 @@ async fn connection_closed_mid_stream_loses_nothing() {
     assert_eq!(before.len(), 1, "the worker's one connection: {before:?}");
     publish_many(&w, "R", n).await;
     let held = wait_in_hand(&w, n as i64).await;
+    // rabbitmqctl takes seconds to close a connection, time enough for the worker to finish
+    // everything; a lock that blocks new decisions (reads go on) holds its work in hand until
+    // the cut has happened.
+    let mut hold = w.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE decisions IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let decided_at_cut = w.count("SELECT count(*) FROM decisions").await;
     assert!(
         close_connection(before[0].clone()).await,
         "connection closed"
     );
-    let decided_at_cut = w.count("SELECT count(*) FROM decisions").await;
+    assert_eq!(
+        w.count("SELECT count(*) FROM decisions").await,
+        decided_at_cut,
+        "nothing was decided while the lock held"
+    );
+    hold.rollback().await.unwrap();
     assert!(
         decided_at_cut < n as i64,
         "the cut came with work left: {decided_at_cut} of {n} decided, {held} in hand before it"
