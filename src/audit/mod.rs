@@ -5,6 +5,8 @@
 //! Everything here reads what the worker and the HL7 sender wrote; only `review` writes (a
 //! `reviews` row, its signature and its outbox message, in one transaction).
 
+pub mod canonical;
+pub mod chain;
 pub mod format;
 pub mod query;
 pub mod replay;
@@ -19,7 +21,7 @@ pub use retract::{RetractOutcome, RetractRequest, sign_retraction};
 pub use review::{Reason, ReviewOutcome, SignRequest, sign_review};
 pub use show::{Provenance, show};
 pub use stats::{Stats, stats};
-pub use verify::{ChainBreak, VerifyReport, verify};
+pub use verify::{Anchors, ChainBreak, Checkpoint, VerifyReport, head, verify, verify_anchored};
 
 /// Errors typed by what the caller must do: fix the request, look elsewhere, or retry.
 #[derive(Debug, thiserror::Error)]

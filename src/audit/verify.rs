@@ -1,24 +1,26 @@
-//! Tamper evidence: recomputes the one hash chain over `decisions`, `reviews`, `signatures`
-//! and `auth_events` (the sign-in log) in Rust and
-//! checks it link by link, checks the chain head (a deleted tail leaves the head ahead of the
-//! last row), and checks every stored image against its SHA-256.
+//! Tamper evidence: recomputes the one hash chain over `captures`, `decisions`, `reviews`,
+//! `signatures` and `auth_events` (the sign-in log) in Rust and checks it link by link, checks
+//! the chain head (a deleted tail leaves the head ahead of the last row), checks the chain still
+//! passes through checkpoints recorded outside the database, and checks every stored image
+//! against its SHA-256.
 //!
-//! The canonical text of a row comes from the database's `audit_canonical` (the same function
-//! the insert trigger hashes), rendered under the same settings the trigger pins (UTC,
-//! `extra_float_digits = 1`), so a change made with the triggers disabled shows up here.
+//! Each row's canonical text is built here from its raw columns (`canonical`, `chain`), so a
+//! database owner who redefines `audit_canonical` or disables the triggers cannot hide a change.
 
 use super::AuditError;
-use futures::TryStreamExt;
+use super::chain::{self, Link};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
+use std::str::FromStr;
 
 /// The first thing found wrong, with the row it was found on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainBreak {
-    /// `decisions`, `reviews`, `audit_chain_head` or `images`.
+    /// `captures`, `decisions`, `reviews`, `signatures`, `auth_events`, `audit_chain_head`,
+    /// `checkpoint` or `images`.
     pub table: String,
-    /// The row id (for images: the stored SHA-256 in hex).
+    /// The row id (captures: the capture id; images: the stored SHA-256 in hex).
     pub id: String,
     pub chain_seq: Option<i64>,
     pub problem: String,
@@ -37,157 +39,299 @@ impl std::fmt::Display for ChainBreak {
 /// What was checked; `first_break` is `None` when everything holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// Where the walk started: 0 (the genesis) or a trusted checkpoint's sequence number.
+    pub since_seq: i64,
+    pub captures: u64,
     pub decisions: u64,
     pub reviews: u64,
     pub signatures: u64,
     pub auth_events: u64,
     pub images: u64,
-    /// Last verified link: record it elsewhere to also detect a rewrite of the whole chain.
+    /// Checkpoints the chain was found to pass through.
+    pub checkpoints: u64,
+    /// Last verified link: record it elsewhere (`iari audit checkpoint`) to also detect a
+    /// rewrite of the whole chain.
     pub head_seq: i64,
     pub head_hash: String,
     pub first_break: Option<ChainBreak>,
 }
 
-#[derive(sqlx::FromRow)]
-struct ChainRow {
-    tbl: String,
-    id: i64,
-    chain_seq: i64,
-    prev_hash: Vec<u8>,
-    row_hash: Vec<u8>,
-    canon: String,
+/// A link of the chain recorded outside the database: `SEQ:HASH` (hash in hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: [u8; 32],
 }
 
-const CHAIN: &str = "SELECT 'decisions' AS tbl, id, chain_seq, prev_hash, row_hash, \
-        audit_canonical('decisions', to_jsonb(t)) AS canon FROM decisions t \
-    UNION ALL SELECT 'reviews', id, chain_seq, prev_hash, row_hash, \
-        audit_canonical('reviews', to_jsonb(t)) FROM reviews t \
-    UNION ALL SELECT 'signatures', id, chain_seq, prev_hash, row_hash, \
-        audit_canonical('signatures', to_jsonb(t)) FROM signatures t \
-    UNION ALL SELECT 'auth_events', id, chain_seq, prev_hash, row_hash, \
-        audit_canonical('auth_events', to_jsonb(t)) FROM auth_events t \
-    ORDER BY chain_seq";
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, hex::encode(self.hash))
+    }
+}
 
-/// Walks the chain and the images in one snapshot; stops at the first break.
-pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AuditError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    // Same rendering as the trigger: times in UTC, floats shortest-exact, bytea as hex.
-    sqlx::query("SET LOCAL timezone = 'UTC'")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SET LOCAL extra_float_digits = 1")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SET LOCAL bytea_output = 'hex'")
-        .execute(&mut *tx)
-        .await?;
-    let mut walk = Walk::default();
-    {
-        let mut rows = sqlx::query_as::<_, ChainRow>(CHAIN).fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await? {
-            if !walk.step(&row) {
-                break;
-            }
+impl FromStr for Checkpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("checkpoint {s:?}: expected SEQ:HASH (64 hex digits)");
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let bytes = hex::decode(hash).map_err(|_| bad())?;
+        let hash: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+        if seq < 0 {
+            return Err(bad());
         }
+        Ok(Checkpoint { seq, hash })
+    }
+}
+
+/// What the walk is anchored to: checkpoints it must pass through, and optionally one to start
+/// from (trusted, so only what came after it is checked).
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    pub expect: Vec<Checkpoint>,
+    pub since: Option<Checkpoint>,
+}
+
+/// The whole chain from its genesis, with no outside checkpoint.
+pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AuditError> {
+    verify_anchored(pool, &Anchors::default()).await
+}
+
+/// Walks the chain (from `anchors.since`, or the genesis) and the images in one snapshot;
+/// stops at the first break.
+pub async fn verify_anchored(pool: &PgPool, anchors: &Anchors) -> Result<VerifyReport, AuditError> {
+    if let (Some(since), Some(before)) = (
+        anchors.since,
+        anchors
+            .expect
+            .iter()
+            .find(|c| anchors.since.is_some_and(|s| c.seq < s.seq)),
+    ) {
+        return Err(AuditError::Invalid(format!(
+            "checkpoint {before} lies before the start {since}: verify from the genesis to check it"
+        )));
+    }
+    let mut lead = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *lead)
+        .await?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *lead)
+        .await?;
+    // One connection per chained table, on the lead's snapshot: the tables stream in parallel
+    // and are merged in chain order here.
+    let mut conns = chain::open(&pool.connect_options(), &snapshot).await?;
+    let mut walk = Walk::new(anchors);
+    chain::merge(
+        chain::streams(&mut conns, walk.start.map_or(1, |s| s.seq)),
+        |link| walk.step(&link),
+    )
+    .await?;
+    for c in conns {
+        c.close().await?;
+    }
+    if walk.first_break.is_none() {
+        walk.check_unreached();
     }
     if walk.first_break.is_none() {
         let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *lead)
             .await?;
         walk.check_head(head.seq, &head.hash);
     }
-    let (images, bad_image) = check_images(&mut tx).await?;
-    tx.commit().await?;
+    let (images, bad_image) = check_images(&mut lead).await?;
+    lead.commit().await?;
     Ok(VerifyReport {
-        decisions: walk.decisions,
-        reviews: walk.reviews,
-        signatures: walk.signatures,
-        auth_events: walk.auth_events,
+        since_seq: walk.start.map_or(0, |s| s.seq),
+        captures: walk.count[0],
+        decisions: walk.count[1],
+        reviews: walk.count[2],
+        signatures: walk.count[3],
+        auth_events: walk.count[4],
         images,
+        checkpoints: walk.met,
         head_seq: walk.seq,
         head_hash: hex::encode(walk.hash),
         first_break: walk.first_break.or(bad_image),
     })
 }
 
-/// State of the walk: the last good link and what was counted. The default is the genesis,
-/// sequence 0 with 32 zero bytes, as the migration seeds the head.
-#[derive(Default)]
+/// The current chain head as the database records it (not verified: `verify` does that).
+pub async fn head(pool: &PgPool) -> Result<Checkpoint, AuditError> {
+    let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
+        .fetch_one(pool)
+        .await?;
+    let hash: [u8; 32] = head
+        .hash
+        .try_into()
+        .map_err(|_| AuditError::Invalid("chain head hash is not 32 bytes".into()))?;
+    Ok(Checkpoint {
+        seq: head.seq,
+        hash,
+    })
+}
+
+/// State of the walk: the last good link and what was counted. It begins at the genesis
+/// (sequence 0 with 32 zero bytes, as the migration seeds the head) or at a trusted checkpoint.
 struct Walk {
+    start: Option<Checkpoint>,
+    start_met: bool,
+    expect: Vec<Checkpoint>,
+    met: u64,
     seq: i64,
     hash: [u8; 32],
-    decisions: u64,
-    reviews: u64,
-    signatures: u64,
-    auth_events: u64,
+    /// captures, decisions, reviews, signatures, auth_events.
+    count: [u64; 5],
     first_break: Option<ChainBreak>,
 }
 
 impl Walk {
+    fn new(anchors: &Anchors) -> Walk {
+        let mut expect = anchors.expect.clone();
+        expect.retain(|c| Some(*c) != anchors.since);
+        expect.sort_by_key(|c| std::cmp::Reverse(c.seq));
+        Walk {
+            start: anchors.since,
+            start_met: false,
+            expect,
+            met: 0,
+            seq: anchors.since.map_or(0, |s| s.seq),
+            hash: anchors.since.map_or([0; 32], |s| s.hash),
+            count: [0; 5],
+            first_break: None,
+        }
+    }
+
+    fn broken(&mut self, table: &str, id: &str, seq: i64, problem: String) -> bool {
+        self.first_break = Some(ChainBreak {
+            table: table.into(),
+            id: id.into(),
+            chain_seq: Some(seq),
+            problem,
+        });
+        false
+    }
+
     /// Checks one row against the previous link; false (and `first_break` set) when broken.
-    fn step(&mut self, row: &ChainRow) -> bool {
-        let problem = if row.chain_seq != self.seq + 1 {
-            Some(format!(
+    fn step(&mut self, row: &Link) -> bool {
+        let computed = link_hash(&row.prev_hash, &row.canon);
+        if row.row_hash != computed {
+            return self.broken(
+                row.table,
+                &row.id,
+                row.chain_seq,
+                format!(
+                    "content changed: stored row_hash {} but the row hashes to {}",
+                    hex::encode(&row.row_hash),
+                    hex::encode(computed)
+                ),
+            );
+        }
+        // The trusted starting point itself: it must still be there, unchanged.
+        if let Some(start) = self.start.filter(|s| s.seq > 0 && s.seq == row.chain_seq) {
+            if row.row_hash != start.hash {
+                return self.broken(
+                    "checkpoint",
+                    &start.to_string(),
+                    start.seq,
+                    format!("the chain no longer passes through it: the row there is {} {} with hash {}",
+                        row.table, row.id, hex::encode(&row.row_hash)),
+                );
+            }
+            self.start_met = true;
+            self.met += 1;
+            return true;
+        }
+        if row.chain_seq != self.seq + 1 {
+            let problem = format!(
                 "chain_seq {} follows {}: row(s) {}..{} missing",
                 row.chain_seq,
                 self.seq,
                 self.seq + 1,
                 row.chain_seq - 1
-            ))
-        } else if row.prev_hash != self.hash {
-            Some(format!(
+            );
+            return self.broken(row.table, &row.id, row.chain_seq, problem);
+        }
+        if row.prev_hash != self.hash {
+            let problem = format!(
                 "prev_hash {} does not link to the previous row's hash {}",
                 hex::encode(&row.prev_hash),
                 hex::encode(self.hash)
-            ))
-        } else {
-            let computed = link_hash(&self.hash, &row.canon);
-            (row.row_hash != computed).then(|| {
-                format!(
-                    "content changed: stored row_hash {} but the row hashes to {}",
-                    hex::encode(&row.row_hash),
+            );
+            return self.broken(row.table, &row.id, row.chain_seq, problem);
+        }
+        while let Some(c) = self
+            .expect
+            .last()
+            .copied()
+            .filter(|c| c.seq <= row.chain_seq)
+        {
+            self.expect.pop();
+            if c.seq < row.chain_seq {
+                // Below the start (refused earlier) or 0: the genesis, always passed through.
+                if c.seq == 0 && c.hash == [0; 32] {
+                    self.met += 1;
+                    continue;
+                }
+                return self.broken(
+                    "checkpoint",
+                    &c.to_string(),
+                    c.seq,
+                    "not a link of this chain".into(),
+                );
+            }
+            if c.hash != computed {
+                let problem = format!(
+                    "the chain no longer passes through it: the row there is {} {} with hash {}",
+                    row.table,
+                    row.id,
                     hex::encode(computed)
-                )
-            })
-        };
-        if let Some(problem) = problem {
-            self.first_break = Some(ChainBreak {
-                table: row.tbl.clone(),
-                id: row.id.to_string(),
-                chain_seq: Some(row.chain_seq),
-                problem,
-            });
-            return false;
+                );
+                return self.broken("checkpoint", &c.to_string(), c.seq, problem);
+            }
+            self.met += 1;
         }
         self.seq = row.chain_seq;
-        self.hash.copy_from_slice(&row.row_hash);
-        match row.tbl.as_str() {
-            "reviews" => self.reviews += 1,
-            "signatures" => self.signatures += 1,
-            "auth_events" => self.auth_events += 1,
-            _ => self.decisions += 1,
-        }
+        self.hash = computed;
+        let slot = match row.table {
+            "captures" => 0,
+            "decisions" => 1,
+            "reviews" => 2,
+            "signatures" => 3,
+            _ => 4,
+        };
+        self.count[slot] += 1;
         true
+    }
+
+    /// Checkpoints beyond the last row (or a start the walk never met): the chain was cut.
+    fn check_unreached(&mut self) {
+        let missing = self
+            .expect
+            .first()
+            .copied()
+            .or(self.start.filter(|s| s.seq > 0 && !self.start_met));
+        if let Some(c) = missing {
+            let problem = format!(
+                "the chain ends at chain_seq {} before reaching it: rows were removed",
+                self.seq
+            );
+            self.broken("checkpoint", &c.to_string(), c.seq, problem);
+        }
     }
 
     /// The head must name the last row: a head ahead of it means rows were removed at the end.
     fn check_head(&mut self, seq: i64, hash: &[u8]) {
         if seq != self.seq || hash != self.hash {
-            self.first_break = Some(ChainBreak {
-                table: "audit_chain_head".into(),
-                id: "singleton".into(),
-                chain_seq: Some(seq),
-                problem: format!(
-                    "head is at chain_seq {seq} ({}) but the last row is chain_seq {} ({}): \
-                     rows after it were removed or the head was changed",
-                    hex::encode(hash),
-                    self.seq,
-                    hex::encode(self.hash)
-                ),
-            });
+            let problem = format!(
+                "head is at chain_seq {seq} ({}) but the last row is chain_seq {} ({}): \
+                 rows after it were removed or the head was changed",
+                hex::encode(hash),
+                self.seq,
+                hex::encode(self.hash)
+            );
+            self.broken("audit_chain_head", "singleton", seq, problem);
         }
     }
 }
@@ -225,14 +369,14 @@ async fn check_images(
 mod tests {
     use super::*;
 
-    fn row(seq: i64, prev: [u8; 32], canon: &str, tamper: bool) -> ChainRow {
+    fn row(seq: i64, prev: [u8; 32], canon: &str, tamper: bool) -> Link {
         let mut hash = link_hash(&prev, canon);
         if tamper {
             hash[0] ^= 1;
         }
-        ChainRow {
-            tbl: "decisions".into(),
-            id: seq,
+        Link {
+            table: "decisions",
+            id: seq.to_string(),
             chain_seq: seq,
             prev_hash: prev.to_vec(),
             row_hash: hash.to_vec(),
@@ -240,13 +384,16 @@ mod tests {
         }
     }
 
+    fn hash(l: &Link) -> [u8; 32] {
+        l.row_hash.clone().try_into().unwrap()
+    }
+
     #[test]
     fn walk_accepts_a_good_chain_and_names_the_first_bad_link() {
-        let mut w = Walk::default();
+        let mut w = Walk::new(&Anchors::default());
         let r1 = row(1, [0; 32], "decisions:{\"id\": 1}", false);
-        let h1: [u8; 32] = r1.row_hash.clone().try_into().unwrap();
         assert!(w.step(&r1));
-        assert!(w.step(&row(2, h1, "decisions:{\"id\": 2}", false)));
+        assert!(w.step(&row(2, hash(&r1), "decisions:{\"id\": 2}", false)));
         w.check_head(2, &w.hash.clone());
         assert!(w.first_break.is_none());
         assert!(!w.step(&row(3, w.hash, "decisions:{\"id\": 3}", true)));
@@ -257,7 +404,7 @@ mod tests {
 
     #[test]
     fn walk_names_gaps_and_a_head_ahead_of_the_rows() {
-        let mut w = Walk::default();
+        let mut w = Walk::new(&Anchors::default());
         assert!(!w.step(&row(2, [0; 32], "x", false)));
         assert!(
             w.first_break
@@ -265,8 +412,80 @@ mod tests {
                 .problem
                 .contains("row(s) 1..1 missing")
         );
-        let mut w = Walk::default();
+        let mut w = Walk::new(&Anchors::default());
         w.check_head(1, &[7; 32]);
         assert_eq!(w.first_break.unwrap().table, "audit_chain_head");
+    }
+
+    #[test]
+    fn checkpoints_must_be_links_of_the_chain_and_a_start_skips_what_came_before() {
+        let r1 = row(1, [0; 32], "a", false);
+        let r2 = row(2, hash(&r1), "b", false);
+        let r3 = row(3, hash(&r2), "c", false);
+        let at = |l: &Link| Checkpoint {
+            seq: l.chain_seq,
+            hash: hash(l),
+        };
+        // Passes through the expected link.
+        let mut w = Walk::new(&Anchors {
+            expect: vec![at(&r2)],
+            since: None,
+        });
+        assert!(w.step(&r1) && w.step(&r2) && w.step(&r3));
+        w.check_unreached();
+        assert!(w.first_break.is_none() && w.met == 1);
+        // A rewritten chain (same length, other content) does not.
+        let other = row(2, hash(&r1), "B", false);
+        let mut w = Walk::new(&Anchors {
+            expect: vec![at(&r2)],
+            since: None,
+        });
+        assert!(w.step(&r1));
+        assert!(!w.step(&other));
+        assert_eq!(w.first_break.unwrap().table, "checkpoint");
+        // A cut chain never reaches it.
+        let mut w = Walk::new(&Anchors {
+            expect: vec![at(&r3)],
+            since: None,
+        });
+        assert!(w.step(&r1) && w.step(&r2));
+        w.check_unreached();
+        assert!(
+            w.first_break
+                .unwrap()
+                .problem
+                .contains("ends at chain_seq 2")
+        );
+        // From a start: the start row itself, then only what follows.
+        let mut w = Walk::new(&Anchors {
+            expect: vec![],
+            since: Some(at(&r2)),
+        });
+        assert!(w.step(&r2) && w.step(&r3));
+        w.check_unreached();
+        assert!(w.first_break.is_none());
+        assert_eq!((w.seq, w.count[1]), (3, 1));
+        // A start whose row is gone is reported.
+        let mut w = Walk::new(&Anchors {
+            expect: vec![],
+            since: Some(at(&r2)),
+        });
+        assert!(w.step(&r3));
+        w.check_unreached();
+        assert_eq!(w.first_break.unwrap().table, "checkpoint");
+    }
+
+    #[test]
+    fn checkpoints_parse_and_print_as_seq_colon_hex() {
+        let c: Checkpoint = format!("42:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!((c.seq, c.hash[0]), (42, 0xab));
+        assert_eq!(c.to_string().parse::<Checkpoint>().unwrap(), c);
+        assert!("42".parse::<Checkpoint>().is_err());
+        assert!("-1:00".parse::<Checkpoint>().is_err());
+        assert!(
+            format!("1:{}", "ab".repeat(31))
+                .parse::<Checkpoint>()
+                .is_err()
+        );
     }
 }

@@ -25,12 +25,16 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Check the tamper-evident chain over decisions, reviews, signatures and the sign-in log,
-    /// and the stored images.
+    /// Check the tamper-evident chain over captures, decisions, reviews, signatures and the
+    /// sign-in log, and the stored images.
     Verify {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        anchors: super::checkpoint::AnchorArgs,
     },
+    /// Print the chain head as SEQ:HASH, to keep outside the database (see docs/operations.md).
+    Checkpoint(super::checkpoint::CheckpointArgs),
     /// Disagreement figures: counts by flag and model pair, review override rate.
     Stats {
         #[arg(long, value_enum, default_value = "table")]
@@ -76,7 +80,11 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
     let out = match cmd {
         AuditCommand::List { filter, format } => list(&pool, &filter, format).await,
         AuditCommand::Show { id, format } => show(&pool, id, format).await,
-        AuditCommand::Verify { format } => verify(&pool, format).await,
+        AuditCommand::Verify { format, anchors } => match anchors.anchors() {
+            Ok(a) => verify(&pool, format, &a).await,
+            Err(e) => Err(e),
+        },
+        AuditCommand::Checkpoint(args) => super::checkpoint::run(&pool, &args).await,
         AuditCommand::Stats { format } => {
             let st = audit::stats(&pool).await?;
             Ok(match format {
@@ -119,8 +127,12 @@ async fn show(pool: &sqlx::PgPool, id: i64, format: Format) -> anyhow::Result<(S
     Ok((text, ExitCode::SUCCESS))
 }
 
-async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, ExitCode)> {
-    let r = audit::verify(pool).await?;
+async fn verify(
+    pool: &sqlx::PgPool,
+    format: Format,
+    anchors: &audit::Anchors,
+) -> anyhow::Result<(String, ExitCode)> {
+    let r = audit::verify_anchored(pool, anchors).await?;
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&r)? + "\n",
         _ if r.first_break.is_some() => format!(
@@ -128,9 +140,18 @@ async fn verify(pool: &sqlx::PgPool, format: Format) -> anyhow::Result<(String, 
             r.head_seq, r.decisions, r.reviews
         ),
         _ => format!(
-            "checked {} decisions, {} reviews, {} signatures, {} sign-in log events, {} images; \
-             chain head seq {} hash {}\n",
-            r.decisions, r.reviews, r.signatures, r.auth_events, r.images, r.head_seq, r.head_hash
+            "checked from seq {}: {} captures, {} decisions, {} reviews, {} signatures, \
+             {} sign-in log events, {} images; {} checkpoint(s) passed; chain head seq {} hash {}\n",
+            r.since_seq,
+            r.captures,
+            r.decisions,
+            r.reviews,
+            r.signatures,
+            r.auth_events,
+            r.images,
+            r.checkpoints,
+            r.head_seq,
+            r.head_hash
         ),
     };
     match r.first_break {

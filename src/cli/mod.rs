@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
 mod audit;
+mod checkpoint;
 mod classify;
 pub mod demo;
 mod eval;
@@ -141,19 +142,27 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let applied = migrate_database(settings).await?;
+    println!(
+        "migrations applied: {applied} (database {})",
+        settings.database.url.redacted()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the database if needed and applies the migrations (as the schema's owner).
+pub async fn migrate_database(settings: &Settings) -> anyhow::Result<usize> {
     use anyhow::Context;
     let db = &settings.database;
     crate::store::ensure_database(db)
         .await
         .with_context(|| format!("cannot prepare database {}", db.url.redacted()))?;
     let pool = crate::store::pool(db)?;
-    let applied = crate::store::migrate(&pool).await?;
-    println!(
-        "migrations applied: {applied} (database {})",
-        db.url.redacted()
-    );
+    let applied = crate::store::migrate(&pool)
+        .await
+        .with_context(|| format!("migrating database {}", db.url.redacted()))?;
     pool.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(applied)
 }
 
 #[cfg(test)]

@@ -187,6 +187,10 @@ async fn insert_images(
     Ok(())
 }
 
+/// Captures are hash-chained by an insert trigger that runs before a conflict is found: so the
+/// rows already stored (a redelivery) and repeats within the batch are left out here, and ON
+/// CONFLICT only meets a racing writer's row, which fails the statement as a serialization
+/// failure (retried) instead of leaving a gap in the chain.
 async fn insert_captures(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[NewDecision<'_>],
@@ -209,8 +213,11 @@ async fn insert_captures(
     sqlx::query!(
         "INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, \
          plate_id, well, accession) \
-         SELECT c, s, e::jsonb, t, a, p, w, x FROM UNNEST($1::text[], $2::bytea[], $3::text[], \
-         $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u(c, s, e, t, a, p, w, x) \
+         SELECT DISTINCT ON (c) c, s, e::jsonb, t, a, p, w, x FROM UNNEST($1::text[], $2::bytea[], \
+         $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+         WITH ORDINALITY AS u(c, s, e, t, a, p, w, x, n) \
+         WHERE NOT EXISTS (SELECT 1 FROM captures k WHERE k.capture_id = u.c) \
+         ORDER BY c, n \
          ON CONFLICT (capture_id) DO NOTHING",
         &ids as _,
         &sha as _,

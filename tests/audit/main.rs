@@ -1,6 +1,7 @@
 //! Audit, review and the decisions API against a real PostgreSQL: one database per test, seeded
 //! through the product's own write paths (the kit's `seed`).
 
+mod anchors;
 mod api;
 mod common;
 mod list;

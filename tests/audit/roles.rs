@@ -72,7 +72,8 @@ async fn the_worker_role_cannot_steer_the_chain_through_its_setting() {
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(
         (r.first_break, r.decisions, r.reviews, r.head_seq),
-        (None, 1, 0, 1)
+        (None, 1, 0, 2),
+        "the seeded capture and decision only"
     );
     db.drop().await;
 }

@@ -54,8 +54,14 @@ async fn show_returns_full_provenance() {
         (d.worker["host"].as_str(), d.worker["build"].as_str()),
         (Some("lab-host-1"), Some("abc123"))
     );
-    assert_eq!(d.chain_seq, 1);
-    assert_eq!(d.prev_hash, "0".repeat(64));
+    // Its capture is chained first (1), the decision after it.
+    let capture_hash: String =
+        sqlx::query_scalar("SELECT encode(row_hash, 'hex') FROM captures WHERE chain_seq = 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(d.chain_seq, 2);
+    assert_eq!(d.prev_hash, capture_hash);
     assert_eq!(d.row_hash.len(), 64);
 
     assert_eq!(p.capture.event["capture_id"], p.capture.capture_id);
@@ -76,8 +82,8 @@ async fn show_returns_full_provenance() {
         (Grade::P3, "dr.y")
     );
     assert_eq!(p.reviews[0].comment.as_deref(), Some("rim visible"));
-    // decision 1, the account's creation 2, review 3, its signature 4.
-    assert_eq!(p.reviews[0].chain_seq, 3);
+    // capture 1, decision 2, the account's creation 3, review 4, its signature 5.
+    assert_eq!(p.reviews[0].chain_seq, 4);
     let sg = &p.signatures[0];
     assert_eq!(
         (
@@ -99,7 +105,7 @@ async fn show_returns_full_provenance() {
             iari::domain::Meaning::Corrected,
             Some(Grade::P3),
             Some("visual_read"),
-            4
+            5
         )
     );
     assert_eq!(

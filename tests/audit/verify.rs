@@ -24,8 +24,9 @@ async fn behind_the_back(pool: &PgPool, table: &str, sql: &str) {
     tx.commit().await.unwrap();
 }
 
-/// Four decisions (chain_seq 1-4), then a signed review of the second: its signer's account
-/// (5), the review (6) and its signature (7). Returns the decision ids and the review id.
+/// Four captures and their decisions (chain_seq 1-8: each capture, then its decision), then a
+/// signed review of the second: its signer's account (9), the review (10) and its signature
+/// (11). Returns the decision ids and the review id.
 async fn seed_chain(pool: &PgPool) -> (Vec<i64>, i64) {
     let mut ids = Vec::new();
     for _ in 0..4 {
@@ -42,9 +43,10 @@ async fn intact_chain_verifies_and_updates_are_refused() {
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(r.first_break, None);
     // The signed review brings its signature and its signer's account creation (an auth event)
-    // into the chain: 4 decisions, 1 auth event, 1 review, 1 signature.
+    // into the chain: 4 captures, 4 decisions, 1 auth event, 1 review, 1 signature.
     assert_eq!(
         (
+            r.captures,
             r.decisions,
             r.reviews,
             r.signatures,
@@ -52,7 +54,7 @@ async fn intact_chain_verifies_and_updates_are_refused() {
             r.images,
             r.head_seq
         ),
-        (4, 1, 1, 1, 4, 7)
+        (4, 4, 1, 1, 1, 4, 11)
     );
     for sql in [
         "UPDATE decisions SET grade = '4+'",
@@ -84,7 +86,7 @@ async fn a_changed_decision_is_named() {
         .expect("tampering detected");
     assert_eq!(
         (b.table.as_str(), b.id.clone(), b.chain_seq),
-        ("decisions", ids[2].to_string(), Some(3))
+        ("decisions", ids[2].to_string(), Some(6))
     );
     assert!(b.problem.contains("content changed"), "{}", b.problem);
     db.drop().await;
@@ -96,10 +98,10 @@ async fn a_changed_float_or_review_is_named() {
     let (_, review) = seed_chain(&db.pool).await;
     behind_the_back(&db.pool, "reviews", "UPDATE reviews SET comment = 'edited'").await;
     let b = verify(&db.pool).await.unwrap().first_break.unwrap();
-    // The review is chain_seq 6 (after decisions 1-4 and the signer's account).
+    // The review is chain_seq 10 (after captures and decisions 1-8 and the signer's account).
     assert_eq!(
         (b.table.as_str(), b.id.as_str(), b.chain_seq),
-        ("reviews", review.to_string().as_str(), Some(6))
+        ("reviews", review.to_string().as_str(), Some(10))
     );
     assert!(b.problem.contains("content changed"), "{}", b.problem);
     // A change in the last bit of a real is still a change.
@@ -114,7 +116,7 @@ async fn a_changed_float_or_review_is_named() {
     let b = verify(&db2.pool).await.unwrap().first_break.unwrap();
     assert_eq!(
         (b.table.as_str(), b.id.as_str(), b.chain_seq),
-        ("decisions", id.to_string().as_str(), Some(1))
+        ("decisions", id.to_string().as_str(), Some(2))
     );
     assert!(b.problem.contains("content changed"), "{}", b.problem);
     db.drop().await;
@@ -130,34 +132,32 @@ async fn deleted_rows_in_the_middle_and_at_the_tail_are_named() {
             "DELETE FROM hl7_messages WHERE decision_id = {id}; DELETE FROM decisions WHERE id = {id}"
         )
     };
-    // Middle: decision ids[2] is chain_seq 3; the next row (ids[3], seq 4) then names the gap.
+    // Middle: decision ids[2] is chain_seq 6; the next row (the capture of ids[3], seq 7)
+    // then names the gap.
     behind_the_back(&db.pool, "decisions", &del(ids[2])).await;
     let b = verify(&db.pool).await.unwrap().first_break.unwrap();
-    assert_eq!(
-        (b.table.as_str(), b.id.clone(), b.chain_seq),
-        ("decisions", ids[3].to_string(), Some(4))
-    );
+    assert_eq!((b.table.as_str(), b.chain_seq), ("captures", Some(7)));
     assert!(b.problem.contains("missing"), "{}", b.problem);
 
     let db2 = TestDb::new().await;
     seed_chain(&db2.pool).await;
-    // The last row, chain_seq 8: the head still names it once it is gone.
+    // The last row, chain_seq 13 (its capture is 12): the head still names it once it is gone.
     let last = seed(&db2.pool, &Seed::default()).await;
     behind_the_back(&db2.pool, "decisions", &del(last)).await;
     let r = verify(&db2.pool).await.unwrap();
     let b = r.first_break.unwrap();
     assert_eq!(
         (b.table.as_str(), b.id.as_str(), b.chain_seq),
-        ("audit_chain_head", "singleton", Some(8))
+        ("audit_chain_head", "singleton", Some(13))
     );
     assert!(
-        b.problem.contains("last row is chain_seq 7") && b.problem.contains("removed"),
+        b.problem.contains("last row is chain_seq 12") && b.problem.contains("removed"),
         "{}",
         b.problem
     );
     assert_eq!(
-        (r.decisions, r.head_seq),
-        (4, 7),
+        (r.decisions, r.captures, r.head_seq),
+        (4, 5, 12),
         "the rows before it verify"
     );
     db.drop().await;
@@ -223,11 +223,14 @@ async fn concurrent_writers_keep_one_linear_chain() {
     }
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(r.first_break, None);
-    assert_eq!((r.decisions, r.reviews, r.signatures), (48, 18, 18));
+    assert_eq!(
+        (r.captures, r.decisions, r.reviews, r.signatures),
+        (48, 48, 18, 18)
+    );
     // One signer account for all: its creation is one auth event.
     assert_eq!(
         r.head_seq,
-        48 + 18 + 18 + i64::try_from(r.auth_events).unwrap()
+        48 + 48 + 18 + 18 + i64::try_from(r.auth_events).unwrap()
     );
     db.drop().await;
 }
@@ -254,7 +257,7 @@ async fn the_command_exits_non_zero_on_a_broken_chain() {
     let b = verify(&db.pool).await.unwrap().first_break.unwrap();
     assert_eq!(
         b.to_string().split(':').next().unwrap(),
-        format!("decisions id {} (chain_seq 1)", ids[0])
+        format!("decisions id {} (chain_seq 2)", ids[0])
     );
     db.drop().await;
 }
@@ -298,6 +301,7 @@ async fn a_row_skipped_mid_statement_fails_the_statement_not_the_chain() {
         .unwrap();
     assert_eq!(done.rows_affected(), 1);
     let r = verify(&db.pool).await.unwrap();
-    assert_eq!((r.first_break, r.decisions, r.head_seq), (None, 2, 2));
+    // Seeded capture and decision (1, 2), the new capture (3) and its decision (4).
+    assert_eq!((r.first_break, r.decisions, r.head_seq), (None, 2, 4));
     db.drop().await;
 }
