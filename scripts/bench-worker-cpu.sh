@@ -52,6 +52,7 @@ pg() { # postmaster with children counters (exited backends) + live children
 }
 decided() { bench_psql "$PG/$TAG" -Atq -c "SELECT count(*) FROM decisions" 2>/dev/null || echo 0; }
 delivered() { bench_psql "$PG/$TAG" -Atq -c "SELECT count(*) FROM hl7_messages WHERE state = 'acked'" 2>/dev/null || echo 0; }
+"$IARI" migrate >/dev/null
 "$IARI" worker >"$DIR.log" 2>&1 &
 WPID=$!
 alive() { kill -0 "$WPID" 2>/dev/null || { echo "worker exited:"; tail -5 "$DIR.log"; exit 1; }; }

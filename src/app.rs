@@ -1,5 +1,5 @@
 //! The one place that assembles a process: from the settings and one cancellation token it
-//! prepares the database, loads what the requested tasks need, starts them (the capture
+//! checks the database's schema, loads what the requested tasks need, starts them (the capture
 //! consumer, the HL7 sender, HTTP or the workstation) and joins them on shutdown. `cli::worker`,
 //! `cli::serve` and `cli::demo` call only this; the stages know nothing of each other's tasks.
 
@@ -54,7 +54,7 @@ pub struct App {
 
 impl App {
     /// Checks what can be checked before anything runs (the LIS transport, the broker's TLS
-    /// and credentials), prepares the database, loads the ensemble when the consumer runs, then
+    /// and credentials), checks the database's schema, loads the ensemble when the consumer runs, then
     /// starts `tasks`. An error here means nothing was started.
     pub async fn start(
         settings: Arc<Settings>,
@@ -135,15 +135,14 @@ impl App {
     }
 }
 
-/// Creates the database if needed, opens the pool and applies the migrations.
+/// Opens the pool and checks the schema is this build's. Services never migrate: that needs
+/// the schema's owner, and they run as least-privileged logins (`iari migrate` does it).
 async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
     let db = &settings.database;
-    crate::store::ensure_database(db)
+    let pool = crate::store::pool(db)?;
+    crate::store::check_schema(&pool)
         .await
         .with_context(|| format!("database {}", db.url.redacted()))?;
-    let pool = crate::store::pool(db)?;
-    let applied = crate::store::migrate(&pool).await.context("migrations")?;
-    tracing::info!(applied, "database ready");
     Ok(pool)
 }
 

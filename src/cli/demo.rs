@@ -108,6 +108,8 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
 /// Consumer, HL7 sender (lis.transport, default file) and HTTP, as `iari worker` runs them.
 async fn start_worker(s: &Arc<Settings>, cancel: &CancellationToken) -> anyhow::Result<App> {
     let tasks = [Task::Consumer, Task::Sender, Task::Http];
+    // The demo runs on local services as their owner: it migrates, as an operator would first.
+    super::migrate_database(s).await?;
     let worker = App::start(s.clone(), &tasks, cancel.clone()).await?;
     let http = worker
         .http_addr

@@ -22,6 +22,10 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is not the one this build was made for; only `iari migrate` (as the schema's
+    /// owner) changes it.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl StoreError {
@@ -29,7 +33,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Sqlx(e) => is_transient(e),
-            StoreError::Migrate(_) => false,
+            StoreError::Migrate(_) | StoreError::Schema(_) => false,
         }
     }
 }
@@ -110,6 +114,44 @@ pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
     MIGRATOR.run(pool).await?;
     let after = applied_count(pool).await?;
     Ok(usize::try_from(after - before).unwrap_or(0))
+}
+
+/// Refuses a schema that is behind (or ahead of) this build. Services call this instead of
+/// migrating: they run as logins that may not own the schema (docs/operations.md).
+pub async fn check_schema(pool: &PgPool) -> Result<(), StoreError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            // 42P01: no migrations table at all, a database never migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            // 42501: schemas before migration 17 grant the services no read of their version.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+                return Err(StoreError::Schema(
+                    "cannot read the schema's version: the schema is behind this iari or this \
+                     login lacks its grants: run `iari migrate` as the schema's owner"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    if let Some(missing) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
+        return Err(StoreError::Schema(format!(
+            "the database schema is behind this iari (migration {} {} not applied): \
+             run `iari migrate` as the schema's owner",
+            missing.version, missing.description
+        )));
+    }
+    if let Some(newer) = applied.iter().find(|v| !known.contains(v)) {
+        return Err(StoreError::Schema(format!(
+            "the database schema is ahead of this iari (migration {newer} is unknown to it): \
+             run the iari that migrated it"
+        )));
+    }
+    Ok(())
 }
 
 async fn applied_count(pool: &PgPool) -> Result<i64, sqlx::Error> {

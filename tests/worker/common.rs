@@ -17,6 +17,13 @@ pub async fn fresh_db() -> (PgPool, String) {
     (db.pool, db.url)
 }
 
+/// Like [`fresh_db`]; the URL is for a login that is a member of `role` only.
+pub async fn fresh_db_as(role: &str) -> (PgPool, String) {
+    let db = iari_kit::db::TestDb::new("iari_test_worker", 10).await;
+    let url = db.login_url(role).await;
+    (db.pool, url)
+}
+
 /// Settings with test-specific database URL and queue names, plus any extra overrides.
 pub fn settings(db_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = HashMap::new();

@@ -56,7 +56,20 @@ impl TestWorker {
 
     /// Like [`TestWorker::start`], running `tasks` (the sender too, for the whole path).
     pub async fn start_tasks(extra: &[(&str, &str)], tasks: &[Task]) -> TestWorker {
-        let (pool, db_url) = fresh_db().await; // db_url feeds the settings
+        Self::start_as(None, extra, tasks).await
+    }
+
+    /// Like [`TestWorker::start_tasks`]; with `role`, the worker logs in as a member of that
+    /// database role only (the test's own pool stays the owner's).
+    pub async fn start_as(
+        role: Option<&str>,
+        extra: &[(&str, &str)],
+        tasks: &[Task],
+    ) -> TestWorker {
+        let (pool, db_url) = match role {
+            Some(role) => crate::common::fresh_db_as(role).await,
+            None => fresh_db().await, // db_url feeds the settings
+        };
         let root = tempfile::tempdir().unwrap();
         let prefix = format!("t.{}", uuid::Uuid::new_v4().simple());
         let root_s = root.path().to_str().unwrap().to_string();

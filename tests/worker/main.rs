@@ -6,6 +6,7 @@ mod corpus;
 mod corpus_cases;
 mod e2e;
 mod harness;
+mod least_privilege;
 mod process;
 mod resilience;
 mod store;

@@ -85,7 +85,11 @@ async fn worker_over_amqps_and_verify_full_decides_a_capture_on_encrypted_links(
     std::fs::write(root.path().join("a.png"), &bytes).unwrap();
     let s = Arc::new(tls_settings(&services, root.path().to_str().unwrap()));
 
-    // The worker creates its database and migrates over verify-full TLS.
+    // The owner creates the database and migrates over verify-full TLS (`iari migrate`), then
+    // the worker starts over it.
+    iari::cli::migrate_database(&s)
+        .await
+        .expect("migrate over TLS");
     let cancel = CancellationToken::new();
     let handle = App::start(s.clone(), &[Task::Consumer], cancel.clone())
         .await

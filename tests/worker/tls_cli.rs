@@ -130,6 +130,19 @@ fn untrusted_ca_and_refused_login_stop_start_up_without_showing_passwords() {
         ]
     };
 
+    // The owner creates the database and its schema over verify-full TLS, as an operator would
+    // before starting workers (which never migrate).
+    let out = Command::new(env!("CARGO_BIN_EXE_iari"))
+        .arg("migrate")
+        .envs(env(&ca, &ca, &mq_user))
+        .output()
+        .expect("iari migrate");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("migrations applied"), "{text}");
+    assert_no_secret(&text);
+
     // The database's certificate is not signed by the CA in `sslrootcert`.
     let (code, out) = failed_start(&env(&other.ca(), &ca, &mq_user), lis_dir.path());
     assert_refused(code, &out, &["database", "certificate"]);

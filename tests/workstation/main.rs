@@ -8,6 +8,7 @@
 mod common;
 
 mod client;
+mod least_privilege;
 mod retract;
 mod roles;
 mod sessions;

@@ -106,6 +106,31 @@ impl TestDb {
         }
     }
 
+    /// A URL for this database as a login that is a member of `role` only (`iari_worker`,
+    /// `iari_workstation`, `iari_auditor`): no superuser, no ownership. The login
+    /// (`<role>_test_login`, no password: the test server trusts local logins) is made once per
+    /// server and shared by every test.
+    pub async fn login_url(&self, role: &str) -> String {
+        let login = format!("{role}_test_login");
+        let mut admin = admin(&self.base).await;
+        // Tests race to create it: a duplicate is fine.
+        let create = format!(
+            "DO $$ BEGIN CREATE ROLE {login} LOGIN NOSUPERUSER INHERIT IN ROLE {role}; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+            .expect("create the test login");
+        admin.close().await.expect("close the admin connection");
+        let host = self
+            .base
+            .split_once("://")
+            .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, h)| h))
+            .expect("a postgres:// base URL");
+        format!("postgres://{login}@{host}/{}", self.name)
+    }
+
     /// Closes the pool and drops the database, closing any connection still open to it.
     pub async fn drop(self) {
         self.pool.close().await;
