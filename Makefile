@@ -115,7 +115,8 @@ bench-gpu:
 # Fuzz targets (docs/fuzzing.md), FUZZ_SECONDS each; not part of `make test`. cargo-fuzz needs
 # nightly flags: RUSTC_BOOTSTRAP lets the stable toolchain take them. Own target directory.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := mllp_decoder ack_parser capture_event image_decode
+FUZZ_TARGETS := mllp_decoder ack_parser capture_event image_decode inline_image image_path \
+	api_input hl7_escape
 FUZZ_SEEDS_capture_event := tests/corpus/bad-input/bodies
 FUZZ_SEEDS_image_decode := tests/corpus/bad-input/images
 .PHONY: fuzz
