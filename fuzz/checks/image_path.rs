@@ -26,8 +26,29 @@ struct Fixture {
     root: ImageRoot,
 }
 
+const PREFIX: &str = "iari-fuzz-image-path-";
+
+/// Fixtures of processes that have ended (their pid no longer in /proc) are removed, so runs do
+/// not pile up; a live one (cargo-fuzz's parallel jobs) is left alone.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = name.strip_prefix(PREFIX)
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn build() -> std::io::Result<Fixture> {
-    let base = std::env::temp_dir().join(format!("iari-fuzz-image-path-{}", std::process::id()));
+    // The test target's own temporary folder when built as a test, else the system's.
+    let dir = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    sweep(&dir);
+    let base = dir.join(format!("{PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let root = base.join("root");
     std::fs::create_dir_all(root.join("sub/deeper"))?;
