@@ -6,7 +6,7 @@ IARI := target/release/iari
 
 .PHONY: all ort services build demo test fmt-check clippy unit models bench clean test-tools bench-gpu \
 	bench-instructions \
-	bench-e2e drills browser workstation bench-web
+	bench-e2e drills browser workstation bench-web deny
 
 all: build
 
@@ -60,7 +60,17 @@ unit: ort services test-tools browser
 	set -o pipefail; $(CARGO) test --locked --workspace --lib --bins --tests 2>&1 | tee .test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' .test-output.log
 
-test: fmt-check clippy browser unit
+test: fmt-check clippy deny browser unit
+
+# Licences, bans and sources of the dependency graph (deny.toml), offline. `cargo fetch` makes
+# sure every locked crate (other platforms' too, which cargo metadata reads) is in the local
+# cache: it needs the network only the first time.
+CARGO_DENY_VERSION := 0.20.2
+deny:
+	@cargo-deny --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
+		nice -n 10 $(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+	$(CARGO) fetch --locked --quiet
+	$(CARGO) deny --offline --locked --workspace check licenses bans sources
 
 # Independent HL7 v2.5.1 validator (hl7apy) used by tests/deliver to check built messages.
 test-tools: .venv-test/.hl7apy-1.3.5
@@ -105,7 +115,8 @@ bench-gpu:
 # Fuzz targets (docs/fuzzing.md), FUZZ_SECONDS each; not part of `make test`. cargo-fuzz needs
 # nightly flags: RUSTC_BOOTSTRAP lets the stable toolchain take them. Own target directory.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := mllp_decoder ack_parser capture_event image_decode
+FUZZ_TARGETS := mllp_decoder ack_parser capture_event image_decode inline_image image_path \
+	api_input hl7_escape
 FUZZ_SEEDS_capture_event := tests/corpus/bad-input/bodies
 FUZZ_SEEDS_image_decode := tests/corpus/bad-input/images
 .PHONY: fuzz

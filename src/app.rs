@@ -46,6 +46,8 @@ impl Task {
 /// A started process: its tasks and what they share.
 pub struct App {
     pub pool: PgPool,
+    /// The HTTP server's own pool (`store::http_pool`), when HTTP runs.
+    http_pool: Option<PgPool>,
     pub readiness: Arc<Readiness>,
     /// Where HTTP listens (the bound address, so `:0` in tests resolves).
     pub http_addr: Option<SocketAddr>,
@@ -78,6 +80,7 @@ impl App {
         };
         let mut app = App {
             pool,
+            http_pool: None,
             readiness,
             http_addr: None,
             tasks: Vec::new(),
@@ -88,22 +91,30 @@ impl App {
                 !(wants(Task::Http) && wants(Task::Workstation)),
                 "one process serves either a worker's HTTP or the workstation on http.addr"
             );
+            // Readers get a pool of their own: however many or slow, they cannot take the
+            // connections the consumer and the sender commit with.
+            let http_pool = crate::store::http_pool(&settings.database, &settings.http)?;
             let state = crate::http::AppState {
-                pool: app.pool.clone(),
+                pool: http_pool.clone(),
                 readiness: app.readiness.clone(),
             };
             let mut router = crate::http::router(state);
             let task_kind = if wants(Task::Workstation) {
                 let ws = &settings.workstation;
                 router = router
-                    .merge(crate::http::api::routes(app.pool.clone(), ws))
-                    .merge(crate::http::web::routes(app.pool.clone(), settings.clone()));
+                    .merge(crate::http::api::routes(http_pool.clone(), ws))
+                    .merge(crate::http::web::routes(
+                        http_pool.clone(),
+                        settings.clone(),
+                    ));
                 Task::Workstation
             } else {
                 Task::Http
             };
+            let router = crate::http::limits::apply(router, &settings.http);
             let (task, addr) =
                 crate::http::serve(router, settings.http.addr, cancel.clone()).await?;
+            app.http_pool = Some(http_pool);
             app.http_addr = Some(addr);
             app.tasks.push((task_kind, task));
         }
@@ -124,12 +135,15 @@ impl App {
         Ok(app)
     }
 
-    /// Waits for every task to finish (after the token is cancelled), then closes the pool.
+    /// Waits for every task to finish (after the token is cancelled), then closes the pools.
     pub async fn join(self) {
         for (task, handle) in self.tasks {
             if let Err(e) = handle.await {
                 tracing::error!(task = task.name(), error = %e, "task ended abnormally");
             }
+        }
+        if let Some(p) = self.http_pool {
+            p.close().await;
         }
         self.pool.close().await;
     }

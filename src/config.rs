@@ -255,10 +255,20 @@ pub struct LisSettings {
     pub results: Vec<ResultCode>,
 }
 
+/// The HTTP server: where it listens, and the bounds that keep its readers from starving the
+/// worker's decision commits (`store::http_pool`, `http::limits`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
+    /// Connections of the HTTP server's own database pool.
+    pub db_pool_size: u32,
+    /// PostgreSQL `statement_timeout` of that pool's connections.
+    pub statement_timeout_ms: u64,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout_ms: u64,
+    /// Requests served at once; one more is answered 503 at once.
+    pub max_concurrent_requests: u32,
 }
 
 /// `iari serve`: sessions, lock-out, and the signature reasons (docs/workstation.md).

@@ -80,6 +80,13 @@ pub struct Parsed {
     after: Option<i64>,
 }
 
+impl Parsed {
+    /// Rows one page holds, within 1..=[`MAX_LIMIT`].
+    pub fn limit(&self) -> i64 {
+        self.limit
+    }
+}
+
 impl Filter {
     /// Checks every value; a wrong one is refused with a message naming it.
     pub fn parse(&self) -> Result<Parsed, AuditError> {

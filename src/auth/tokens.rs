@@ -13,6 +13,24 @@ use sqlx::PgPool;
 
 const PREFIX: &str = "iari_";
 
+/// Random bytes of a token: 256 bits, beyond guessing.
+const RANDOM_BYTES: usize = 32;
+
+/// Shortest token accepted: the prefix and the unpadded base64 of [`RANDOM_BYTES`] (48
+/// characters). A shorter one cannot be ours, whatever rows `api_tokens` holds (imported, or
+/// written by hand), so it is refused before any database work.
+pub const MIN_LEN: usize = PREFIX.len() + (RANDOM_BYTES * 4).div_ceil(3);
+
+/// Whether `token` has the shape of one we issue: the prefix, then at least the random part's
+/// length in the URL-safe base64 alphabet.
+pub fn well_formed(token: &str) -> bool {
+    token.len() >= MIN_LEN
+        && token.strip_prefix(PREFIX).is_some_and(|rest| {
+            rest.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -27,8 +45,12 @@ pub async fn issue(
     let name = users::check_username(username)?;
     let token = format!(
         "{PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(password::random_bytes::<32>()?)
+        URL_SAFE_NO_PAD.encode(password::random_bytes::<RANDOM_BYTES>()?)
     );
+    // Never hand out a token that `resolve` would refuse.
+    if !well_formed(&token) {
+        return Err(AuthError::Invalid("issued token is malformed".into()));
+    }
     let mut tx = pool.begin().await?;
     let id = sqlx::query_scalar!("SELECT id FROM users WHERE username = $1", &name)
         .fetch_optional(&mut *tx)
@@ -56,7 +78,7 @@ pub async fn issue(
 
 /// The user a presented token belongs to, if it is live.
 pub async fn resolve(pool: &PgPool, token: &str) -> Result<Option<Principal>, AuthError> {
-    if !token.starts_with(PREFIX) {
+    if !well_formed(token) {
         return Ok(None);
     }
     let row = sqlx::query!(
@@ -73,4 +95,24 @@ pub async fn resolve(pool: &PgPool, token: &str) -> Result<Option<Principal>, Au
         full_name: u.full_name,
         role: u.role,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_of_issued_tokens() {
+        assert_eq!(MIN_LEN, 48);
+        let issued = format!(
+            "{PREFIX}{}",
+            URL_SAFE_NO_PAD.encode([0xFB_u8; RANDOM_BYTES])
+        );
+        assert_eq!(issued.len(), MIN_LEN);
+        assert!(well_formed(&issued));
+        assert!(!well_formed(&issued[..MIN_LEN - 1]));
+        assert!(!well_formed(&format!("xxxx_{}", &issued[5..])));
+        assert!(!well_formed(&format!("{}=", &issued[..MIN_LEN - 1])));
+        assert!(!well_formed("iari_"));
+    }
 }

@@ -14,6 +14,11 @@ fn defaults_load_and_validate() {
     let s = Settings::load_from(None, env(&[])).unwrap();
     assert_eq!(s.amqp.queue, "iari.captures");
     assert_eq!(s.inference.device, Device::Auto);
+    assert_eq!(
+        (s.http.db_pool_size, s.http.statement_timeout_ms),
+        (4, 5000),
+        "the HTTP server's pool is small and its statements bounded"
+    );
     assert_eq!(s.lis.profile, LisProfile::OruR01);
     assert_eq!(
         s.plate,
@@ -55,6 +60,23 @@ fn bad_values_name_the_key() {
         ("IARI__LIS__PROFILE", "adt", "profile"),
         ("IARI__DATABASE__URL", "mysql://x", "database.url"),
         ("IARI__HTTP__ADDR", "nowhere", "http.addr"),
+        ("IARI__HTTP__DB_POOL_SIZE", "0", "http.db_pool_size"),
+        // 0 would turn PostgreSQL's statement timeout off.
+        (
+            "IARI__HTTP__STATEMENT_TIMEOUT_MS",
+            "0",
+            "http.statement_timeout_ms",
+        ),
+        (
+            "IARI__HTTP__REQUEST_TIMEOUT_MS",
+            "5",
+            "http.request_timeout_ms",
+        ),
+        (
+            "IARI__HTTP__MAX_CONCURRENT_REQUESTS",
+            "0",
+            "http.max_concurrent_requests",
+        ),
         ("IARI__AMQP__NO_SUCH_KEY", "1", "no_such_key"),
     ];
     for (k, v, needle) in cases {

@@ -144,7 +144,32 @@ impl Settings {
             }
         }
         self.lis.check_site()?;
+        self.validate_http()?;
         self.validate_workstation()
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if !(1..=100).contains(&h.db_pool_size) {
+            return Err(invalid("http.db_pool_size", "must be 1-100"));
+        }
+        // 0 would switch PostgreSQL's timeout off, which is what this key exists to prevent.
+        if !(100..=3_600_000).contains(&h.statement_timeout_ms) {
+            return Err(invalid(
+                "http.statement_timeout_ms",
+                "must be 100-3600000 (0.1 s to 1 h)",
+            ));
+        }
+        if !(100..=3_600_000).contains(&h.request_timeout_ms) {
+            return Err(invalid(
+                "http.request_timeout_ms",
+                "must be 100-3600000 (0.1 s to 1 h)",
+            ));
+        }
+        if !(1..=10_000).contains(&h.max_concurrent_requests) {
+            return Err(invalid("http.max_concurrent_requests", "must be 1-10000"));
+        }
+        Ok(())
     }
 
     fn validate_workstation(&self) -> Result<(), ConfigError> {

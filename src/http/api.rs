@@ -181,15 +181,31 @@ async fn one(
     Ok(Json(audit::show(&state.pool, id).await?))
 }
 
-/// `POST /api/v1/decisions/{id}/review`.
+/// The body of `POST /api/v1/decisions/{id}/review`; public for the fuzz check of its parsing
+/// (`fuzz/checks/api_input.rs`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReviewBody {
+pub struct ReviewBody {
     grade: String,
     meaning: Meaning,
     #[serde(default)]
     reason: Option<Reason>,
     password: String,
+}
+
+impl ReviewBody {
+    /// The review asked for and the signing password, or 400 naming what is wrong.
+    pub fn into_request(self) -> Result<(SignRequest, String), ApiError> {
+        let grade = self.grade.parse::<Grade>().map_err(bad_request)?;
+        let reason = self.reason.unwrap_or_default();
+        let req = SignRequest {
+            grade,
+            meaning: Some(self.meaning),
+            reason_code: reason.code,
+            reason_text: reason.text,
+        };
+        Ok((req, self.password))
+    }
 }
 
 async fn review(
@@ -201,15 +217,8 @@ async fn review(
     let who = allowed(&state, &headers, Role::signs_preliminary, "signs nothing").await?;
     let Path(id) = id.map_err(bad_request)?;
     let Json(body) = body.map_err(bad_request)?;
-    let grade = body.grade.parse::<Grade>().map_err(bad_request)?;
-    let signer = signer(&state, &who, &body.password).await?;
-    let reason = body.reason.unwrap_or_default();
-    let req = SignRequest {
-        grade,
-        meaning: Some(body.meaning),
-        reason_code: reason.code,
-        reason_text: reason.text,
-    };
+    let (req, password) = body.into_request()?;
+    let signer = signer(&state, &who, &password).await?;
     let outcome = audit::sign_review(&state.pool, &signer, id, &req, &state.reasons).await?;
     Ok((StatusCode::CREATED, Json(outcome)))
 }

@@ -1,8 +1,9 @@
 //! HTTP: liveness, readiness and Prometheus metrics here; the decisions API in `api` and the
 //! review workstation's pages in `web`, merged onto [`router`] by the caller (`app`), and
-//! [`serve`], which runs a router until cancelled.
+//! [`serve`], which runs a router until cancelled. `limits` bounds every request.
 
 pub mod api;
+pub mod limits;
 pub mod web;
 
 use crate::metrics::metrics;

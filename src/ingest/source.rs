@@ -178,13 +178,16 @@ fn read_confined(path: &Path, root: &ImageRoot) -> Result<Vec<u8>, Failure> {
 }
 
 fn decode_inline(b64: &str, max_bytes: u64) -> Result<Vec<u8>, Failure> {
+    // Surrounding whitespace is no part of the image: measured without it, an image within the
+    // limit is never refused for the line break a publisher put after it.
+    let b64 = b64.trim();
     // Checked on the encoded length so that an oversized image is never decoded.
     let decoded_len = (b64.len() as u64 / 4) * 3;
     if decoded_len > max_bytes + 2 {
         return Err(too_large(decoded_len, max_bytes));
     }
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
+        .decode(b64)
         .map_err(|e| {
             Failure::new(
                 DeadLetterReason::InvalidEvent,

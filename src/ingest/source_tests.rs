@@ -161,3 +161,18 @@ fn inline_images_obey_the_same_limits() {
         DeadLetterReason::InvalidEvent
     );
 }
+
+/// The limit is on the image, not on the whitespace a publisher wraps its base64 in.
+#[test]
+fn an_inline_image_at_the_limit_with_surrounding_whitespace_is_accepted() {
+    let f = fixture(8);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(b"12345678");
+    let r = ImageRef {
+        source: ImageSource::Inline {
+            base64: format!("\r\n  {encoded}\r\n  "),
+            media_type: "image/png".into(),
+        },
+        sha256: None,
+    };
+    assert_eq!(load_image(&r, &f.root).unwrap().bytes, b"12345678");
+}

@@ -7,7 +7,7 @@ mod nodelay;
 pub mod outbox;
 pub mod provenance;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, HttpSettings};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
@@ -48,11 +48,14 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| {
             // 08: connection exception, 40: transaction rollback (serialization, deadlock),
-            // 53: insufficient resources, 57P: operator intervention (shutdown, restart).
+            // 53: insufficient resources, 57P: operator intervention (shutdown, restart),
+            // 57014: a statement cancelled (the HTTP pool's statement_timeout, or by hand): the
+            // same statement later, on a less busy server, can succeed.
             c.starts_with("08")
                 || c.starts_with("40")
                 || c.starts_with("53")
                 || c.starts_with("57P")
+                || c == "57014"
         }),
         _ => false,
     }
@@ -67,10 +70,34 @@ pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, 
 /// A lazily connecting pool: start-up does not fail when the database is briefly down.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
     let options = connect_options(settings)?;
+    Ok(lazy(
+        options,
+        settings.max_connections,
+        settings.acquire_timeout_s,
+    ))
+}
+
+/// `application_name` of the HTTP server's connections, so `pg_stat_activity` tells them apart.
+pub const HTTP_APPLICATION_NAME: &str = "iari-http";
+
+/// The HTTP server's own pool (the API, the workstation, readiness): at most `http.db_pool_size`
+/// connections, each with `http.statement_timeout_ms`. Readers then hold a bounded share of the
+/// server and no statement of theirs runs long, whatever they ask; the worker's pool, which
+/// commits decisions, is never theirs to exhaust.
+pub fn http_pool(db: &DatabaseSettings, http: &HttpSettings) -> Result<PgPool, StoreError> {
+    let options = connect_options(db)?
+        .application_name(HTTP_APPLICATION_NAME)
+        // Milliseconds, PostgreSQL's unit when none is given; set at connection start-up, so no
+        // statement of this pool runs without it.
+        .options([("statement_timeout", http.statement_timeout_ms)]);
+    Ok(lazy(options, http.db_pool_size, db.acquire_timeout_s))
+}
+
+fn lazy(options: PgConnectOptions, max_connections: u32, acquire_timeout_s: u64) -> PgPool {
     let port = options.get_port();
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_s))
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(acquire_timeout_s))
         // sqlx 0.9 leaves Nagle on: see `nodelay`.
         .after_connect(move |_, _| {
             Box::pin(async move {
@@ -78,7 +105,7 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
                 Ok(())
             })
         })
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
 /// Creates the database named in the URL when it does not exist yet (needs CREATEDB).

@@ -254,3 +254,28 @@ async fn the_openapi_document_names_every_list_filter() {
     }
     db.drop().await;
 }
+
+/// A token shorter than the issued shape never authenticates, even when its hash is in
+/// `api_tokens` (a row imported or written by hand): guessing is bounded by the token's length.
+#[tokio::test]
+async fn short_tokens_are_refused_even_when_stored() {
+    use sha2::{Digest, Sha256};
+    let db = TestDb::new().await;
+    let app = app(&db);
+    let issued = token(&db, "tech.short", Role::Technologist).await;
+    assert!(issued.len() >= iari::auth::tokens::MIN_LEN);
+    let short = "iari_0123456789abcdef";
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, token_hash, label) \
+         SELECT id, $1, 'imported' FROM users WHERE username = 'tech.short'",
+    )
+    .bind(Sha256::digest(short.as_bytes()).to_vec())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (s, _) = call(&app, "GET", "/api/v1/decisions", Some(&issued), None).await;
+    assert_eq!(s, StatusCode::OK, "the issued token works");
+    let (s, v) = call(&app, "GET", "/api/v1/decisions", Some(short), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a stored short token: {v}");
+    db.drop().await;
+}

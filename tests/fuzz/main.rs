@@ -10,10 +10,18 @@
 
 #[path = "../../fuzz/checks/ack_parser.rs"]
 mod ack_parser;
+#[path = "../../fuzz/checks/api_input.rs"]
+mod api_input;
 #[path = "../../fuzz/checks/capture_event.rs"]
 mod capture_event;
+#[path = "../../fuzz/checks/hl7_escape.rs"]
+mod hl7_escape;
 #[path = "../../fuzz/checks/image_decode.rs"]
 mod image_decode;
+#[path = "../../fuzz/checks/image_path.rs"]
+mod image_path;
+#[path = "../../fuzz/checks/inline_image.rs"]
+mod inline_image;
 #[path = "../../fuzz/checks/mllp_decoder.rs"]
 mod mllp_decoder;
 
@@ -36,10 +44,12 @@ impl Rng {
     }
 }
 
-/// Bytes the parsers give meaning to: MLLP framing, HL7 delimiters, JSON, PNG/JPEG markers.
+/// Bytes the parsers give meaning to: MLLP framing, HL7 delimiters, JSON, PNG/JPEG markers,
+/// paths (`/`, `.`, and the `@`/`%` of the image path check), query strings and base64.
 const INTERESTING: &[u8] = &[
     0x00, 0xFF, 0x7F, 0x80, 0x0B, 0x1C, 0x0D, 0x0A, b'|', b'^', b'~', b'\\', b'&', b'"', b'{',
-    b'}', b'[', b']', b':', b',', b'0', b'9', b'-', 0xD8, 0xD9, 0xDA, 0xC0, 0xC4, 0x89,
+    b'}', b'[', b']', b':', b',', b'0', b'9', b'-', 0xD8, 0xD9, 0xDA, 0xC0, 0xC4, 0x89, b'/', b'.',
+    b'@', b'%', b'=', b'+', b' ', b'\t',
 ];
 
 /// One input mutated from `seeds` by one to four stacked edits.
@@ -186,6 +196,46 @@ fn mllp_decoder_holds_on_seeds_and_mutations() {
             }
             mllp_decoder::check(&chunks);
         },
+    );
+    assert!(n > 2);
+}
+
+#[test]
+fn inline_image_holds_on_seeds_and_mutations() {
+    let n = run(
+        "inline_image",
+        files(&["fuzz/seeds/inline_image"]),
+        inline_image::check,
+    );
+    assert!(n > 2);
+}
+
+#[test]
+fn image_path_holds_on_seeds_and_mutations() {
+    let n = run(
+        "image_path",
+        files(&["fuzz/seeds/image_path"]),
+        image_path::check,
+    );
+    assert!(n > 2);
+}
+
+#[test]
+fn api_input_holds_on_seeds_and_mutations() {
+    let n = run(
+        "api_input",
+        files(&["fuzz/seeds/api_input"]),
+        api_input::check,
+    );
+    assert!(n > 2);
+}
+
+#[test]
+fn hl7_escape_holds_on_seeds_and_mutations() {
+    let n = run(
+        "hl7_escape",
+        files(&["fuzz/seeds/hl7_escape"]),
+        hl7_escape::check,
     );
     assert!(n > 2);
 }

@@ -1,6 +1,7 @@
 //! The review workstation against a real PostgreSQL: every route × role (401, 403, 200),
 //! CSRF refusals, lock-out, idle and absolute timeouts, signing (wrong password refused and
-//! counted, a disabled account cannot sign), the security headers, and `iari users`.
+//! counted, a disabled account cannot sign), the security headers, `iari users`, and the HTTP
+//! server's bounds (its own pool, statement and request timeouts, concurrency limit).
 //! The browser test of the same pages is its own binary (`tests/browser`).
 
 #[path = "../audit/common.rs"]
@@ -9,6 +10,7 @@ mod common;
 
 mod client;
 mod least_privilege;
+mod limits;
 mod retract;
 mod roles;
 mod sessions;
