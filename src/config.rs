@@ -97,6 +97,7 @@ pub struct ImageSettings {
     pub max_bytes: u64,
     pub max_width: u32,
     pub max_height: u32,
+    pub decode_budget_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@ pub fn check(data: &[u8]) {
         max_bytes: 1 << 20,
         max_width: 256,
         max_height: 256,
+        decode_budget: std::time::Duration::from_secs(60),
     };
     if let Ok(img) = decode(data, &limits) {
         assert!(img.width() <= 256 && img.height() <= 256);

@@ -5,6 +5,7 @@
 use crate::config::ImageSettings;
 use image::{ImageFormat, ImageReader, RgbImage};
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 /// Why an image cannot be classified. Both are permanent: the same bytes fail the same way.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +32,8 @@ pub struct ImageLimits {
     pub max_bytes: u64,
     pub max_width: u32,
     pub max_height: u32,
+    /// Longest a decode may take; longer is refused (`Undecodable`), never retried.
+    pub decode_budget: Duration,
 }
 
 impl From<&ImageSettings> for ImageLimits {
@@ -39,6 +42,7 @@ impl From<&ImageSettings> for ImageLimits {
             max_bytes: s.max_bytes,
             max_width: s.max_width,
             max_height: s.max_height,
+            decode_budget: Duration::from_millis(s.decode_budget_ms),
         }
     }
 }
@@ -117,6 +121,22 @@ fn map_decode_error(e: image::ImageError) -> ImageError {
 /// Decodes `bytes` to RGB8: byte length first, then the header's dimensions, then the pixels
 /// under decoder limits. Truncated or corrupt data is `Undecodable`, never a panic.
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, ImageError> {
+    let started = Instant::now();
+    let decoded = decode_within_limits(bytes, limits)?;
+    // A decoder cannot be interrupted; the pixel limits bound its work, and the budget makes
+    // an image that is slow anyway a permanent failure, so it is not decoded again.
+    let took = started.elapsed();
+    if took > limits.decode_budget {
+        return Err(ImageError::Undecodable(format!(
+            "decoding took {} ms, over the budget of {} ms (images.decode_budget_ms)",
+            took.as_millis(),
+            limits.decode_budget.as_millis()
+        )));
+    }
+    Ok(decoded)
+}
+
+fn decode_within_limits(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, ImageError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(ImageError::TooLarge(format!(
             "{} bytes, limit {}",

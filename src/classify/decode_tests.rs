@@ -6,6 +6,7 @@ fn limits() -> ImageLimits {
         max_bytes: 1 << 20,
         max_width: 512,
         max_height: 512,
+        decode_budget: std::time::Duration::from_secs(60),
     }
 }
 
@@ -145,4 +146,20 @@ fn png_colour_profile_is_dropped_before_decoding() {
     assert!(png_without_iccp(&stripped).is_none());
     // A cut inside a chunk is kept for the decoder to refuse.
     assert!(decode(&buf[..buf.len() - 20], &limits()).is_err());
+}
+
+#[test]
+fn a_decode_over_its_time_budget_is_refused_as_undecodable() {
+    let bytes = encode(&sample(256, 256), ImageFormat::Jpeg);
+    assert!(decode(&bytes, &limits()).is_ok());
+    let tight = ImageLimits {
+        decode_budget: std::time::Duration::from_nanos(1),
+        ..limits()
+    };
+    let e = decode(&bytes, &tight).unwrap_err();
+    assert!(
+        matches!(e, ImageError::Undecodable(ref m) if m.contains("over the budget")),
+        "{e}"
+    );
+    assert_eq!(e.reason_code(), "image_undecodable");
 }

@@ -71,6 +71,9 @@ impl Settings {
         if self.images.max_bytes == 0 || self.images.max_width == 0 || self.images.max_height == 0 {
             return Err(invalid("images.max_bytes", "image limits must be positive"));
         }
+        if self.images.decode_budget_ms == 0 {
+            return Err(invalid("images.decode_budget_ms", "must be positive"));
+        }
         if self.plate.rows == 0 || self.plate.rows > 26 || self.plate.columns == 0 {
             return Err(invalid(
                 "plate.rows",

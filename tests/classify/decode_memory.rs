@@ -76,6 +76,7 @@ fn decoding_the_bad_input_corpus_stays_within_the_allocation_cap() {
         max_bytes: 20 << 20,
         max_width: 4096,
         max_height: 4096,
+        decode_budget: std::time::Duration::from_secs(60),
     };
     let (w, h) = (4096usize, 4096usize);
     // What the largest accepted image may cost: the decoder's cap (16 bits x 4 channels plus

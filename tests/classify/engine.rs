@@ -83,6 +83,7 @@ fn a_batch_gives_one_classification_per_image_in_order_released_by_the_spec_rule
         max_bytes: 20 << 20,
         max_width: 4096,
         max_height: 4096,
+        decode_budget: std::time::Duration::from_secs(60),
     };
     let batch: Vec<ImageTensor> = RELEASE
         .iter()

@@ -39,6 +39,7 @@ fn limits() -> ImageLimits {
         max_bytes: 20 << 20,
         max_width: 4096,
         max_height: 4096,
+        decode_budget: std::time::Duration::from_secs(60),
     }
 }
 

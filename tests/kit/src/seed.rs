@@ -118,6 +118,7 @@ impl Seed {
             max_bytes: 64 << 20,
             max_width: 8192,
             max_height: 8192,
+            decode_budget: std::time::Duration::from_secs(60),
         };
         let d = iari::classify::decode(image, &limits).expect("the seed's image decodes");
         (d.width(), d.height())
