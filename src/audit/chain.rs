@@ -7,7 +7,8 @@ use super::canonical::{Value, canonical};
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tracing::log;
 
 /// One chained row: where it sits, what it claims and the text it must hash.
 #[derive(Debug, Clone)]
@@ -295,9 +296,13 @@ pub async fn open(
     if !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(sqlx::Error::Protocol(format!("odd snapshot id {snapshot}")));
     }
+    // Each table's statement stays open for the whole walk: that is not a slow statement.
+    let options = options
+        .clone()
+        .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(1));
     let mut conns = Vec::with_capacity(TABLES);
     for _ in 0..TABLES {
-        let mut c = PgConnection::connect_with(options).await?;
+        let mut c = PgConnection::connect_with(&options).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'"
         )))
