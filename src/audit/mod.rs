@@ -15,6 +15,7 @@ pub mod review;
 pub mod show;
 pub mod stats;
 pub mod verify;
+mod walk;
 
 pub use query::{DecisionSummary, Filter, Page, list};
 pub use retract::{RetractOutcome, RetractRequest, sign_retraction};
