@@ -116,7 +116,11 @@ fn validate(
         captured_at: timestamp("captured_at", &e.captured_at)?,
         analyzer: Analyzer {
             id: short_text("analyzer.id", e.analyzer.id)?,
-            software_version: e.analyzer.software_version,
+            software_version: bounded(
+                "analyzer.software_version",
+                e.analyzer.software_version,
+                MAX_SOFTWARE_VERSION,
+            )?,
         },
         plate_id: short_text("plate.id", e.plate.id)?,
         well,
@@ -127,7 +131,7 @@ fn validate(
             .map(|t| timestamp("specimen.collected_at", &t))
             .transpose()?,
         patient: patient(e.patient)?,
-        order: e.order,
+        order: order(e.order)?,
         image: image_ref(e.image)?,
         raw,
     })
@@ -155,6 +159,35 @@ fn timestamp(key: &str, s: &str) -> Result<DateTime<FixedOffset>, Failure> {
     })
 }
 
+/// Longest accepted optional texts (characters): stored with every decision and copied into
+/// HL7 fields, so no event can make those rows or messages arbitrarily large.
+const MAX_SOFTWARE_VERSION: usize = 64;
+const MAX_ORDER_FIELD: usize = 200;
+const MAX_IMAGE_PATH: usize = 1024;
+
+/// An optional text of at most `max` characters.
+fn bounded(key: &str, s: Option<String>, max: usize) -> Result<Option<String>, Failure> {
+    match s {
+        Some(s) if s.chars().count() > max => {
+            Err(invalid(format!("{key}: at most {max} characters")))
+        }
+        s => Ok(s),
+    }
+}
+
+fn order(o: Option<Order>) -> Result<Option<Order>, Failure> {
+    let Some(o) = o else { return Ok(None) };
+    Ok(Some(Order {
+        placer_order_number: bounded(
+            "order.placer_order_number",
+            o.placer_order_number,
+            MAX_ORDER_FIELD,
+        )?,
+        test_code: bounded("order.test_code", o.test_code, MAX_ORDER_FIELD)?,
+        test_name: bounded("order.test_name", o.test_name, MAX_ORDER_FIELD)?,
+    }))
+}
+
 /// 1–32 printable characters (no control characters, not blank).
 fn short_text(key: &str, s: String) -> Result<String, Failure> {
     let n = s.chars().count();
@@ -172,6 +205,11 @@ fn image_ref(img: RawImage) -> Result<ImageRef, Failure> {
         .map_err(|e| invalid(format!("image.sha256: {e}")))?;
     let source = match (img.path, img.data_base64) {
         (Some(path), None) => {
+            if path.chars().count() > MAX_IMAGE_PATH {
+                return Err(invalid(format!(
+                    "image.path: at most {MAX_IMAGE_PATH} characters"
+                )));
+            }
             if path.is_empty() || path.chars().any(char::is_control) {
                 return Err(invalid(
                     "image.path: must be a non-empty path without control characters",

@@ -180,3 +180,26 @@ fn patient_fields_follow_the_hl7_profile() {
         assert_invalid(with(p), needle);
     }
 }
+
+#[test]
+fn optional_texts_have_length_limits() {
+    for (pointer, max) in [
+        ("/analyzer/software_version", 64),
+        ("/order/placer_order_number", 200),
+        ("/order/test_code", 200),
+        ("/order/test_name", 200),
+        ("/image/path", 1024),
+    ] {
+        let key = pointer[1..].replace('/', ".");
+        let mut v = good();
+        *v.pointer_mut(&pointer[..pointer.rfind('/').unwrap()])
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .entry(pointer.rsplit('/').next().unwrap())
+            .or_insert(Value::Null) = Value::String("é".repeat(max));
+        assert!(parse_value(&v).is_ok(), "{key} at its limit");
+        *v.pointer_mut(pointer).unwrap() = Value::String("é".repeat(max + 1));
+        assert_invalid(parse_value(&v), &format!("{key}: at most {max} characters"));
+    }
+}
