@@ -10,10 +10,11 @@
 3. Variety stage: each model is fine-tuned on the synthetic training split with the variety
    augmentations (augment.VARIETY), BatchNorm frozen.
 4. Site stage: from there, fine-tuned on the synthetic training split (SYN_FRACTION of it) plus
-   the site's training part (repeated SITE_REPEAT times so it weighs in), same augmentations,
-   the learning rate decaying from LR_SITE to 0 (cosine), the feature extractors at
-   FEATURE_LR_SCALE of it, label smoothing LABEL_SMOOTHING; mixing the synthetic data in keeps
-   the generator's test accuracy. Every epoch's weights are kept; select_epoch chooses the one
+   the site's training part (repeated SITE_REPEAT times so it weighs in), with the base models'
+   geometric augmentation (SITE_AUGMENTATION), the learning rate decaying from LR_SITE to 0
+   (cosine), the feature extractors at FEATURE_LR_SCALE of it, label smoothing LABEL_SMOOTHING,
+   and on the synthetic images a distillation term toward the starting model (DISTILL_WEIGHT);
+   mixing the synthetic data in keeps the generator's test accuracy. Every epoch's weights are kept; select_epoch chooses the one
    that ships on a synthetic validation set and the site's training part, under a serious-error
    constraint (see SERIOUS_SLACK).
 5. Export, shift reference refitted on both sites' training images, evaluation per site (next
@@ -36,15 +37,32 @@ SEED_SITE = 20261202
 LR_FINETUNE = 2.5e-4
 VARIETY_EPOCHS = 2
 # Site stage. The first long runs (12 epochs, lr 5e-4 cosine, site x6 + half the synthetic split,
-# one learning rate for all layers) reached 93.3 % on site-b's held-out wells but made 12 serious
-# errors (6 unflagged) on the generator's test split where 1.0.0 makes 1 (flagged): the site's look
-# pulled the shared features away from the original one. Hence (onnx/README.md has the runs):
+# one learning rate for all layers, VARIETY augmentation) reached 93.3 % on site-b's held-out wells
+# but made 12 serious errors (6 unflagged) on the generator's test split where 1.0.0 makes 1
+# (flagged): the site's look pulled the models away from the original one. Runs A-C in
+# onnx/README.md changed, in this order (the values below are run C's, the best so far; no run
+# has yet met every goal, see the README):
 SITE_REPEAT = 6             # the site's training part, repeated so that it weighs in
 SYN_FRACTION = 1.0          # all of the synthetic training split mixed in, about as many images as the site's x6
 LR_SITE = 5e-4              # classifier and CBAM; decays to 0 (cosine) over ADAPT_EPOCHS
 FEATURE_LR_SCALE = 0.5      # the feature extractors learn at half that: they move less from the original look
-LABEL_SMOOTHING = 0.05      # less confident sub-models: an error is more often flagged low_confidence
+LABEL_SMOOTHING = 0.1       # less confident sub-models: an error is more often flagged low_confidence
 ADAPT_EPOCHS = 12
+# The site stage's augmentation: "geometric" (train.augment, the base models' own: zoom, offset,
+# flips, quarter turns) or "variety" (augment.VARIETY, which also changes colour, light and halo).
+# With VARIETY (run A) the models did not fit even the site's training part (95 %) and made 22-32
+# serious errors on the synthetic validation set (base: 8): a site-b cue (a faint halo, a tint) is
+# what VARIETY draws at random, so the models cannot tell the looks apart and map both alike. With
+# the geometric one (run B) the validation set's serious errors fell to 7-12 and the generator's
+# test accuracy rose (97.9 % against 96.0 %) at the same site fit.
+SITE_AUGMENTATION = "geometric"
+# Learning without forgetting: on the synthetic images of the site stage the loss also pulls each
+# model's softened answers (temperature DISTILL_T) toward the starting model's (weight
+# DISTILL_WEIGHT; 0 = off), so that the original look keeps its answers, and their doubts (run C,
+# with label smoothing 0.1: the generator's test split went from 1 unflagged serious error in
+# run B to 0, the validation set's from 3 to 1).
+DISTILL_WEIGHT = 1.0
+DISTILL_T = 2.0
 # The shipped epoch is chosen, after all five models are trained, among the run's per-epoch
 # checkpoints (select_epoch) on data the run does not report on: the synthetic validation set
 # (data.synthetic_validation, its own seed) and the site's training part. An epoch qualifies when,
@@ -53,6 +71,8 @@ ADAPT_EPOCHS = 12
 # part no serious error goes unflagged. Among those, the highest mean of the two accuracies wins
 # (ties: the earlier epoch). Never chosen on the site's held-out part or the test splits.
 SERIOUS_SLACK = 1
+
+
 def site_split(y: np.ndarray):
     """Stratified, seeded: per grade 20 % held out (train, held-out index arrays)."""
     return data.stratified_split(y, SEED_SITE, 0.2)
@@ -70,7 +90,9 @@ def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base,
     import torch
     from .augment import variety
     from .models import MODEL_NAMES
-    from .train import finetune
+    from .train import augment, finetune
+    aug = {"variety": variety, "geometric": augment}[kw.pop("aug", "variety")]
+    teacher_from = kw.pop("teacher_from", None)
     d = work / f"{name}-{_key(settings)}"
     d.mkdir(parents=True, exist_ok=True)
     info = {}
@@ -82,10 +104,12 @@ def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base,
             continue
         model = start(m)
         log(f"{name}: fine-tuning {m} on {len(y)} images, {epochs} epochs")
+        if teacher_from is not None:
+            kw["teacher"] = teacher_from(m)
 
         def keep(ep, mod, m=m):
             torch.save(mod.state_dict(), d / f"{m}-e{ep}.pt")
-        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, variety, log=log, cosine=cosine,
+        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, aug, log=log, cosine=cosine,
                            on_epoch=keep if per_epoch else None, **kw)
         torch.save(model.state_dict(), ck)
         (d / f"{m}.json").write_text(json.dumps(info[m]))
@@ -129,6 +153,13 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
         s2["feature_lr_scale"] = kw["feature_lr_scale"] = FEATURE_LR_SCALE
     if LABEL_SMOOTHING:
         s2["label_smoothing"] = kw["label_smoothing"] = LABEL_SMOOTHING
+    if SITE_AUGMENTATION != "variety":
+        s2["augmentation"] = SITE_AUGMENTATION
+    kw["aug"] = SITE_AUGMENTATION
+    if DISTILL_WEIGHT > 0:
+        s2["distill"] = {"weight": DISTILL_WEIGHT, "t": DISTILL_T}
+        kw.update(distill_weight=DISTILL_WEIGHT, distill_t=DISTILL_T,
+                  distill=np.arange(len(y2)) < len(half), teacher_from=lambda m: load_ckpt(d1, m))
     d2, i2 = stage("site", work, s2, lambda m: load_ckpt(d1, m), x2, y2, adapt_epochs, SEED_SITE, log, lr=LR_SITE,
                    cosine=True, per_epoch=True, **kw)
     st = {"syn": syn, "site_x": xs, "site_y": ys, "site_train": tr, "site_test": te,
@@ -203,7 +234,8 @@ def report_checkpoints(st: dict, base: Path, site_name: str, log):
     sets = {f"{site_name} held-out": (st["site_x"][te], st["site_y"][te]),
             "synthetic test": (st["syn"]["x_test"], st["syn"]["y_test"])}
     ensembles = {"base": _base_models(base),
-                 f"site stage, epoch {st['site_epoch']} (chosen)": [load_ckpt(st["site_dir"], m, st["site_epoch"])
+                 f"site stage, epoch {st['site_epoch']} " + ("(chosen)" if st["selection"]["meets_constraints"]
+                                                       else "(last: no epoch meets the constraints)"): [load_ckpt(st["site_dir"], m, st["site_epoch"])
                                                                      for m in MODEL_NAMES]}
     if st["site_epoch"] != st["epochs"]:
         ensembles[f"site stage, epoch {st['epochs']} (last)"] = [load_ckpt(st["site_dir"], m) for m in MODEL_NAMES]

@@ -59,8 +59,9 @@ def archive(base: Path, out: Path, base_man: dict) -> str:
 def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     from . import shift
     from .train import export_onnx
-    from .adapt import (FEATURE_LR_SCALE, LABEL_SMOOTHING, LR_FINETUNE, LR_SITE, SEED_SITE, SERIOUS_SLACK,
-                        SITE_REPEAT, SYN_FRACTION, load_ckpt)
+    from .adapt import (DISTILL_T, DISTILL_WEIGHT, FEATURE_LR_SCALE, LABEL_SMOOTHING, LR_FINETUNE, LR_SITE, SEED_SITE, SERIOUS_SLACK,
+                        SITE_AUGMENTATION, SITE_REPEAT, SYN_FRACTION, load_ckpt)
+    from .train import AUG
     from .augment import VARIETY
     log = pipeline.log
     sel = st["selection"]
@@ -125,9 +126,13 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                     "augmentation": VARIETY, "lr": LR_FINETUNE},
                    {"name": "site", "data": (f"a stratified {SYN_FRACTION:.0%} of " if SYN_FRACTION < 1 else "")
                     + f"the synthetic training split + {site_name} training part x{SITE_REPEAT}",
-                    "epochs": st["site_epoch"], "epochs_run": st["epochs"], "augmentation": VARIETY, "lr": LR_SITE,
+                    "epochs": st["site_epoch"], "epochs_run": st["epochs"],
+                    "augmentation": VARIETY if SITE_AUGMENTATION == "variety" else AUG, "lr": LR_SITE,
                     "schedule": f"cosine decay to 0 over {st['epochs']} epochs",
                     "feature_lr_scale": FEATURE_LR_SCALE, "label_smoothing": LABEL_SMOOTHING,
+                    "distillation": ({"weight": DISTILL_WEIGHT, "temperature": DISTILL_T,
+                                      "on": "the synthetic images, toward the starting model"}
+                                     if DISTILL_WEIGHT > 0 else None),
                     "epoch_selection": {
                         "rule": "among the run's per-epoch checkpoints, those whose ensemble makes on the synthetic "
                                 f"validation set at most the base's serious errors + {SERIOUS_SLACK} and at most the "
@@ -188,7 +193,7 @@ def card_block(man: dict, ev: dict, site: str, v1_text: str) -> str:
                         "and the site's training part under the serious-error constraint, "
                         "`manifest.adaptation.stages[1].epoch_selection`)" if "epochs_run" in s else "")
                      for s in ad["stages"])
-         + f". Augmentation in both: {ad['stages'][0]['augmentation']}.", "",
+         + "".join(f". Augmentation of the {s['name']} stage: {s['augmentation']}" for s in ad["stages"]) + ".", "",
          f"{site} split: stratified per grade, seed {sp['seed']}, {int(100 * sp['held_out_fraction'])} % held out "
          f"(train {sp['counts_train']}, held out {sp['counts_held_out']} for neg..4+; the exact indices into the "
          f"folder's sorted listing are in `models/manifest.json`, `adaptation.site_split`, and the folder's digest in "

@@ -144,16 +144,26 @@ def freeze_bn(model):
 
 
 def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float, aug, log=print,
-             cosine: bool = False, feature_lr_scale: float = 1.0, label_smoothing: float = 0.0, on_epoch=None):
+             cosine: bool = False, feature_lr_scale: float = 1.0, label_smoothing: float = 0.0, on_epoch=None,
+             teacher=None, distill: np.ndarray | None = None, distill_weight: float = 0.0, distill_t: float = 2.0):
     """Fine-tunes `model` in place: Adam, class-weighted cross-entropy, augmentation `aug(x, g)`,
     BatchNorm frozen; with `cosine`, the learning rate decays to 0 over the run (cosine).
     `feature_lr_scale`: the feature extractor (`model.features`) learns at lr * scale, CBAM and
     classifier at lr. `label_smoothing`: of the cross-entropy. `on_epoch(epoch, model)` is called
-    after each epoch (the caller keeps per-epoch checkpoints). Returns the history like train_one."""
+    after each epoch (the caller keeps per-epoch checkpoints). `teacher` (a frozen model),
+    `distill` [N] bool, `distill_weight`, `distill_t`: on the images marked in `distill` the loss adds
+    distill_weight * t^2 * KL(teacher || model) at temperature t on the same augmented input
+    (learning without forgetting: the starting model's answers on its own look are kept).
+    Returns the history like train_one."""
     setup_torch(seed)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if teacher is not None:
+        teacher.eval()
+        for p_ in teacher.parameters():
+            p_.requires_grad_(False)
+        dt = torch.from_numpy(np.asarray(distill, bool))
     cnt = np.bincount(y, minlength=5).astype(np.float64)
     w = torch.tensor(len(y) / (5 * np.maximum(cnt, 1)), dtype=torch.float32)
     if feature_lr_scale == 1.0:
@@ -175,6 +185,14 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
             xb, yb = aug(xt[idx], g), yt[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=label_smoothing)
+            if teacher is not None and distill_weight > 0:
+                db = dt[idx]
+                if db.any():
+                    with torch.no_grad():
+                        tl = teacher(xb[db])
+                    kl = F.kl_div(F.log_softmax(logits[db] / distill_t, 1), F.log_softmax(tl / distill_t, 1),
+                                  log_target=True, reduction="batchmean")
+                    loss = loss + distill_weight * distill_t ** 2 * kl * (float(db.sum()) / len(idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -196,4 +214,6 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
         info["feature_lr_scale"] = feature_lr_scale
     if label_smoothing:
         info["label_smoothing"] = label_smoothing
+    if teacher is not None and distill_weight > 0:
+        info["distill"] = {"weight": distill_weight, "t": distill_t, "images": int(np.sum(distill))}
     return info
