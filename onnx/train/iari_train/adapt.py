@@ -9,10 +9,14 @@
    held-out part is never trained on and gives the per-site metrics.
 3. Variety stage: each model is fine-tuned on the synthetic training split with the variety
    augmentations (augment.VARIETY), BatchNorm frozen.
-4. Site stage: from there, fine-tuned on a stratified half of the synthetic training split plus
-   the site's training part (repeated SITE_REPEAT times so it weighs in), same augmentations,
-   the learning rate decaying from LR_SITE to 0 (cosine); mixing the synthetic data in keeps the
-   generator's test accuracy.
+4. Site stage: from there, fine-tuned on the synthetic training split (SYN_FRACTION of it) plus
+   the site's training part (repeated SITE_REPEAT times so it weighs in), with the base models'
+   geometric augmentation (SITE_AUGMENTATION), the learning rate decaying from LR_SITE to 0
+   (cosine), the feature extractors at FEATURE_LR_SCALE of it, label smoothing LABEL_SMOOTHING,
+   and on the synthetic images a distillation term toward the starting model (DISTILL_WEIGHT);
+   mixing the synthetic data in keeps the generator's test accuracy. Every epoch's weights are kept; select_epoch chooses the one
+   that ships on a synthetic validation set and the site's training part, under a serious-error
+   constraint (see SERIOUS_SLACK).
 5. Export, shift reference refitted on both sites' training images, evaluation per site (next
    to the base ensemble), golden files, manifest (new version), model card, verify.
 
@@ -30,12 +34,43 @@ import numpy as np
 from . import data, pipeline
 
 SEED_SITE = 20261202
-SITE_REPEAT = 6
-SYN_FRACTION = 0.5          # of the synthetic training split mixed into the site stage (stratified, seeded)
 LR_FINETUNE = 2.5e-4
-LR_SITE = 5e-4
 VARIETY_EPOCHS = 2
+# Site stage. The first long runs (12 epochs, lr 5e-4 cosine, site x6 + half the synthetic split,
+# one learning rate for all layers, VARIETY augmentation) reached 93.3 % on site-b's held-out wells
+# but made 12 serious errors (6 unflagged) on the generator's test split where 1.0.0 makes 1
+# (flagged): the site's look pulled the models away from the original one. Runs A-C in
+# onnx/README.md changed, in this order (the values below are run C's, the best so far; no run
+# has yet met every goal, see the README):
+SITE_REPEAT = 6             # the site's training part, repeated so that it weighs in
+SYN_FRACTION = 1.0          # all of the synthetic training split mixed in, about as many images as the site's x6
+LR_SITE = 5e-4              # classifier and CBAM; decays to 0 (cosine) over ADAPT_EPOCHS
+FEATURE_LR_SCALE = 0.5      # the feature extractors learn at half that: they move less from the original look
+LABEL_SMOOTHING = 0.1       # less confident sub-models: an error is more often flagged low_confidence
 ADAPT_EPOCHS = 12
+# The site stage's augmentation: "geometric" (train.augment, the base models' own: zoom, offset,
+# flips, quarter turns) or "variety" (augment.VARIETY, which also changes colour, light and halo).
+# With VARIETY (run A) the models did not fit even the site's training part (95 %) and made 22-32
+# serious errors on the synthetic validation set (base: 8): a site-b cue (a faint halo, a tint) is
+# what VARIETY draws at random, so the models cannot tell the looks apart and map both alike. With
+# the geometric one (run B) the validation set's serious errors fell to 7-12 and the generator's
+# test accuracy rose (97.9 % against 96.0 %) at the same site fit.
+SITE_AUGMENTATION = "geometric"
+# Learning without forgetting: on the synthetic images of the site stage the loss also pulls each
+# model's softened answers (temperature DISTILL_T) toward the starting model's (weight
+# DISTILL_WEIGHT; 0 = off), so that the original look keeps its answers, and their doubts (run C,
+# with label smoothing 0.1: the generator's test split went from 1 unflagged serious error in
+# run B to 0, the validation set's from 3 to 1).
+DISTILL_WEIGHT = 1.0
+DISTILL_T = 2.0
+# The shipped epoch is chosen, after all five models are trained, among the run's per-epoch
+# checkpoints (select_epoch) on data the run does not report on: the synthetic validation set
+# (data.synthetic_validation, its own seed) and the site's training part. An epoch qualifies when,
+# on the validation set, the ensemble makes no more serious errors than the base ensemble plus
+# SERIOUS_SLACK and no more unflagged serious errors than the base, and on the site's training
+# part no serious error goes unflagged. Among those, the highest mean of the two accuracies wins
+# (ties: the earlier epoch). Never chosen on the site's held-out part or the test splits.
+SERIOUS_SLACK = 1
 
 
 def site_split(y: np.ndarray):
@@ -48,35 +83,46 @@ def _key(d: dict) -> str:
 
 
 def stage(name: str, work: Path, settings: dict, start, x, y, epochs, seed_base, log, lr=LR_FINETUNE,
-          cosine: bool = False):
-    """Fine-tunes the five models from `start(name) -> torch model`; cached by settings."""
+          cosine: bool = False, per_epoch: bool = False, **kw):
+    """Fine-tunes the five models from `start(name) -> torch model`; cached by settings. With
+    `per_epoch`, every epoch's weights are kept as <model>-e<epoch>.pt (for select_epoch); `kw`
+    goes to train.finetune (feature_lr_scale, label_smoothing)."""
     import torch
     from .augment import variety
     from .models import MODEL_NAMES
-    from .train import finetune
+    from .train import augment, finetune
+    aug = {"variety": variety, "geometric": augment}[kw.pop("aug", "variety")]
+    teacher_from = kw.pop("teacher_from", None)
     d = work / f"{name}-{_key(settings)}"
     d.mkdir(parents=True, exist_ok=True)
     info = {}
     for i, m in enumerate(MODEL_NAMES):
         ck = d / f"{m}.pt"
-        if ck.exists():
+        if ck.exists() and (not per_epoch or all((d / f"{m}-e{e}.pt").exists() for e in range(1, epochs + 1))):
             log(f"{name}: {m} cached in {ck}")
             info[m] = json.loads((d / f"{m}.json").read_text())
             continue
         model = start(m)
         log(f"{name}: fine-tuning {m} on {len(y)} images, {epochs} epochs")
-        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, variety, log=log, cosine=cosine)
+        if teacher_from is not None:
+            kw["teacher"] = teacher_from(m)
+
+        def keep(ep, mod, m=m):
+            torch.save(mod.state_dict(), d / f"{m}-e{ep}.pt")
+        info[m] = finetune(model, m, x, y, epochs, seed_base + 1000 * (i + 1), lr, aug, log=log, cosine=cosine,
+                           on_epoch=keep if per_epoch else None, **kw)
         torch.save(model.state_dict(), ck)
         (d / f"{m}.json").write_text(json.dumps(info[m]))
     (d / "settings.json").write_text(json.dumps(settings, indent=1))
     return d, info
 
 
-def load_ckpt(d: Path, name: str):
+def load_ckpt(d: Path, name: str, epoch: int | None = None):
     import torch
     from .models import BUILDERS
     m = BUILDERS[name]()
-    m.load_state_dict(torch.load(d / f"{name}.pt", weights_only=True))
+    f = d / (f"{name}.pt" if epoch is None else f"{name}-e{epoch}.pt")
+    m.load_state_dict(torch.load(f, weights_only=True))
     m.eval()
     return m
 
@@ -97,35 +143,106 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     s1 = {"stage": "variety", "base": base_id, "epochs": variety_epochs, "lr": LR_FINETUNE, "seed": data.SEED}
     d1, i1 = stage("variety", work, s1, from_base,
                    syn["x_train"], syn["y_train"], variety_epochs, data.SEED + 7, log)
-    _, half = data.stratified_split(syn["y_train"], SEED_SITE + 1, SYN_FRACTION)
+    _, half = data.stratified_split(syn["y_train"], SEED_SITE + 1, SYN_FRACTION)   # the synthetic part (all at 1.0)
     x2 = np.concatenate([syn["x_train"][half]] + [xs[tr]] * SITE_REPEAT)
     y2 = np.concatenate([syn["y_train"][half]] + [ys[tr]] * SITE_REPEAT)
     s2 = {"stage": "site", "from": s1, "site": site_name, "site_train": tr.tolist(), "repeat": SITE_REPEAT,
           "synthetic": half.tolist(), "epochs": adapt_epochs, "lr": LR_SITE, "schedule": "cosine"}
+    kw = {}
+    if FEATURE_LR_SCALE != 1.0:
+        s2["feature_lr_scale"] = kw["feature_lr_scale"] = FEATURE_LR_SCALE
+    if LABEL_SMOOTHING:
+        s2["label_smoothing"] = kw["label_smoothing"] = LABEL_SMOOTHING
+    if SITE_AUGMENTATION != "variety":
+        s2["augmentation"] = SITE_AUGMENTATION
+    kw["aug"] = SITE_AUGMENTATION
+    if DISTILL_WEIGHT > 0:
+        s2["distill"] = {"weight": DISTILL_WEIGHT, "t": DISTILL_T}
+        kw.update(distill_weight=DISTILL_WEIGHT, distill_t=DISTILL_T,
+                  distill=np.arange(len(y2)) < len(half), teacher_from=lambda m: load_ckpt(d1, m))
     d2, i2 = stage("site", work, s2, lambda m: load_ckpt(d1, m), x2, y2, adapt_epochs, SEED_SITE, log, lr=LR_SITE,
-                   cosine=True)
-    return {"syn": syn, "site_x": xs, "site_y": ys, "site_train": tr, "site_test": te,
-            "variety_dir": d1, "site_dir": d2, "variety_info": i1, "site_info": i2}
+                   cosine=True, per_epoch=True, **kw)
+    st = {"syn": syn, "site_x": xs, "site_y": ys, "site_train": tr, "site_test": te,
+          "variety_dir": d1, "site_dir": d2, "variety_info": i1, "site_info": i2, "epochs": adapt_epochs}
+    st["selection"] = select_epoch(st, base, log)
+    st["site_epoch"] = st["selection"]["epoch"]
+    return st
+
+
+def _base_models(base: Path):
+    from .from_onnx import load_from_onnx
+    from .models import MODEL_NAMES
+    return [load_from_onnx(m, base / f"{m}.onnx") for m in MODEL_NAMES]
+
+
+def _safety(models, x, y):
+    from .metrics import safety
+    from .train import predict_torch
+    return safety(y, [predict_torch(m, x) for m in models], np.zeros(len(y), bool))
+
+
+def select_epoch(st: dict, base: Path, log) -> dict:
+    """Chooses the site stage's epoch (see SERIOUS_SLACK above) on the synthetic validation set and
+    the site's training part; cached in the stage folder as selection.json."""
+    from .models import MODEL_NAMES
+    rule = {"serious_slack": SERIOUS_SLACK, "validation": f"seed {data.SEED_VALIDATION}, {data.VALIDATION_COUNTS}"}
+    f = st["site_dir"] / "selection.json"
+    if f.exists():
+        sel = json.loads(f.read_text())
+        if sel.get("rule") == rule:
+            log(f"site stage: epoch {sel['epoch']} chosen (cached in {f})")
+            return sel
+    xv, yv = data.synthetic_validation(pipeline.DATA_DIR, log=log)
+    tr = st["site_train"]
+    sets = {"validation": (xv, yv), "site_train": (st["site_x"][tr], st["site_y"][tr])}
+    b = {k: _safety(_base_models(base), *v) for k, v in sets.items()}
+    log(f"base: validation accuracy {b['validation']['accuracy']:.4f}, serious {b['validation']['serious_errors']} "
+        f"({b['validation']['serious_unflagged']} unflagged); site training part accuracy "
+        f"{b['site_train']['accuracy']:.4f}")
+    rows = []
+    for e in range(1, st["epochs"] + 1):
+        models = [load_ckpt(st["site_dir"], m, e) for m in MODEL_NAMES]
+        r = {k: _safety(models, *v) for k, v in sets.items()}
+        v, t = r["validation"], r["site_train"]
+        ok = (v["serious_errors"] <= b["validation"]["serious_errors"] + SERIOUS_SLACK
+              and v["serious_unflagged"] <= b["validation"]["serious_unflagged"] and t["serious_unflagged"] == 0)
+        score = (v["accuracy"] + t["accuracy"]) / 2
+        rows.append({"epoch": e, "qualifies": bool(ok), "score": score,
+                     **{f"{k}_{q}": r[k][q] for k in sets for q in ("accuracy", "review_share", "serious_errors",
+                                                                    "serious_unflagged")}})
+        log(f"epoch {e}: validation accuracy {v['accuracy']:.4f} review {v['review_share']:.3f} serious "
+            f"{v['serious_errors']} ({v['serious_unflagged']} unflagged); site training part accuracy "
+            f"{t['accuracy']:.4f} serious {t['serious_errors']} ({t['serious_unflagged']} unflagged)"
+            f"{'' if ok else '; does not qualify'}")
+    good = [r for r in rows if r["qualifies"]]
+    best = max(good, key=lambda r: (r["score"], -r["epoch"])) if good else None
+    sel = {"rule": rule, "epoch": best["epoch"] if best else st["epochs"], "meets_constraints": best is not None,
+           "base": {k: {q: b[k][q] for q in ("accuracy", "review_share", "serious_errors", "serious_unflagged")}
+                    for k in sets}, "epochs": rows}
+    f.write_text(json.dumps(sel, indent=1))
+    log(f"site stage: epoch {sel['epoch']} chosen" + ("" if best else " (NO epoch meets the constraints: the last)"))
+    return sel
 
 
 def report_checkpoints(st: dict, base: Path, site_name: str, log):
     """Before any export: the base ensemble (its ONNX files, rebuilt in torch) and the site
-    stage's checkpoints on the site's held-out part and the generator's test split, with the
-    server's vote and review rules (`metrics.safety`, no shift flag: the reference is refitted
-    only at release). Returns the rows it logs."""
-    from .from_onnx import load_from_onnx
-    from .metrics import safety
+    stage's chosen and last checkpoints on the site's held-out part and the generator's test split,
+    with the server's vote and review rules (`metrics.safety`, no shift flag: the reference is
+    refitted only at release). Returns the rows it logs."""
     from .models import MODEL_NAMES
-    from .train import predict_torch
     te = st["site_test"]
     sets = {f"{site_name} held-out": (st["site_x"][te], st["site_y"][te]),
             "synthetic test": (st["syn"]["x_test"], st["syn"]["y_test"])}
-    ensembles = {"base": [load_from_onnx(m, base / f"{m}.onnx") for m in MODEL_NAMES],
-                 "site stage": [load_ckpt(st["site_dir"], m) for m in MODEL_NAMES]}
+    ensembles = {"base": _base_models(base),
+                 f"site stage, epoch {st['site_epoch']} " + ("(chosen)" if st["selection"]["meets_constraints"]
+                                                       else "(last: no epoch meets the constraints)"): [load_ckpt(st["site_dir"], m, st["site_epoch"])
+                                                                     for m in MODEL_NAMES]}
+    if st["site_epoch"] != st["epochs"]:
+        ensembles[f"site stage, epoch {st['epochs']} (last)"] = [load_ckpt(st["site_dir"], m) for m in MODEL_NAMES]
     rows = {}
     for who, models in ensembles.items():
         for name, (x, y) in sets.items():
-            s = safety(y, [predict_torch(m, x) for m in models], np.zeros(len(y), bool))
+            s = _safety(models, x, y)
             rows[(who, name)] = s
             log(f"{who}, {name}: accuracy {s['accuracy']:.4f}, review {s['review_share']:.3f}, "
                 f"serious {s['serious_errors']} ({s['serious_unflagged']} unflagged)")

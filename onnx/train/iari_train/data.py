@@ -24,6 +24,10 @@ LABEL_NOISE = 0.01                           # fraction of TRAIN labels flipped 
 SEED = 20220901
 SEED_EXTRA_TEST = 777001
 SEED_SAMPLES = 424242
+# A synthetic validation set of its own seed (paper mix x 0.5, no label noise), used only to choose
+# among checkpoints of a fine-tuning run (adapt.select_epoch); the test splits stay untouched.
+SEED_VALIDATION = 20261203
+VALIDATION_COUNTS = [c // 2 for c in PAPER_COUNTS]
 
 
 def scan_folders(root) -> tuple[list[Path], np.ndarray]:
@@ -115,3 +119,23 @@ def synthetic_dataset(cache_dir, log=print):
         "labels_flipped": int(len(d["flipped"])),
     }
     return d
+
+
+def synthetic_validation(cache_dir, log=print):
+    """Generate (or load from cache) the synthetic validation set (SEED_VALIDATION,
+    VALIDATION_COUNTS), preprocessed. Returns (x, y)."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    f = cache_dir / f"synthetic-val-s{SEED_VALIDATION}-n{sum(VALIDATION_COUNTS)}.npz"
+    if f.exists():
+        z = np.load(f)
+        return z["x"], z["y"]
+    import time
+    t0 = time.time()
+    imgs, y, _ = synth.generate(VALIDATION_COUNTS, SEED_VALIDATION)
+    x = np.stack([preprocess_array(im) for im in imgs])
+    log(f"generated {len(y)} synthetic validation wells in {time.time() - t0:.1f}s")
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, f)
+    return x, y

@@ -59,9 +59,15 @@ def archive(base: Path, out: Path, base_man: dict) -> str:
 def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     from . import shift
     from .train import export_onnx
-    from .adapt import ADAPT_EPOCHS, LR_FINETUNE, LR_SITE, SEED_SITE, SITE_REPEAT, SYN_FRACTION, load_ckpt
+    from .adapt import (DISTILL_T, DISTILL_WEIGHT, FEATURE_LR_SCALE, LABEL_SMOOTHING, LR_FINETUNE, LR_SITE, SEED_SITE, SERIOUS_SLACK,
+                        SITE_AUGMENTATION, SITE_REPEAT, SYN_FRACTION, load_ckpt)
+    from .train import AUG
     from .augment import VARIETY
     log = pipeline.log
+    sel = st["selection"]
+    if not sel["meets_constraints"]:
+        raise SystemExit("no epoch of the site stage meets the serious-error constraint on the validation data "
+                         "(adapt.select_epoch); nothing released")
     base_man = json.loads((base / "manifest.json").read_text())
     syn, xs, ys, tr, te = st["syn"], st["site_x"], st["site_y"], st["site_train"], st["site_test"]
     # the base version's files, kept for decisions pinned to it
@@ -69,7 +75,7 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     base_dir = out / Path(arch_rel).parent
     exp = {}
     for n in MODEL_NAMES:
-        exp[n] = export_onnx(load_ckpt(st["site_dir"], n), out / f"{n}.onnx", syn["x_test"][:128], log=log)
+        exp[n] = export_onnx(load_ckpt(st["site_dir"], n, st["site_epoch"]), out / f"{n}.onnx", syn["x_test"][:128], log=log)
     ref = shift.fit(np.concatenate([syn["x_train"], xs[tr]]))
     ref["fitted_on"] = (f"synthetic training split ({len(syn['y_train'])} images) + {site_name} training part "
                         f"({len(tr)} images)")
@@ -118,12 +124,26 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                        "counts_held_out": np.bincount(ys[te], minlength=5).tolist()},
         "stages": [{"name": "variety", "data": "synthetic training split", "epochs": args.variety_epochs,
                     "augmentation": VARIETY, "lr": LR_FINETUNE},
-                   {"name": "site", "data": f"a stratified {SYN_FRACTION:.0%} of the synthetic training split + "
-                    f"{site_name} training part x{SITE_REPEAT}",
-                    "epochs": args.epochs or ADAPT_EPOCHS, "augmentation": VARIETY, "lr": LR_SITE,
-                    "schedule": "cosine decay to 0"}],
+                   {"name": "site", "data": (f"a stratified {SYN_FRACTION:.0%} of " if SYN_FRACTION < 1 else "")
+                    + f"the synthetic training split + {site_name} training part x{SITE_REPEAT}",
+                    "epochs": st["site_epoch"], "epochs_run": st["epochs"],
+                    "augmentation": VARIETY if SITE_AUGMENTATION == "variety" else AUG, "lr": LR_SITE,
+                    "schedule": f"cosine decay to 0 over {st['epochs']} epochs",
+                    "feature_lr_scale": FEATURE_LR_SCALE, "label_smoothing": LABEL_SMOOTHING,
+                    "distillation": ({"weight": DISTILL_WEIGHT, "temperature": DISTILL_T,
+                                      "on": "the synthetic images, toward the starting model"}
+                                     if DISTILL_WEIGHT > 0 else None),
+                    "epoch_selection": {
+                        "rule": "among the run's per-epoch checkpoints, those whose ensemble makes on the synthetic "
+                                f"validation set at most the base's serious errors + {SERIOUS_SLACK} and at most the "
+                                "base's unflagged serious errors, and no unflagged serious error on the site's "
+                                "training part; the highest mean accuracy over the two sets wins (earlier on ties); "
+                                "never the site's held-out part or the test splits",
+                        "validation_set": {"seed": data.SEED_VALIDATION, "counts": data.VALIDATION_COUNTS},
+                        "chosen": st["site_epoch"], "base": sel["base"], "epochs": sel["epochs"]}}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
-        "command": f"python -m iari_train adapt --data {site} --site {site_name} --out ../models",
+        "command": f"python -m iari_train adapt --data {site} --site {site_name} --out ../models"
+                   + (f" --variety-epochs {args.variety_epochs}" if args.variety_epochs != 2 else ""),
     }
     man["metrics"] = dict(base_man["metrics"])
     man["metrics"]["ensemble"] = ev["adapted"]["synthetic_test"]["ensemble"]
@@ -167,8 +187,13 @@ def card_block(man: dict, ev: dict, site: str, v1_text: str) -> str:
          f"## Adapted to {site}: ensemble {new_v} (SYNTHETIC)", "",
          f"`{ad['command']}` (from `onnx/train`) fine-tuned the five {base_v} models, rebuilt from their ONNX files "
          "(`iari_train.from_onnx`; BatchNorm frozen), in two stages: "
-         + "; ".join(f"**{s['name']}**: {s['data']}, {s['epochs']} epochs, Adam lr {s['lr']:g}" for s in ad["stages"])
-         + f". Augmentation in both: {ad['stages'][0]['augmentation']}.", "",
+         + "; ".join(f"**{s['name']}**: {s['data']}, {s['epochs']} epochs, Adam lr {s['lr']:g}"
+                     + (f" (of {s['epochs_run']}, {s['schedule']}; feature extractors at {s['feature_lr_scale']:g}x the "
+                        f"lr, label smoothing {s['label_smoothing']:g}; the epoch chosen on a synthetic validation set "
+                        "and the site's training part under the serious-error constraint, "
+                        "`manifest.adaptation.stages[1].epoch_selection`)" if "epochs_run" in s else "")
+                     for s in ad["stages"])
+         + "".join(f". Augmentation of the {s['name']} stage: {s['augmentation']}" for s in ad["stages"]) + ".", "",
          f"{site} split: stratified per grade, seed {sp['seed']}, {int(100 * sp['held_out_fraction'])} % held out "
          f"(train {sp['counts_train']}, held out {sp['counts_held_out']} for neg..4+; the exact indices into the "
          f"folder's sorted listing are in `models/manifest.json`, `adaptation.site_split`, and the folder's digest in "

@@ -59,6 +59,7 @@ def train_one(name: str, x_train: np.ndarray, y_train: np.ndarray, epochs: int, 
     cnt = np.bincount(y_train, minlength=5).astype(np.float64)
     w = torch.tensor(len(y_train) / (5 * np.maximum(cnt, 1)), dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
+    sched = None
     n = len(y_train)
     hist = []
     t0 = time.time()
@@ -143,17 +144,34 @@ def freeze_bn(model):
 
 
 def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float, aug, log=print,
-             cosine: bool = False):
+             cosine: bool = False, feature_lr_scale: float = 1.0, label_smoothing: float = 0.0, on_epoch=None,
+             teacher=None, distill: np.ndarray | None = None, distill_weight: float = 0.0, distill_t: float = 2.0):
     """Fine-tunes `model` in place: Adam, class-weighted cross-entropy, augmentation `aug(x, g)`,
     BatchNorm frozen; with `cosine`, the learning rate decays to 0 over the run (cosine).
+    `feature_lr_scale`: the feature extractor (`model.features`) learns at lr * scale, CBAM and
+    classifier at lr. `label_smoothing`: of the cross-entropy. `on_epoch(epoch, model)` is called
+    after each epoch (the caller keeps per-epoch checkpoints). `teacher` (a frozen model),
+    `distill` [N] bool, `distill_weight`, `distill_t`: on the images marked in `distill` the loss adds
+    distill_weight * t^2 * KL(teacher || model) at temperature t on the same augmented input
+    (learning without forgetting: the starting model's answers on its own look are kept).
     Returns the history like train_one."""
     setup_torch(seed)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if teacher is not None:
+        teacher.eval()
+        for p_ in teacher.parameters():
+            p_.requires_grad_(False)
+        dt = torch.from_numpy(np.asarray(distill, bool))
     cnt = np.bincount(y, minlength=5).astype(np.float64)
     w = torch.tensor(len(y) / (5 * np.maximum(cnt, 1)), dtype=torch.float32)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if feature_lr_scale == 1.0:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        feat = [p for n_, p in model.named_parameters() if n_.startswith("features.")]
+        head = [p for n_, p in model.named_parameters() if not n_.startswith("features.")]
+        opt = torch.optim.Adam([{"params": feat, "lr": lr * feature_lr_scale}, {"params": head, "lr": lr}], lr=lr)
     n, hist, t0 = len(y), [], time.time()
     steps = epochs * ((n + BATCH - 1) // BATCH)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1)) if cosine else None
@@ -166,7 +184,15 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
             idx = perm[b:b + BATCH]
             xb, yb = aug(xt[idx], g), yt[idx]
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb, weight=w)
+            loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=label_smoothing)
+            if teacher is not None and distill_weight > 0:
+                db = dt[idx]
+                if db.any():
+                    with torch.no_grad():
+                        tl = teacher(xb[db])
+                    kl = F.kl_div(F.log_softmax(logits[db] / distill_t, 1), F.log_softmax(tl / distill_t, 1),
+                                  log_target=True, reduction="batchmean")
+                    loss = loss + distill_weight * distill_t ** 2 * kl * (float(db.sum()) / len(idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -176,6 +202,18 @@ def finetune(model, name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: 
             correct += int((logits.argmax(1) == yb).sum())
         hist.append({"epoch": ep + 1, "loss": round(tot / n, 5), "train_acc": round(correct / n, 5)})
         log(f"  {name} fine-tune epoch {ep + 1}/{epochs} loss {tot / n:.4f} acc {correct / n:.4f} ({time.time() - t0:.0f}s)")
+        if on_epoch is not None:
+            model.eval()
+            on_epoch(ep + 1, model)
+            model.train()
+            freeze_bn(model)
     model.eval()
-    return {"seconds": round(time.time() - t0, 1), "history": hist, "lr": lr,
+    info = {"seconds": round(time.time() - t0, 1), "history": hist, "lr": lr,
             "schedule": "cosine" if cosine else "constant"}
+    if feature_lr_scale != 1.0:
+        info["feature_lr_scale"] = feature_lr_scale
+    if label_smoothing:
+        info["label_smoothing"] = label_smoothing
+    if teacher is not None and distill_weight > 0:
+        info["distill"] = {"weight": distill_weight, "t": distill_t, "images": int(np.sum(distill))}
+    return info
