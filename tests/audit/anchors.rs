@@ -118,6 +118,25 @@ async fn cut_the_tail(pool: &PgPool, decision: i64) {
     .await;
 }
 
+/// The chain is consistent in itself, and only the checkpoint `kept` shows what happened.
+async fn only_the_checkpoint_sees_it(pool: &PgPool, kept: Checkpoint, problem: &str) {
+    assert_eq!(verify(pool).await.unwrap().first_break, None, "consistent");
+    let anchors = Anchors {
+        expect: vec![kept],
+        since: None,
+    };
+    let b = verify_anchored(pool, &anchors)
+        .await
+        .unwrap()
+        .first_break
+        .expect("seen through the checkpoint");
+    assert_eq!(
+        (b.table.as_str(), b.chain_seq),
+        ("checkpoint", Some(kept.seq))
+    );
+    assert!(b.problem.contains(problem), "{}", b.problem);
+}
+
 #[tokio::test]
 async fn a_cut_or_rewritten_tail_is_seen_only_through_a_checkpoint() {
     let db = TestDb::new().await;
@@ -141,18 +160,7 @@ async fn a_cut_or_rewritten_tail_is_seen_only_through_a_checkpoint() {
     assert_eq!((r.first_break, r.checkpoints), (None, 1));
 
     cut_the_tail(&db.pool, last).await;
-    assert_eq!(
-        verify(&db.pool).await.unwrap().first_break,
-        None,
-        "consistent"
-    );
-    let b = verify_anchored(&db.pool, &expect(kept))
-        .await
-        .unwrap()
-        .first_break
-        .expect("the kept checkpoint is past the end");
-    assert_eq!((b.table.as_str(), b.chain_seq), ("checkpoint", Some(4)));
-    assert!(b.problem.contains("ends at chain_seq 2"), "{}", b.problem);
+    only_the_checkpoint_sees_it(&db.pool, kept, "ends at chain_seq 2").await;
 
     // Rewritten: another decision takes the removed ones' places in the chain.
     seed(
@@ -164,18 +172,7 @@ async fn a_cut_or_rewritten_tail_is_seen_only_through_a_checkpoint() {
     )
     .await;
     assert_eq!(head(&db.pool).await.unwrap().seq, 4);
-    assert_eq!(
-        verify(&db.pool).await.unwrap().first_break,
-        None,
-        "consistent"
-    );
-    let b = verify_anchored(&db.pool, &expect(kept))
-        .await
-        .unwrap()
-        .first_break
-        .expect("the chain no longer passes through the kept link");
-    assert_eq!((b.table.as_str(), b.chain_seq), ("checkpoint", Some(4)));
-    assert!(b.problem.contains("no longer passes"), "{}", b.problem);
+    only_the_checkpoint_sees_it(&db.pool, kept, "no longer passes").await;
 
     // The earlier checkpoint still holds, and a walk from it checks only what follows.
     let since = Anchors {
