@@ -1,5 +1,6 @@
-//! The role the service should connect as (`iari_worker`, migration 0004) can append to the
-//! audit trail but cannot change it, disable its triggers, or move the chain head.
+//! The roles the services connect as (`iari_worker`, migrations 0004 and 0018; `iari_workstation`,
+//! 0017) can append to the audit trail but cannot change it, disable its triggers, or move the
+//! chain head; the worker's cannot write reviews at all.
 
 use crate::common::{Seed, TestDb, seed};
 use iari::audit::verify;
@@ -19,12 +20,12 @@ async fn as_role(db: &TestDb, role: &str, sql: &str) -> Result<(), sqlx::Error> 
 async fn the_worker_role_appends_but_cannot_rewrite() {
     let db = TestDb::new().await;
     let id = seed(&db.pool, &Seed::default()).await;
-    // Appending through the chain trigger works for the worker role. Plain SQL on purpose: what
-    // is tested is the role's privileges, not a product path.
+    // Appending through the chain trigger works for the workstation's role, not the worker's.
+    // Plain SQL on purpose: what is tested is the roles' privileges, not a product path.
     let insert = format!(
         "INSERT INTO reviews (decision_id, grade, reviewer) VALUES ({id}, '1+', 'dr.role')"
     );
-    as_role(&db, "iari_worker", &insert).await.unwrap();
+    as_role(&db, "iari_workstation", &insert).await.unwrap();
     as_role(
         &db,
         "iari_worker",
@@ -33,6 +34,8 @@ async fn the_worker_role_appends_but_cannot_rewrite() {
     .await
     .unwrap();
     for sql in [
+        insert.clone(),
+        "SELECT password_hash FROM users".to_string(),
         format!("UPDATE decisions SET grade = '4+' WHERE id = {id}"),
         format!("DELETE FROM reviews WHERE decision_id = {id}"),
         "ALTER TABLE decisions DISABLE TRIGGER decisions_append_only".to_string(),
@@ -57,9 +60,10 @@ async fn the_worker_role_appends_but_cannot_rewrite() {
 }
 
 /// The chain triggers carry the head from row to row in a setting, which any session can change;
-/// a writer who changes it mid-statement to fork the chain gets an error, not a forked chain.
+/// a writer (here the workstation's role, which appends reviews) who changes it mid-statement to
+/// fork the chain gets an error, not a forked chain.
 #[tokio::test]
-async fn the_worker_role_cannot_steer_the_chain_through_its_setting() {
+async fn a_writer_role_cannot_steer_the_chain_through_its_setting() {
     let db = TestDb::new().await;
     let id = seed(&db.pool, &Seed::default()).await;
     let forged = format!(
@@ -67,7 +71,7 @@ async fn the_worker_role_cannot_steer_the_chain_through_its_setting() {
          SELECT {id}, '2+', 'mallory' FROM (SELECT set_config('iari.chain_head', \
          '0:' || repeat('00', 32), true)) AS f"
     );
-    let err = as_role(&db, "iari_worker", &forged).await.unwrap_err();
+    let err = as_role(&db, "iari_workstation", &forged).await.unwrap_err();
     assert!(err.to_string().contains("audit chain"), "{err}");
     let r = verify(&db.pool).await.unwrap();
     assert_eq!(

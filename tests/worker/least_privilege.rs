@@ -44,6 +44,22 @@ async fn a_worker_logged_in_as_iari_worker_decides_and_delivers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(lis.received().len(), 2);
+    // A person's review (signed through the workstation's path, here as the owner) is delivered
+    // by this sender too: it reads the review and its signature for the message.
+    let split: i64 = sqlx::query_scalar("SELECT id FROM decisions WHERE capture_id = 'LP-2'")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    iari_kit::seed::review(&w.pool, split, "2+", "Dr Owner", Some("read")).await;
+    while w
+        .count("SELECT count(*) FROM hl7_messages WHERE state = 'acked'")
+        .await
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the review's result not acked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(lis.received().len(), 3);
 
     // What the same login may not do.
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -63,6 +79,12 @@ async fn a_worker_logged_in_as_iari_worker_decides_and_delivers() {
         ),
         ("UPDATE decisions SET grade = 'neg'", "permission denied"),
         ("UPDATE audit_chain_head SET seq = 0", "permission denied"),
+        ("SELECT password_hash FROM users", "permission denied"),
+        ("SELECT id_hash FROM sessions", "permission denied"),
+        (
+            "INSERT INTO reviews (decision_id, grade, reviewer) SELECT id, 'neg', 'x' FROM decisions",
+            "permission denied",
+        ),
     ] {
         let err = sqlx::query(sql).execute(&mut c).await.unwrap_err();
         assert!(err.to_string().contains(why), "{sql}: {err}");
