@@ -139,6 +139,23 @@ fn worker_connects_with_its_own_login_after_migrate() {
     let init = read("deploy/postgres-init/10-iari-roles.sh");
     let create = format!("CREATE ROLE {user} LOGIN PASSWORD :'app_password' IN ROLE iari_worker;");
     assert!(init.contains(&create), "{create}");
+    // So does the workstation's (`iari serve`), a member of iari_workstation only, after migrate.
+    let web = service(&compose, "workstation");
+    assert_eq!(value(&web, "command").as_deref(), Some("[\"serve\"]"));
+    let web_url = value(&web, "IARI__DATABASE__URL").unwrap();
+    let web_user = url_user(&web_url);
+    assert!(web_user != owner && web_user != user, "{web_user:?}");
+    let create =
+        format!("CREATE ROLE {web_user} LOGIN PASSWORD :'web_password' IN ROLE iari_workstation;");
+    assert!(init.contains(&create), "{create}");
+    assert_eq!(
+        value(
+            &block(&block(&web, 4, "depends_on"), 6, "migrate"),
+            "condition"
+        )
+        .as_deref(),
+        Some("service_completed_successfully")
+    );
     assert!(
         service(&compose, "postgres")
             .iter()
