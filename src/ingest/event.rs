@@ -46,6 +46,7 @@ struct RawEvent {
     patient: Option<Patient>,
     order: Option<Order>,
     image: RawImage,
+    reagent: Option<RawReagent>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +59,16 @@ struct RawAnalyzer {
 struct RawPlate {
     id: String,
     well: String,
+    role: Option<String>,
+}
+
+/// `reagent` (release.md): parsed so that what this version cannot act on is refused, not
+/// ignored.
+#[derive(Deserialize)]
+struct RawReagent {
+    lot: Option<String>,
+    expires: Option<String>,
+    cell: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,9 +122,14 @@ fn validate(
         CaptureId::parse(&e.capture_id).map_err(|err| invalid(format!("capture_id: {err}")))?;
     let well = Well::parse(&e.plate.well, limits.plate)
         .map_err(|err| invalid(format!("plate.well: {err}")))?;
+    let captured_at = timestamp("captured_at", &e.captured_at)?;
+    patient_well(e.plate.role.as_deref())?;
+    if let Some(r) = e.reagent {
+        reagent_in_date(r, &captured_at)?;
+    }
     Ok(CaptureEvent {
         capture_id,
-        captured_at: timestamp("captured_at", &e.captured_at)?,
+        captured_at,
         analyzer: Analyzer {
             id: short_text("analyzer.id", e.analyzer.id)?,
             software_version: bounded(
@@ -157,6 +173,44 @@ fn timestamp(key: &str, s: &str) -> Result<DateTime<FixedOffset>, Failure> {
             "{key}: {s:?} is not an RFC 3339 time with offset: {e}"
         ))
     })
+}
+
+/// Control wells (release.md) need plate QC, which this version does not have: graded as
+/// patients they would reach the LIS as patient results. So they are refused, with the reason,
+/// until QC can hold them back; an unknown role is refused as any bad value is.
+fn patient_well(role: Option<&str>) -> Result<(), Failure> {
+    match role {
+        None | Some("patient") => Ok(()),
+        Some(r @ ("positive_control" | "negative_control")) => Err(invalid(format!(
+            "plate.role: {r} wells need plate QC, which this version does not run: \
+             refused rather than sent to the LIS as a patient result"
+        ))),
+        Some(other) => Err(invalid(format!(
+            "plate.role: {other:?} is not patient, positive_control or negative_control"
+        ))),
+    }
+}
+
+/// A reagent's fields are checked; a capture made after its reagent's expiry date is refused
+/// (this version cannot flag it `reagent_expired` and hold it for review), never graded.
+fn reagent_in_date(r: RawReagent, captured_at: &DateTime<FixedOffset>) -> Result<(), Failure> {
+    bounded("reagent.lot", r.lot, 32)?;
+    bounded("reagent.cell", r.cell, 32)?;
+    let Some(expires) = r.expires else {
+        return Ok(());
+    };
+    let date = chrono::NaiveDate::parse_from_str(&expires, "%Y-%m-%d").map_err(|_| {
+        invalid(format!(
+            "reagent.expires: {expires:?} is not a YYYY-MM-DD date"
+        ))
+    })?;
+    if captured_at.date_naive() > date {
+        return Err(invalid(format!(
+            "reagent.expires: the reagent expired on {date}, before this capture: \
+             refused rather than graded"
+        )));
+    }
+    Ok(())
 }
 
 /// Longest accepted optional texts (characters): stored with every decision and copied into

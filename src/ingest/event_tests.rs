@@ -203,3 +203,36 @@ fn optional_texts_have_length_limits() {
         assert_invalid(parse_value(&v), &format!("{key}: at most {max} characters"));
     }
 }
+
+#[test]
+fn control_wells_and_expired_reagents_are_refused_not_graded_as_patients() {
+    let with = |pointer: &str, field: &str, value: Value| {
+        let mut v = good();
+        v.pointer_mut(pointer)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .insert(field.into(), value);
+        parse_value(&v)
+    };
+    assert!(with("/plate", "role", json!("patient")).is_ok());
+    for role in ["positive_control", "negative_control"] {
+        assert_invalid(with("/plate", "role", json!(role)), "need plate QC");
+    }
+    assert_invalid(with("/plate", "role", json!("blank")), "is not patient");
+    // Captured 2026-11-26 (local date of the example).
+    let reagent = |expires: &str| json!({ "lot": "RS-24-118", "expires": expires, "cell": "II" });
+    assert!(
+        with("", "reagent", reagent("2026-11-26")).is_ok(),
+        "in date on its last day"
+    );
+    assert_invalid(
+        with("", "reagent", reagent("2026-11-25")),
+        "expired on 2026-11-25",
+    );
+    assert_invalid(
+        with("", "reagent", reagent("31.03.2027")),
+        "not a YYYY-MM-DD date",
+    );
+    assert!(with("", "reagent", json!({ "lot": "RS-1" })).is_ok());
+}
