@@ -158,9 +158,14 @@ impl TestWorker {
 
     /// Polls until `n` decisions exist in total, or panics after `secs`.
     pub async fn wait_decisions(&self, n: i64, secs: u64) {
-        let count = || self.count("SELECT count(*) FROM decisions");
-        let have = poll_until(secs, count, |have| *have >= n).await;
-        assert!(have >= n, "only {have} of {n} decisions after {secs}s");
+        self.wait_count("SELECT count(*) FROM decisions", n, secs)
+            .await;
+    }
+
+    /// Polls the count `sql` until it reaches `n`, or panics after `secs`.
+    pub async fn wait_count(&self, sql: &'static str, n: i64, secs: u64) {
+        let have = poll_until(secs, || self.count(sql), |have| *have >= n).await;
+        assert!(have >= n, "only {have} of {n} after {secs}s: {sql}");
     }
 
     /// Takes dead letters until `n` arrived (or panics after `secs`): (message_id, reason header).

@@ -8,7 +8,8 @@ use iari::app::Task;
 use iari_kit::lis::FakeLis;
 use serde_json::json;
 use sqlx::Connection;
-use std::time::{Duration, Instant};
+
+const ACKED: &str = "SELECT count(*) FROM hl7_messages WHERE state = 'acked'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_logged_in_as_iari_worker_decides_and_delivers() {
@@ -34,15 +35,7 @@ async fn a_worker_logged_in_as_iari_worker_decides_and_delivers() {
             .await;
     }
     w.wait_decisions(2, 120).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while w
-        .count("SELECT count(*) FROM hl7_messages WHERE state = 'acked'")
-        .await
-        < 2
-    {
-        assert!(Instant::now() < deadline, "results not acked in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.wait_count(ACKED, 2, 60).await;
     assert_eq!(lis.received().len(), 2);
     // A person's review (signed through the workstation's path, here as the owner) is delivered
     // by this sender too: it reads the review and its signature for the message.
@@ -51,14 +44,7 @@ async fn a_worker_logged_in_as_iari_worker_decides_and_delivers() {
         .await
         .unwrap();
     iari_kit::seed::review(&w.pool, split, "2+", "Dr Owner", Some("read")).await;
-    while w
-        .count("SELECT count(*) FROM hl7_messages WHERE state = 'acked'")
-        .await
-        < 3
-    {
-        assert!(Instant::now() < deadline, "the review's result not acked");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.wait_count(ACKED, 3, 60).await;
     assert_eq!(lis.received().len(), 3);
 
     // What the same login may not do.

@@ -9,7 +9,6 @@ use iari::app::Task;
 use iari_kit::lis::{FakeLis, msh10};
 use serde_json::json;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 /// A decision and its result message, as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -81,20 +80,12 @@ async fn published_captures_reach_the_lis_with_their_golden_grades_and_are_acked
     assert_eq!(want["WP-UNANIMOUS"].0, "neg");
     assert_eq!(want["WP-SPLIT"].0, "1+", "the reference's split vote");
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let acked = w
-            .count("SELECT count(*) FROM hl7_messages WHERE state = 'acked'")
-            .await;
-        if acked == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{acked} of 2 results acked after 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.wait_count(
+        "SELECT count(*) FROM hl7_messages WHERE state = 'acked'",
+        2,
+        120,
+    )
+    .await;
 
     // The database: decision, delivery state and ACK per capture.
     let rows: Vec<Delivered> = sqlx::query_as(
