@@ -71,8 +71,9 @@ fn render(out: &mut String, v: &Value) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Real(f) => float(out, f64::from(*f), f.is_finite(), &format!("{f}")),
-        Value::Double(f) => float(out, *f, f.is_finite(), &format!("{f}")),
+        // Each in its own width: an f32's shortest digits are not its f64 widening's.
+        Value::Real(f) => float(out, f64::from(*f), f),
+        Value::Double(f) => float(out, *f, f),
         Value::Text(s) => string(out, s),
         Value::Bytes(b) => {
             out.push_str("\"\\\\x");
@@ -97,8 +98,8 @@ fn render(out: &mut String, v: &Value) {
 /// A float as to_jsonb stores it: the shortest exact digits (float4/8 output with
 /// `extra_float_digits` > 0) read back as numeric, whose output never uses an exponent and has
 /// no negative zero. Rust's `Display` gives the same digits in the same plain notation.
-fn float(out: &mut String, value: f64, finite: bool, shortest: &str) {
-    if !finite {
+fn float(out: &mut String, value: f64, shortest: impl std::fmt::Display) {
+    if !value.is_finite() {
         // Not a JSON number: to_jsonb keeps the float's text as a string.
         let text = if value.is_nan() {
             "NaN"
@@ -111,7 +112,7 @@ fn float(out: &mut String, value: f64, finite: bool, shortest: &str) {
     } else if value == 0.0 {
         out.push('0');
     } else {
-        out.push_str(shortest);
+        let _ = write!(out, "{shortest}");
     }
 }
 

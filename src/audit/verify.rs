@@ -98,10 +98,8 @@ pub async fn verify_anchored(pool: &PgPool, anchors: &Anchors) -> Result<VerifyR
         walk.check_unreached();
     }
     if walk.first_break.is_none() {
-        let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
-            .fetch_one(&mut *lead)
-            .await?;
-        walk.check_head(head.seq, &head.hash);
+        let (seq, hash) = head_row(&mut *lead).await?;
+        walk.check_head(seq, &hash);
     }
     let (images, bad_image) = check_images(&mut lead).await?;
     lead.commit().await?;
@@ -122,17 +120,19 @@ pub async fn verify_anchored(pool: &PgPool, anchors: &Anchors) -> Result<VerifyR
 
 /// The current chain head as the database records it (not verified: `verify` does that).
 pub async fn head(pool: &PgPool) -> Result<Checkpoint, AuditError> {
-    let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
-        .fetch_one(pool)
-        .await?;
-    let hash: [u8; 32] = head
-        .hash
+    let (seq, hash) = head_row(pool).await?;
+    let hash: [u8; 32] = hash
         .try_into()
         .map_err(|_| AuditError::Invalid("chain head hash is not 32 bytes".into()))?;
-    Ok(Checkpoint {
-        seq: head.seq,
-        hash,
-    })
+    Ok(Checkpoint { seq, hash })
+}
+
+/// The head row: (sequence number, hash).
+async fn head_row(db: impl sqlx::PgExecutor<'_>) -> Result<(i64, Vec<u8>), sqlx::Error> {
+    let head = sqlx::query!("SELECT seq, hash FROM audit_chain_head WHERE singleton")
+        .fetch_one(db)
+        .await?;
+    Ok((head.seq, head.hash))
 }
 
 /// Counts images and finds the first whose bytes no longer hash to their key.
