@@ -94,6 +94,15 @@ async fn a_capture_re_pointed_to_another_patient_is_named() {
     db.drop().await;
 }
 
+/// A decision of its own capture `id`, through the worker's write.
+async fn seed_capture(pool: &PgPool, id: &str) -> i64 {
+    let s = Seed {
+        capture: id.into(),
+        ..Seed::default()
+    };
+    seed(pool, &s).await
+}
+
 /// Removes the last decision and its capture and sets the head to the row before them, as an
 /// owner hiding a result would: the chain left behind is consistent.
 async fn cut_the_tail(pool: &PgPool, decision: i64) {
@@ -142,14 +151,7 @@ async fn a_cut_or_rewritten_tail_is_seen_only_through_a_checkpoint() {
     let db = TestDb::new().await;
     seed(&db.pool, &Seed::default()).await;
     let early = head(&db.pool).await.unwrap();
-    let last = seed(
-        &db.pool,
-        &Seed {
-            capture: "C-LAST".into(),
-            ..Seed::default()
-        },
-    )
-    .await;
+    let last = seed_capture(&db.pool, "C-LAST").await;
     let kept = head(&db.pool).await.unwrap();
     assert_eq!((early.seq, kept.seq), (2, 4));
     let expect = |c: Checkpoint| Anchors {
@@ -163,14 +165,7 @@ async fn a_cut_or_rewritten_tail_is_seen_only_through_a_checkpoint() {
     only_the_checkpoint_sees_it(&db.pool, kept, "ends at chain_seq 2").await;
 
     // Rewritten: another decision takes the removed ones' places in the chain.
-    seed(
-        &db.pool,
-        &Seed {
-            capture: "C-FORGED".into(),
-            ..Seed::default()
-        },
-    )
-    .await;
+    seed_capture(&db.pool, "C-FORGED").await;
     assert_eq!(head(&db.pool).await.unwrap().seq, 4);
     only_the_checkpoint_sees_it(&db.pool, kept, "no longer passes").await;
 
@@ -204,14 +199,7 @@ async fn the_commands_keep_checkpoints_in_a_file_and_verify_against_them() {
         run_cli(&db, &["audit", "checkpoint", "--append", file_arg]),
         ExitCode::SUCCESS
     );
-    let last = seed(
-        &db.pool,
-        &Seed {
-            capture: "C-2".into(),
-            ..Seed::default()
-        },
-    )
-    .await;
+    let last = seed_capture(&db.pool, "C-2").await;
     assert_eq!(
         run_cli(&db, &["audit", "checkpoint", "--append", file_arg]),
         ExitCode::SUCCESS
