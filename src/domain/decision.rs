@@ -25,10 +25,19 @@ pub enum Flag {
     /// The image's shift score is over the manifest's threshold: it looks unlike the training
     /// images, so agreement between the sub-models says little about it.
     OutOfDistribution,
+    /// The capture was made after its reagent's expiry date (release.md): never final
+    /// automatically.
+    ReagentExpired,
+    /// The plate's controls were not all decided by `qc.wait_s` after its first capture: the
+    /// result went out preliminary without plate QC.
+    QcMissing,
+    /// A control well of the plate was outside its expected grades: the plate's results are
+    /// withheld (and withdrawn where already sent).
+    QcFailed,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 7] = [
+    pub const ALL: [Flag; 10] = [
         Flag::DisagreeAdjacent,
         Flag::DisagreeNonadjacent,
         Flag::SignConflict,
@@ -36,6 +45,9 @@ impl Flag {
         Flag::ModelFailed,
         Flag::LowConfidence,
         Flag::OutOfDistribution,
+        Flag::ReagentExpired,
+        Flag::QcMissing,
+        Flag::QcFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +59,9 @@ impl Flag {
             Flag::ModelFailed => "model_failed",
             Flag::LowConfidence => "low_confidence",
             Flag::OutOfDistribution => "out_of_distribution",
+            Flag::ReagentExpired => "reagent_expired",
+            Flag::QcMissing => "qc_missing",
+            Flag::QcFailed => "qc_failed",
         }
     }
 

@@ -196,6 +196,9 @@ fn disagreement_summary(r: &ResultReport) -> String {
                      agreement is not reliable.",
                 ),
             },
+            "reagent_expired" => s.push_str(" Read with an expired reagent."),
+            "qc_missing" => s.push_str(" Plate controls missing: no plate QC."),
+            "qc_failed" => s.push_str(" Plate control failed."),
             _ => {}
         }
     }

@@ -90,6 +90,9 @@ pub fn flag_words(f: Flag) -> &'static str {
         Flag::OutOfDistribution => {
             "Image unlike the training images: the sub-models' agreement is not reliable"
         }
+        Flag::ReagentExpired => "Read with an expired reagent: a person must release it",
+        Flag::QcMissing => "Plate controls missing: released without plate QC",
+        Flag::QcFailed => "Plate control failed: result withheld from the LIS",
     }
 }
 
