@@ -132,7 +132,7 @@ async fn seed(pool: &sqlx::PgPool, from: usize, to: usize, review_every: usize) 
                         }
                     })
                     .collect();
-                write_batch(&pool, &seeds[0].provenance(), &batch)
+                write_batch(&pool, &seeds[0].provenance(), None, &batch)
                     .await
                     .expect("the batch write");
             }));

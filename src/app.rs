@@ -119,6 +119,10 @@ impl App {
             app.tasks.push((task_kind, task));
         }
         if let Some(p) = processor {
+            if p.qc.is_some() {
+                let deadlines = crate::pipeline::deadlines::run(app.pool.clone(), cancel.clone());
+                app.tasks.push((Task::Consumer, tokio::spawn(deadlines)));
+            }
             let run =
                 crate::pipeline::run(p, settings.clone(), app.readiness.clone(), cancel.clone());
             app.tasks.push((Task::Consumer, tokio::spawn(run)));
@@ -187,6 +191,7 @@ async fn processor(settings: &Arc<Settings>, pool: &PgPool) -> anyhow::Result<Pr
             root,
         }),
         delivery_limit: settings.amqp.delivery_limit,
+        qc: crate::qc::enabled(&settings.qc).then(|| Arc::new(settings.qc.clone())),
     })
 }
 

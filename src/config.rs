@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod lis;
+mod qc;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use lis::{GradeWord, GradeWords, LisDetail, ResultCode, UnreviewedStatus, WithdrawStatus};
+pub use qc::{QcMode, QcSettings};
 pub use secret::{SecretToken, SecretUrl, redact_url};
 pub use validate::parse_ca_pem;
 
@@ -47,6 +49,7 @@ pub struct Settings {
     pub inference: InferenceSettings,
     pub decision: DecisionSettings,
     pub drift: DriftSettings,
+    pub qc: QcSettings,
     pub worker: WorkerSettings,
     pub lis: LisSettings,
     pub http: HttpSettings,
@@ -251,6 +254,9 @@ pub struct LisSettings {
     pub detail: LisDetail,
     pub unreviewed_status: UnreviewedStatus,
     pub retract_status: WithdrawStatus,
+    /// `qc.withdraw_status`, copied here at load: the HL7 builder reads only `lis`.
+    #[serde(skip)]
+    pub qc_withdraw_status: WithdrawStatus,
     pub grades: GradeWords,
     /// (test code, screening cell) → OBX-3 result code, name and LOINC.
     pub results: Vec<ResultCode>,
@@ -306,7 +312,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .source(env);
-        let settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
+        let mut settings: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
+        settings.lis.qc_withdraw_status = settings.qc.withdraw_status;
         settings.validate()?;
         Ok(settings)
     }

@@ -17,5 +17,6 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
+pub mod qc;
 pub mod store;
 pub mod telemetry;

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub hl7_failed: IntCounterVec,
     /// HL7 resends after AR, a timeout or a dropped connection.
     pub hl7_retried: IntCounterVec,
+    /// Plates whose QC settled, by state (`passed`, `failed`, `missing`).
+    pub plates_qc: IntCounterVec,
     /// Outbox messages not yet acknowledged.
     pub outbox_depth: IntGauge,
     /// Age in seconds of the oldest pending outbox message.
@@ -136,6 +138,12 @@ impl Metrics {
                 "Inference seconds per model and batch",
                 &["model"],
                 secs,
+            ),
+            plates_qc: counter(
+                &r,
+                "plates_qc_total",
+                "Plates whose QC settled: passed, failed, or missing controls",
+                &["state"],
             ),
             decisions_flagged: counter(
                 &r,

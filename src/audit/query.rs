@@ -4,6 +4,7 @@
 
 use super::AuditError;
 use crate::domain::{DeliveryState, Flag, Grade, PlateFormat, ResultStatus, Well};
+use crate::store::plates::PlateQc;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -183,6 +184,9 @@ pub struct DecisionSummary {
 pub struct Page {
     pub items: Vec<DecisionSummary>,
     pub next_after: Option<i64>,
+    /// With a `plate` filter: that plate's QC (none where plate QC never saw it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate_qc: Option<PlateQc>,
 }
 
 const SELECT: &str = "SELECT d.id, d.decided_at, d.capture_id, c.accession, c.plate_id, c.well, \
@@ -210,7 +214,15 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page, AuditError> {
     } else {
         None
     };
-    Ok(Page { items, next_after })
+    let plate_qc = match &f.plate {
+        Some(plate) => crate::store::plates::state(pool, plate).await?,
+        None => None,
+    };
+    Ok(Page {
+        items,
+        next_after,
+        plate_qc,
+    })
 }
 
 /// Appends one `AND …` per filter; every value goes in as a bind parameter.

@@ -55,7 +55,7 @@ pub async fn sign_retraction(
             "decision {decision_id} has no result at the LIS to retract"
         )));
     }
-    if before.status == ResultStatus::Withdrawn {
+    if before.status.is_withdrawal() {
         return Err(AuditError::Invalid(format!(
             "the result of decision {decision_id} is already withdrawn"
         )));

@@ -9,7 +9,7 @@
 
 use super::AuditError;
 use crate::auth::Principal;
-use crate::domain::{FillerNumber, Grade, Meaning, ResultStatus, Role};
+use crate::domain::{FillerNumber, Grade, Meaning, PlateRole, QcState, ResultStatus, Role};
 use crate::metrics::metrics;
 use crate::store::outbox;
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,10 @@ pub(super) struct Reported {
     /// Whether any message about the decision was enqueued (the LIS has, or will have, it).
     pub sent: bool,
     pub filler_number: FillerNumber,
+    pub plate_id: String,
+    pub role: PlateRole,
+    /// The plate's QC state; none where plate QC never saw the plate.
+    pub qc: Option<QcState>,
 }
 
 pub(super) async fn reported(
@@ -91,8 +95,11 @@ pub(super) async fn reported(
     let row = sqlx::query!(
         r#"SELECT d.grade AS "grade: Grade", d.needs_review, d.row_hash,
              (SELECT r.grade FROM reviews r WHERE r.decision_id = d.id
-                ORDER BY r.id DESC LIMIT 1) AS "reviewed?: Grade"
-           FROM decisions d WHERE d.id = $1"#,
+                ORDER BY r.id DESC LIMIT 1) AS "reviewed?: Grade",
+             c.plate_id, c.plate_role AS "role: PlateRole", p.qc_state AS "qc?: QcState"
+           FROM decisions d JOIN captures c ON c.capture_id = d.capture_id
+           LEFT JOIN plates p ON p.plate_id = c.plate_id
+           WHERE d.id = $1"#,
         decision_id,
     )
     .fetch_optional(&mut **tx)
@@ -115,7 +122,17 @@ pub(super) async fn reported(
         status,
         sent,
         filler_number,
+        plate_id: row.plate_id,
+        role: row.role,
+        qc: row.qc,
     })
+}
+
+impl Reported {
+    /// Why no one may sign this result now (`qc::not_signable`).
+    pub(super) fn not_signable(&self) -> Option<String> {
+        crate::qc::not_signable(&self.plate_id, self.role, self.qc, self.sent)
+    }
 }
 
 /// Checks that the signer's account (as it is now, not as the session remembered it) may sign
@@ -203,6 +220,9 @@ pub async fn sign_review(
     let mut tx = pool.begin().await?;
     lock(&mut tx, decision_id).await?;
     let before = reported(&mut tx, decision_id).await?;
+    if let Some(why) = before.not_signable() {
+        return Err(AuditError::Invalid(why));
+    }
     let grade = req.grade;
     let changed = before.grade != grade;
     let meaning = match (req.meaning, changed) {

@@ -110,7 +110,14 @@ async fn list(
             let more = page
                 .next_after
                 .map_or(String::new(), |a| format!("more: --after {a}\n"));
-            format::list_table(&page.items) + &more
+            let qc = page.plate_qc.as_ref().map_or(String::new(), |q| {
+                format!(
+                    "plate QC: {} ({})\n",
+                    q.state,
+                    q.detail.as_deref().unwrap_or("controls pending")
+                )
+            });
+            qc + &format::list_table(&page.items) + &more
         }
         Format::Csv => format::list_csv(&page.items),
         Format::Json => serde_json::to_string_pretty(&page)? + "\n",

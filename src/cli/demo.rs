@@ -4,8 +4,8 @@
 
 use super::publish::{PublishArgs, collect_images, publish};
 use crate::app::{App, Task};
-use crate::config::Settings;
-use crate::domain::{Flag, Grade};
+use crate::config::{QcMode, Settings};
+use crate::domain::{Flag, Grade, PlateRole};
 use anyhow::bail;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ fn demo_settings(settings: &Settings) -> Settings {
 }
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let s = Arc::new(demo_settings(settings));
+    let mut s = demo_settings(settings);
     let samples = args
         .samples
         .clone()
@@ -46,8 +46,18 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     if files.is_empty() {
         bail!("no sample images under {}", samples.display());
     }
+    let controls = plate_controls(&samples);
+    if controls.is_none() && s.qc.mode == QcMode::Plate {
+        println!(
+            "no neg/ and 4+/ images under {} to use as the plate's controls: plate QC off for this demo",
+            samples.display()
+        );
+        s.qc.mode = QcMode::Off;
+    }
+    let s = Arc::new(s);
     let cancel = CancellationToken::new();
     let stamp = chrono::Utc::now().format("%H%M%S").to_string();
+    let (negative_control, positive_control) = controls.unzip();
     let pub_args = PublishArgs {
         paths: vec![samples],
         inline: false,
@@ -61,48 +71,88 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         given: Some("JANE".into()),
         rate: 0.0,
         repeat: 1,
+        role: PlateRole::Patient,
+        negative_control,
+        positive_control,
+        reagent_lot: Some("RS-DEMO".into()),
+        reagent_expires: Some(
+            (chrono::Utc::now().date_naive() + chrono::Days::new(90)).to_string(),
+        ),
+        reagent_cell: None,
     };
     // --prefill measures the worker alone draining a full queue; otherwise publishing and
     // consuming run together and latency is publish → committed.
-    let (worker, ids, t0) = if args.prefill {
-        let ids = publish(&s, &pub_args, &files).await?;
+    let (worker, published, t0) = if args.prefill {
+        let published = publish(&s, &pub_args, &files).await?;
         let worker = start_worker(&s, &cancel).await?;
-        (worker, ids, Instant::now())
+        (worker, published, Instant::now())
     } else {
         let worker = start_worker(&s, &cancel).await?;
         let t0 = Instant::now();
         (worker, publish(&s, &pub_args, &files).await?, t0)
     };
-    println!("published {} synthetic sample captures", ids.len());
-    let decided = wait_for_decisions(&worker.pool, &ids, Duration::from_secs(args.timeout_s)).await;
+    let all: Vec<String> = published.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<String> = published
+        .iter()
+        .filter(|(_, role)| !role.is_control())
+        .map(|(id, _)| id.clone())
+        .collect();
+    println!(
+        "published {} synthetic sample captures and {} control wells",
+        ids.len(),
+        all.len() - ids.len()
+    );
+    let decided = wait_for_decisions(&worker.pool, &all, Duration::from_secs(args.timeout_s)).await;
     let elapsed = t0.elapsed();
     let delivered = wait_for_delivery(&worker.pool, &ids, Duration::from_secs(30)).await;
     let summary = summarize(&worker.pool, &ids).await;
     let timing = end_to_end(&worker.pool, &ids).await;
+    let qc = crate::store::plates::state(&worker.pool, &pub_args.plate).await;
     cancel.cancel();
     worker.join().await;
     let (rows, decided, timing) = (summary?, decided?, timing?);
-    print_summary(&rows, &files, decided, ids.len(), elapsed);
+    print_summary(&rows, &files, decided, all.len(), elapsed);
+    match qc? {
+        Some(q) => println!(
+            "  plate QC       {} {}: {}",
+            pub_args.plate,
+            q.state,
+            q.detail.as_deref().unwrap_or("controls pending")
+        ),
+        None => println!("  plate QC       off"),
+    }
     let dest = match s.lis.transport {
         crate::config::LisTransport::File => format!("file → {}", s.lis.dir.display()),
         crate::config::LisTransport::Mllp => format!("MLLP → {}", s.lis.addr),
     };
     println!(
-        "  HL7 delivered  {} of {decided} acknowledged ({dest})",
-        delivered?
+        "  HL7 delivered  {} of {} patient results acknowledged ({dest})",
+        delivered?,
+        ids.len()
     );
     if !args.prefill {
         print_timing(&timing);
     }
     print_stages();
     print_next();
-    if decided < ids.len() {
+    if decided < all.len() {
         bail!(
             "only {decided} of {} captures were decided in time",
-            ids.len()
+            all.len()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plate's controls: the first `neg/` image as the negative control and the first `4+/` one
+/// as the positive, when the samples have them.
+fn plate_controls(samples: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
+    let first = |dir: &str| {
+        collect_images(&[samples.join(dir)])
+            .ok()
+            .and_then(|v| v.into_iter().next())
+    };
+    Some((first("neg")?, first("4+")?))
 }
 
 /// Consumer, HL7 sender (lis.transport, default file) and HTTP, as `iari worker` runs them.

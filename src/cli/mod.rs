@@ -42,7 +42,7 @@ pub enum Command {
     /// The service: consume capture events, classify, store, serve HTTP (stops on SIGTERM/SIGINT).
     Worker,
     /// Analyzer simulator: publish one capture event per image.
-    Publish(publish::PublishArgs),
+    Publish(Box<publish::PublishArgs>),
     /// Test LIS over MLLP: ACKs each HL7 message, with optional faults and a record file.
     LisSim(lis_sim::LisSimArgs),
     /// End-to-end demo on local services: migrate, run a worker, publish the samples, summarize.
@@ -94,7 +94,7 @@ pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
         Command::Migrate => block_on(migrate(&settings)),
         Command::Models(cmd) => models::run(&settings, cmd),
         Command::Worker => block_on(worker::run(&settings)),
-        Command::Publish(args) => block_on(publish::run(&settings, args)),
+        Command::Publish(args) => block_on(publish::run(&settings, *args)),
         Command::LisSim(args) => block_on(lis_sim::run(args)),
         Command::Demo(args) => block_on(demo::run(&settings, args)),
         Command::Classify(args) => classify::run(&settings, args),

@@ -2,7 +2,7 @@
 //! published with confirms, persistent, `message_id` = capture id.
 
 use crate::config::Settings;
-use crate::domain::{Sha256Digest, Well};
+use crate::domain::{PlateRole, Sha256Digest, Well};
 use crate::ingest::amqp::{declare_topology, publish_capture};
 use crate::ingest::connect::open;
 use anyhow::{Context, bail};
@@ -46,6 +46,70 @@ pub struct PublishArgs {
     /// Publish the whole set this many times (new capture ids each round).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// `plate.role` of every image given: patient, positive_control or negative_control.
+    #[arg(long, default_value = "patient", value_parser = parse_role)]
+    pub role: PlateRole,
+    /// Before each round's images: this image as the plate's negative control (the plate's
+    /// second-to-last well).
+    #[arg(long, value_name = "IMAGE")]
+    pub negative_control: Option<PathBuf>,
+    /// Before each round's images: this image as the plate's positive control (its last well).
+    #[arg(long, value_name = "IMAGE")]
+    pub positive_control: Option<PathBuf>,
+    /// `reagent.lot`, `reagent.expires` (YYYY-MM-DD) and `reagent.cell` of every event.
+    #[arg(long)]
+    pub reagent_lot: Option<String>,
+    #[arg(long)]
+    pub reagent_expires: Option<String>,
+    #[arg(long)]
+    pub reagent_cell: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<PlateRole, String> {
+    PlateRole::parse(s)
+        .ok_or_else(|| format!("{s:?} is not patient, positive_control or negative_control"))
+}
+
+impl PublishArgs {
+    /// One round's wells: the controls first (the plate's last wells), then the images, each with
+    /// the tail of its capture id (controls `NC`/`PC` and the round; images their index in the
+    /// whole run, so an id names its file).
+    fn round(&self, files: &[PathBuf], settings: &Settings, round: usize) -> Vec<Placed> {
+        let cells = usize::from(settings.plate.rows) * usize::from(settings.plate.columns);
+        let controls = [
+            (&self.negative_control, PlateRole::NegativeControl, "NC", 2),
+            (&self.positive_control, PlateRole::PositiveControl, "PC", 1),
+        ];
+        let mut out: Vec<Placed> = controls
+            .into_iter()
+            .filter_map(|(f, role, tag, from_end)| {
+                Some(Placed {
+                    file: f.clone()?,
+                    well: well(settings, cells.saturating_sub(from_end)),
+                    role,
+                    seq: format!("{tag}{round:04}"),
+                })
+            })
+            .collect();
+        out.extend(files.iter().enumerate().map(|(i, f)| {
+            let n = round * files.len() + i;
+            Placed {
+                file: f.clone(),
+                well: well(settings, n),
+                role: self.role,
+                seq: format!("{n:06}"),
+            }
+        }));
+        out
+    }
+}
+
+/// Where one image goes on the plate, and the tail of its capture id.
+pub struct Placed {
+    file: PathBuf,
+    well: String,
+    pub role: PlateRole,
+    seq: String,
 }
 
 pub async fn run(settings: &Settings, args: PublishArgs) -> anyhow::Result<ExitCode> {
@@ -62,12 +126,12 @@ pub async fn run(settings: &Settings, args: PublishArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// Publishes the events; returns their capture ids in order.
+/// Publishes the events; returns their capture ids and roles in order.
 pub async fn publish(
     settings: &Settings,
     args: &PublishArgs,
     files: &[PathBuf],
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<(String, PlateRole)>> {
     let root = settings.images.root.canonicalize().context("images.root")?;
     let conn = open(&settings.amqp, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
@@ -80,15 +144,14 @@ pub async fn publish(
     // Paced by a schedule, not a sleep after each event: reading the file and waiting for the
     // confirm would otherwise come on top of the gap and the rate would fall short.
     let start = tokio::time::Instant::now();
-    for round in 0..args.repeat {
-        for (i, file) in files.iter().enumerate() {
-            let n = round as usize * files.len() + i;
-            let (id, body) = build_event(settings, args, &root, file, n, &stamp)?;
+    for round in 0..args.repeat as usize {
+        for at in args.round(files, settings, round) {
+            let (id, body) = build_event(args, &root, &at, &stamp)?;
             in_flight.push((
                 publish_capture(&ch, &settings.amqp, &id, &body).await?,
                 id.clone(),
             ));
-            ids.push(id);
+            ids.push((id, at.role));
             // Confirms are awaited in windows: one round trip per window, not per event.
             if in_flight.len() >= CONFIRM_WINDOW || gap.is_some() {
                 confirmed(std::mem::take(&mut in_flight)).await?;
@@ -129,16 +192,14 @@ fn well(settings: &Settings, n: usize) -> String {
 }
 
 fn build_event(
-    settings: &Settings,
     a: &PublishArgs,
     root: &Path,
-    file: &Path,
-    n: usize,
+    at: &Placed,
     stamp: &str,
 ) -> anyhow::Result<(String, Vec<u8>)> {
-    let w = well(settings, n);
+    let (file, w) = (at.file.as_path(), &at.well);
     let prefix = a.prefix.clone().unwrap_or_else(|| a.plate.clone());
-    let id = format!("{prefix}-{w}-{stamp}-{n:06}");
+    let id = format!("{prefix}-{w}-{stamp}-{}", at.seq);
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
     let mut image = if a.inline {
         json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&bytes), "media_type": media_type(file) })
@@ -161,10 +222,14 @@ fn build_event(
         "capture_id": id,
         "captured_at": chrono::Utc::now().to_rfc3339(),
         "analyzer": { "id": a.analyzer, "software_version": env!("CARGO_PKG_VERSION") },
-        "plate": { "id": a.plate, "well": w },
+        "plate": { "id": a.plate, "well": w, "role": at.role.as_str() },
         "specimen": { "accession": a.accession },
         "image": image,
     });
+    if a.reagent_lot.is_some() || a.reagent_expires.is_some() || a.reagent_cell.is_some() {
+        ev["reagent"] =
+            json!({ "lot": a.reagent_lot, "expires": a.reagent_expires, "cell": a.reagent_cell });
+    }
     if a.mrn.is_some() || a.family.is_some() || a.given.is_some() {
         ev["patient"] = json!({ "mrn": a.mrn, "family": a.family, "given": a.given });
     }

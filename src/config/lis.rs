@@ -30,10 +30,11 @@ pub enum UnreviewedStatus {
 
 /// `lis.retract_status`: OBX-11 of a withdrawal (table 0085): `W` post original as wrong, `D`
 /// delete the OBX record, `X` results cannot be obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum WithdrawStatus {
     W,
     D,
+    #[default]
     X,
 }
 

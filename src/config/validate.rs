@@ -95,6 +95,9 @@ impl Settings {
                 "must be within 0..1",
             ));
         }
+        self.qc
+            .check()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         if !(10..=100_000).contains(&self.drift.window) {
             return Err(invalid("drift.window", "must be 10-100000"));
         }

@@ -5,7 +5,7 @@
 
 pub use crate::domain::Patient;
 pub use crate::domain::ResultStatus;
-use crate::domain::{Grade, Order, split_full_name};
+use crate::domain::{Flag, Grade, Order, QcState, split_full_name};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -144,6 +144,7 @@ struct Row {
     signer_full_name: Option<String>,
     note: Option<String>,
     created_at: DateTime<Utc>,
+    plate_qc: Option<QcState>,
 }
 
 /// Loads the reports for outbox messages `ids` in one query (one per message was the sender's
@@ -162,10 +163,11 @@ pub async fn load_many(
              r.grade AS "review_grade?: Grade", r.reviewer AS "reviewer?",
              r.comment AS "review_comment?", r.reviewed_at AS "reviewed_at?",
              s.username AS "signer_username?", s.full_name AS "signer_full_name?", m.note,
-             m.created_at
+             m.created_at, p.qc_state AS "plate_qc?: QcState"
            FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id
            JOIN captures c ON c.capture_id = d.capture_id
-           LEFT JOIN reviews r ON r.id = COALESCE(m.review_id, CASE WHEN m.result_status = 'W'
+           LEFT JOIN plates p ON p.plate_id = c.plate_id
+           LEFT JOIN reviews r ON r.id = COALESCE(m.review_id, CASE WHEN m.result_status IN ('W', 'X')
              THEN (SELECT max(x.id) FROM reviews x WHERE x.decision_id = m.decision_id) END)
            LEFT JOIN signatures s ON s.review_id = r.id
            WHERE m.id = ANY($1)"#,
@@ -214,7 +216,7 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         .reagent
         .and_then(|r| r.cell)
         .filter(|c| !c.trim().is_empty());
-    let withdrawn = status == ResultStatus::Withdrawn;
+    let withdrawn = status.is_withdrawal();
     let (grade, agreement, review, reported_at) =
         match (row.review_grade, row.reviewer, row.reviewed_at) {
             // A withdrawal names the grade the LIS holds (the latest review's, else the
@@ -256,14 +258,29 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
         test_name: order.test_name,
         grade,
         agreement,
-        flags: row.flags,
-        needs_review: row.needs_review,
+        flags: with_plate_flag(row.flags, row.plate_qc),
+        needs_review: row.needs_review || row.plate_qc == Some(QcState::Missing),
         shift_score: row.shift_score,
         votes,
         ensemble_version: row.ensemble_version,
         review,
         note: row.note,
     })
+}
+
+/// A result held while its plate waited and released when the controls went missing carries
+/// `qc_missing` in what the LIS reads, though its decision was stored before the plate settled;
+/// a failed plate's withdrawal carries `qc_failed`.
+fn with_plate_flag(mut flags: Vec<String>, plate: Option<QcState>) -> Vec<String> {
+    let flag = match plate {
+        Some(QcState::Missing) => Flag::QcMissing,
+        Some(QcState::Failed) => Flag::QcFailed,
+        _ => return flags,
+    };
+    if !flags.iter().any(|f| f == flag.as_str()) {
+        flags.push(flag.as_str().to_string());
+    }
+    flags
 }
 
 /// Fraction of all sub-models (failed ones included) that voted for `g`.

@@ -1,7 +1,7 @@
 //! A capture event as every stage after ingest sees it: validated, typed, with the original
 //! JSON kept for storage. Built only by `ingest::event::parse`.
 
-use super::{CaptureId, Order, Patient, Sha256Digest, Well};
+use super::{CaptureId, Order, Patient, PlateRole, Reagent, Sha256Digest, Well};
 use chrono::{DateTime, FixedOffset};
 use std::path::PathBuf;
 
@@ -33,10 +33,21 @@ pub struct CaptureEvent {
     pub analyzer: Analyzer,
     pub plate_id: String,
     pub well: Well,
+    pub role: PlateRole,
+    pub reagent: Option<Reagent>,
     pub accession: String,
     pub collected_at: Option<DateTime<FixedOffset>>,
     pub patient: Option<Patient>,
     pub order: Option<Order>,
     pub image: ImageRef,
     pub raw: serde_json::Value,
+}
+
+impl CaptureEvent {
+    /// Read with a reagent past its expiry date: flagged `reagent_expired`, never final.
+    pub fn reagent_expired(&self) -> bool {
+        self.reagent
+            .as_ref()
+            .is_some_and(|r| r.expired_at(&self.captured_at))
+    }
 }

@@ -6,6 +6,7 @@ mod grade;
 mod ids;
 mod outbox;
 mod people;
+mod plate;
 mod reason;
 mod subject;
 
@@ -17,5 +18,6 @@ pub use grade::{Grade, InvalidGrade};
 pub use ids::{CaptureId, IdError, PlateFormat, Sha256Digest, Well};
 pub use outbox::{DeliveryState, FillerNumber, ResultStatus};
 pub use people::{Meaning, Role, split_full_name};
+pub use plate::{PlateRole, QcState, Reagent};
 pub use reason::{DeadLetterReason, Failure};
 pub use subject::{ADMINISTRATIVE_SEX, MAX_MRN, MAX_NAME_PART, Order, Patient};

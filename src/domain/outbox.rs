@@ -23,6 +23,9 @@ pub enum ResultStatus {
     /// Withdrawn: a retracted result, sent again under its filler number marked as wrong.
     #[serde(rename = "W")]
     Withdrawn,
+    /// Withdrawn because the result's plate failed QC after it was sent (release.md).
+    #[serde(rename = "X")]
+    QcWithdrawn,
 }
 
 impl ResultStatus {
@@ -41,7 +44,9 @@ impl ResultStatus {
         match (standing, grade_changed) {
             (ResultStatus::Preliminary, _) => Some(ResultStatus::Final),
             // Reporting again after a withdrawal replaces what the LIS holds: a correction.
-            (ResultStatus::Withdrawn, _) => Some(ResultStatus::Corrected),
+            (ResultStatus::Withdrawn | ResultStatus::QcWithdrawn, _) => {
+                Some(ResultStatus::Corrected)
+            }
             (_, true) => Some(ResultStatus::Corrected),
             (_, false) => None,
         }
@@ -53,7 +58,13 @@ impl ResultStatus {
             ResultStatus::Final => "F",
             ResultStatus::Corrected => "C",
             ResultStatus::Withdrawn => "W",
+            ResultStatus::QcWithdrawn => "X",
         }
+    }
+
+    /// A message that takes back what the LIS holds (a retraction, or a failed plate's QC).
+    pub fn is_withdrawal(self) -> bool {
+        matches!(self, ResultStatus::Withdrawn | ResultStatus::QcWithdrawn)
     }
 
     /// ORC-5 order status: in process while preliminary, complete otherwise.
@@ -71,6 +82,7 @@ impl ResultStatus {
             "F" => Some(ResultStatus::Final),
             "C" => Some(ResultStatus::Corrected),
             "W" => Some(ResultStatus::Withdrawn),
+            "X" => Some(ResultStatus::QcWithdrawn),
             _ => None,
         }
     }
@@ -164,10 +176,16 @@ mod tests {
             ResultStatus::after_review(Withdrawn, false),
             Some(Corrected)
         );
-        for s in [Preliminary, Final, Corrected, Withdrawn] {
+        assert_eq!(
+            ResultStatus::after_review(QcWithdrawn, false),
+            Some(Corrected)
+        );
+        for s in [Preliminary, Final, Corrected, Withdrawn, QcWithdrawn] {
             assert_eq!(ResultStatus::parse(s.code()), Some(s));
         }
-        assert_eq!(ResultStatus::parse("X"), None);
+        assert!(Withdrawn.is_withdrawal() && QcWithdrawn.is_withdrawal());
+        assert!(!Final.is_withdrawal());
+        assert_eq!(ResultStatus::parse("Y"), None);
     }
 
     #[test]

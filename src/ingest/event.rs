@@ -8,8 +8,10 @@
 //! (`Patient::check`); names stay free text (escaped on output), at most 100 characters each.
 
 pub use crate::domain::{Analyzer, CaptureEvent, ImageRef, ImageSource, Order, Patient};
-use crate::domain::{CaptureId, DeadLetterReason, Failure, PlateFormat, Sha256Digest, Well};
-use chrono::{DateTime, FixedOffset};
+use crate::domain::{
+    CaptureId, DeadLetterReason, Failure, PlateFormat, PlateRole, Reagent, Sha256Digest, Well,
+};
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -62,8 +64,7 @@ struct RawPlate {
     role: Option<String>,
 }
 
-/// `reagent` (release.md): parsed so that what this version cannot act on is refused, not
-/// ignored.
+/// `reagent` (release.md).
 #[derive(Deserialize)]
 struct RawReagent {
     lot: Option<String>,
@@ -123,10 +124,8 @@ fn validate(
     let well = Well::parse(&e.plate.well, limits.plate)
         .map_err(|err| invalid(format!("plate.well: {err}")))?;
     let captured_at = timestamp("captured_at", &e.captured_at)?;
-    patient_well(e.plate.role.as_deref())?;
-    if let Some(r) = e.reagent {
-        reagent_in_date(r, &captured_at)?;
-    }
+    let role = plate_role(e.plate.role.as_deref())?;
+    let reagent = e.reagent.map(reagent).transpose()?;
     Ok(CaptureEvent {
         capture_id,
         captured_at,
@@ -140,6 +139,8 @@ fn validate(
         },
         plate_id: short_text("plate.id", e.plate.id)?,
         well,
+        role,
+        reagent,
         accession: short_text("specimen.accession", e.specimen.accession)?,
         collected_at: e
             .specimen
@@ -175,42 +176,33 @@ fn timestamp(key: &str, s: &str) -> Result<DateTime<FixedOffset>, Failure> {
     })
 }
 
-/// Control wells (release.md) need plate QC, which this version does not have: graded as
-/// patients they would reach the LIS as patient results. So they are refused, with the reason,
-/// until QC can hold them back; an unknown role is refused as any bad value is.
-fn patient_well(role: Option<&str>) -> Result<(), Failure> {
+/// `plate.role`: absent is a patient's well; anything but the three roles is refused.
+fn plate_role(role: Option<&str>) -> Result<PlateRole, Failure> {
     match role {
-        None | Some("patient") => Ok(()),
-        Some(r @ ("positive_control" | "negative_control")) => Err(invalid(format!(
-            "plate.role: {r} wells need plate QC, which this version does not run: \
-             refused rather than sent to the LIS as a patient result"
-        ))),
-        Some(other) => Err(invalid(format!(
-            "plate.role: {other:?} is not patient, positive_control or negative_control"
-        ))),
+        None => Ok(PlateRole::Patient),
+        Some(r) => PlateRole::parse(r).ok_or_else(|| {
+            invalid(format!(
+                "plate.role: {r:?} is not patient, positive_control or negative_control"
+            ))
+        }),
     }
 }
 
-/// A reagent's fields are checked; a capture made after its reagent's expiry date is refused
-/// (this version cannot flag it `reagent_expired` and hold it for review), never graded.
-fn reagent_in_date(r: RawReagent, captured_at: &DateTime<FixedOffset>) -> Result<(), Failure> {
-    bounded("reagent.lot", r.lot, 32)?;
-    bounded("reagent.cell", r.cell, 32)?;
-    let Some(expires) = r.expires else {
-        return Ok(());
-    };
-    let date = chrono::NaiveDate::parse_from_str(&expires, "%Y-%m-%d").map_err(|_| {
-        invalid(format!(
-            "reagent.expires: {expires:?} is not a YYYY-MM-DD date"
-        ))
-    })?;
-    if captured_at.date_naive() > date {
-        return Err(invalid(format!(
-            "reagent.expires: the reagent expired on {date}, before this capture: \
-             refused rather than graded"
-        )));
-    }
-    Ok(())
+/// `reagent`: bounded texts and a `YYYY-MM-DD` expiry date. An expired reagent is not refused:
+/// the capture is graded and flagged `reagent_expired` (never final automatically).
+fn reagent(r: RawReagent) -> Result<Reagent, Failure> {
+    let expires = r
+        .expires
+        .map(|d| {
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|_| invalid(format!("reagent.expires: {d:?} is not a YYYY-MM-DD date")))
+        })
+        .transpose()?;
+    Ok(Reagent {
+        lot: bounded("reagent.lot", r.lot, 32)?,
+        expires,
+        cell: bounded("reagent.cell", r.cell, 32)?,
+    })
 }
 
 /// Longest accepted optional texts (characters): stored with every decision and copied into

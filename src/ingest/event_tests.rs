@@ -205,7 +205,7 @@ fn optional_texts_have_length_limits() {
 }
 
 #[test]
-fn control_wells_and_expired_reagents_are_refused_not_graded_as_patients() {
+fn roles_and_reagents_are_parsed_and_bad_values_refused() {
     let with = |pointer: &str, field: &str, value: Value| {
         let mut v = good();
         v.pointer_mut(pointer)
@@ -215,24 +215,32 @@ fn control_wells_and_expired_reagents_are_refused_not_graded_as_patients() {
             .insert(field.into(), value);
         parse_value(&v)
     };
-    assert!(with("/plate", "role", json!("patient")).is_ok());
-    for role in ["positive_control", "negative_control"] {
-        assert_invalid(with("/plate", "role", json!(role)), "need plate QC");
+    assert_eq!(parse_value(&good()).unwrap().role, PlateRole::Patient);
+    for role in PlateRole::ALL {
+        assert_eq!(
+            with("/plate", "role", json!(role.as_str())).unwrap().role,
+            role
+        );
     }
     assert_invalid(with("/plate", "role", json!("blank")), "is not patient");
     // Captured 2026-11-26 (local date of the example).
     let reagent = |expires: &str| json!({ "lot": "RS-24-118", "expires": expires, "cell": "II" });
-    assert!(
-        with("", "reagent", reagent("2026-11-26")).is_ok(),
-        "in date on its last day"
+    let last_day = with("", "reagent", reagent("2026-11-26")).unwrap();
+    assert!(!last_day.reagent_expired(), "in date on its last day");
+    assert_eq!(
+        last_day.reagent.as_ref().and_then(|r| r.cell.as_deref()),
+        Some("II")
     );
-    assert_invalid(
-        with("", "reagent", reagent("2026-11-25")),
-        "expired on 2026-11-25",
-    );
+    let expired = with("", "reagent", reagent("2026-11-25")).unwrap();
+    assert!(expired.reagent_expired(), "graded, and flagged later");
     assert_invalid(
         with("", "reagent", reagent("31.03.2027")),
         "not a YYYY-MM-DD date",
     );
-    assert!(with("", "reagent", json!({ "lot": "RS-1" })).is_ok());
+    assert_invalid(
+        with("", "reagent", json!({ "lot": "L".repeat(33) })),
+        "reagent.lot: at most 32",
+    );
+    let lot_only = with("", "reagent", json!({ "lot": "RS-1" })).unwrap();
+    assert!(!lot_only.reagent_expired());
 }

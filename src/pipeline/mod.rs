@@ -2,9 +2,10 @@
 //! A batch is a list of captures moving through their states (`batch`); `process` holds the
 //! three stages tests drive without a broker; `run` feeds them from RabbitMQ with dynamic
 //! batching, hands batches from stage to stage on bounded channels, and settles each message
-//! only after its batch is committed.
+//! only after its batch is committed; `deadlines` settles plates whose controls never came.
 
 pub mod batch;
+pub mod deadlines;
 pub mod outcome;
 pub mod prepare;
 pub mod process;

@@ -6,8 +6,10 @@ use super::batch::{Batch, Capture, Classified, Incoming, State};
 use super::outcome::{Disposition, fail, settle_write};
 use super::prepare::{PrepareContext, Prepared, prepare_all};
 use crate::classify::{Engine, SharedInput};
+use crate::config::QcSettings;
 use crate::domain::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
+use crate::qc;
 use crate::store::decisions::{
     ImageRow, NewDecision, Provenance, Timings, WriteOutcome, write_batch,
 };
@@ -25,6 +27,8 @@ pub struct Processor {
     pub provenance: Arc<Provenance>,
     /// Quorum queue `x-delivery-limit`: the last attempt dead-letters transient failures.
     pub delivery_limit: u32,
+    /// Plate QC (`qc.mode = "plate"`); none when the site runs no controls.
+    pub qc: Option<Arc<QcSettings>>,
 }
 
 fn observe(stage: &str, since: Instant) {
@@ -153,9 +157,12 @@ impl Processor {
             Ok(classes) => {
                 let mut classes = classes.into_iter();
                 for c in prepared(&mut batch) {
-                    let Some(classification) = classes.next() else {
+                    let Some(mut classification) = classes.next() else {
                         break;
                     };
+                    if let State::Prepared(p) = &c.state {
+                        qc::flag_reagent(&mut classification.outcome, p.event.reagent_expired());
+                    }
                     let timings = timings(c, t0, inference_ms, n);
                     c.advance(|s| match s {
                         State::Prepared(p) => State::Classified(Box::new(Classified {
@@ -225,7 +232,7 @@ impl Processor {
     ) -> Result<Vec<WriteOutcome>, String> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match write_batch(&self.pool, &self.provenance, rows).await {
+            match write_batch(&self.pool, &self.provenance, self.qc.as_deref(), rows).await {
                 Ok(o) => return Ok(o),
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "database unavailable; holding the batch");

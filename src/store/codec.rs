@@ -1,9 +1,9 @@
 //! The domain's vocabularies as PostgreSQL text: `Grade`, `Flag`, `DeliveryState`,
-//! `ResultStatus`, `Role` and `Meaning` are read from rows and bound as parameters as
+//! `ResultStatus`, `Role`, `Meaning`, `PlateRole` and `QcState` are read from rows and bound as parameters as
 //! themselves, so no query result carries them as loose strings, and a value outside the
 //! vocabulary is a decode error naming it rather than a string that travels on.
 
-use crate::domain::{DeliveryState, Flag, Grade, Meaning, ResultStatus, Role};
+use crate::domain::{DeliveryState, Flag, Grade, Meaning, PlateRole, QcState, ResultStatus, Role};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
@@ -55,3 +55,5 @@ text_codec!(ResultStatus, "result status", ResultStatus::parse, |r| r
     .code());
 text_codec!(Role, "role", Role::parse, |r| r.as_str());
 text_codec!(Meaning, "signature meaning", Meaning::parse, |m| m.as_str());
+text_codec!(PlateRole, "plate role", PlateRole::parse, |r| r.as_str());
+text_codec!(QcState, "plate QC state", QcState::parse, |q| q.as_str());

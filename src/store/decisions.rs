@@ -4,10 +4,13 @@
 
 use super::StoreError;
 use super::outbox::{NewResult, enqueue_results};
+use super::plates;
 pub use super::provenance::{Provenance, Timings, models_json, worker_identity};
-use crate::domain::{CaptureEvent, Classification, Sha256Digest};
+use crate::config::QcSettings;
+use crate::domain::{CaptureEvent, Classification, Outcome, ResultStatus, Sha256Digest};
+use crate::qc::{self, Release};
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The classified bytes, kept for audit and replay.
 #[derive(Debug, Clone, Copy)]
@@ -39,10 +42,14 @@ pub enum WriteOutcome {
     Conflict { stored_sha256: Sha256Digest },
 }
 
-/// Writes the batch in one transaction; outcomes are in input order.
+/// Writes the batch in one transaction; outcomes are in input order. With plate QC (`qc`), the
+/// batch's plates are admitted and locked first, a patient result goes to the outbox only as its
+/// plate's state allows (`qc::release`), a control well never does, and the plates that got a
+/// control are judged before the commit.
 pub async fn write_batch(
     pool: &PgPool,
     provenance: &Provenance,
+    qc: Option<&QcSettings>,
     batch: &[NewDecision<'_>],
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     if batch.is_empty() {
@@ -54,16 +61,52 @@ pub async fn write_batch(
     // After our insert (which waited for any racing writer's commit), the stored rows decide.
     let stored = stored_state(&mut tx, batch).await?;
     let (fresh, mut outcomes) = plan(batch, &stored);
-    let decided = insert_decisions(&mut tx, provenance, &fresh).await?;
+    let plate_ids: Vec<&str> = sorted_unique(fresh.iter().map(|d| d.event.plate_id.as_str()));
+    let states = match qc {
+        Some(qc) => plates::admit(&mut tx, &plate_ids, qc).await?,
+        None => BTreeMap::new(),
+    };
+    let plate_of =
+        |d: &NewDecision<'_>| qc.and_then(|_| states.get(d.event.plate_id.as_str()).copied());
+    let released: Vec<Outcome> = fresh
+        .iter()
+        .map(|d| {
+            let mut o = d.classification.outcome.clone();
+            qc::flag_plate(&mut o, d.event.role, plate_of(d));
+            o
+        })
+        .collect();
+    let decided = insert_decisions(&mut tx, provenance, &fresh, &released).await?;
+    let by_id: HashMap<&str, &NewDecision<'_>> = fresh
+        .iter()
+        .map(|d| (d.event.capture_id.as_str(), *d))
+        .collect();
     let results: Vec<NewResult> = decided
         .iter()
-        .map(|(_, decision_id, needs_review)| NewResult {
-            decision_id: *decision_id,
-            needs_review: *needs_review,
+        .filter_map(|(capture, decision_id, needs_review)| {
+            let d = by_id.get(capture.as_str())?;
+            match qc::release(d.event.role, plate_of(d), *needs_review) {
+                Release::Send(status) => Some(NewResult {
+                    decision_id: *decision_id,
+                    needs_review: status == ResultStatus::Preliminary,
+                }),
+                Release::Hold | Release::Withhold => None,
+            }
         })
         .collect();
     enqueue_results(&mut tx, &results).await?;
+    let mut settled = Vec::new();
+    if let Some(qc) = qc {
+        let judged: Vec<&str> = sorted_unique(
+            fresh
+                .iter()
+                .filter(|d| d.event.role.is_control())
+                .map(|d| d.event.plate_id.as_str()),
+        );
+        settled = plates::judge(&mut tx, &states, &judged, qc).await?;
+    }
     tx.commit().await?;
+    settled.iter().for_each(count_settled);
     let mut by_capture: HashMap<&str, i64> =
         decided.iter().map(|(c, id, _)| (c.as_str(), *id)).collect();
     for (i, d) in batch.iter().enumerate() {
@@ -78,6 +121,23 @@ pub async fn write_batch(
         }
     }
     Ok(outcomes.into_iter().flatten().collect())
+}
+
+fn sorted_unique<'s>(ids: impl Iterator<Item = &'s str>) -> Vec<&'s str> {
+    let mut v: Vec<&str> = ids.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A plate that changed state: logged and counted.
+pub fn count_settled(s: &plates::Settled) {
+    tracing::info!(plate = %s.plate_id, state = %s.state, detail = %s.detail, results = s.results,
+        "plate QC settled");
+    crate::metrics::metrics()
+        .plates_qc
+        .with_label_values(&[s.state.as_str()])
+        .inc();
 }
 
 /// Stored image hash and decision id (if any) per capture id of the batch.
@@ -210,12 +270,14 @@ async fn insert_captures(
     let plate: Vec<&str> = batch.iter().map(|d| d.event.plate_id.as_str()).collect();
     let well: Vec<String> = batch.iter().map(|d| d.event.well.to_string()).collect();
     let accession: Vec<&str> = batch.iter().map(|d| d.event.accession.as_str()).collect();
+    let role: Vec<&str> = batch.iter().map(|d| d.event.role.as_str()).collect();
     sqlx::query!(
         "INSERT INTO captures (capture_id, image_sha256, event, captured_at, analyzer_id, \
-         plate_id, well, accession) \
-         SELECT DISTINCT ON (c) c, s, e::jsonb, t, a, p, w, x FROM UNNEST($1::text[], $2::bytea[], \
-         $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-         WITH ORDINALITY AS u(c, s, e, t, a, p, w, x, n) \
+         plate_id, well, accession, plate_role) \
+         SELECT DISTINCT ON (c) c, s, e::jsonb, t, a, p, w, x, r FROM UNNEST($1::text[], \
+         $2::bytea[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::text[]) \
+         WITH ORDINALITY AS u(c, s, e, t, a, p, w, x, r, n) \
          WHERE NOT EXISTS (SELECT 1 FROM captures k WHERE k.capture_id = u.c) \
          ORDER BY c, n \
          ON CONFLICT (capture_id) DO NOTHING",
@@ -227,45 +289,44 @@ async fn insert_captures(
         &plate as _,
         &well,
         &accession as _,
+        &role as _,
     )
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Inserts the decisions; returns (capture id, decision id, needs_review) for those inserted.
+/// Inserts the decisions with their outcomes (`outcomes[i]` for `fresh[i]`: the classification's,
+/// with the plate's flags); returns (capture id, decision id, needs_review) for those inserted.
 async fn insert_decisions(
     tx: &mut Transaction<'_, Postgres>,
     p: &Provenance,
     fresh: &[&NewDecision<'_>],
+    outcomes: &[Outcome],
 ) -> Result<Vec<(String, i64, bool)>, StoreError> {
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
-    let o = |d: &NewDecision<'_>| d.classification.outcome.clone();
     let ids: Vec<&str> = fresh.iter().map(|d| d.event.capture_id.as_str()).collect();
     let sha: Vec<&[u8]> = fresh
         .iter()
         .map(|d| &d.image.sha256.as_bytes()[..])
         .collect();
-    let grade: Vec<&str> = fresh
-        .iter()
-        .map(|d| d.classification.outcome.grade.label())
-        .collect();
-    let agreement: Vec<f32> = fresh.iter().map(|d| o(d).agreement).collect();
-    let confidence: Vec<f32> = fresh.iter().map(|d| o(d).confidence).collect();
+    let grade: Vec<&str> = outcomes.iter().map(|o| o.grade.label()).collect();
+    let agreement: Vec<f32> = outcomes.iter().map(|o| o.agreement).collect();
+    let confidence: Vec<f32> = outcomes.iter().map(|o| o.confidence).collect();
     // Flags travel comma-joined: a text[][] must be rectangular, per-row lists are not.
-    let flags: Vec<String> = fresh
+    let flags: Vec<String> = outcomes
         .iter()
-        .map(|d| {
-            o(d).flags
+        .map(|o| {
+            o.flags
                 .iter()
                 .map(|f| f.as_str())
                 .collect::<Vec<_>>()
                 .join(",")
         })
         .collect();
-    let review: Vec<bool> = fresh.iter().map(|d| o(d).needs_review).collect();
+    let review: Vec<bool> = outcomes.iter().map(|o| o.needs_review).collect();
     let models: Vec<String> = fresh
         .iter()
         .map(|d| models_json(d.classification).to_string())

@@ -1,10 +1,11 @@
 //! PostgreSQL: the pool, migrations, the batched write of decisions with their provenance
-//! (`decisions`), and the outbox of HL7 results (`outbox`).
+//! (`decisions`), plate QC (`plates`), and the outbox of HL7 results (`outbox`).
 
 mod codec;
 pub mod decisions;
 mod nodelay;
 pub mod outbox;
+pub mod plates;
 pub mod provenance;
 
 use crate::config::{DatabaseSettings, HttpSettings};

@@ -239,7 +239,9 @@ async fn the_worker_write_stores_the_score_and_the_chain_verifies() {
             "threshold": 11.968530549921091}}),
         worker: json!({"host": "test"}),
     };
-    write_batch(&db.pool, &provenance, &rows).await.unwrap();
+    write_batch(&db.pool, &provenance, None, &rows)
+        .await
+        .unwrap();
     assert_eq!(verify(&db.pool).await.unwrap().first_break, None);
 
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM decisions ORDER BY id")

@@ -134,6 +134,26 @@ fn every_message_kind_gives_a_valid_message() {
             },
         ),
         (
+            "qc_withdrawn",
+            iari::deliver::report::ResultReport {
+                status: ResultStatus::QcWithdrawn,
+                note: Some(
+                    "Plate PLT0042 failed quality control: negative_control H11 read 2+, \
+                     expected neg."
+                        .into(),
+                ),
+                flags: vec!["qc_failed".into()],
+                ..flagged()
+            },
+        ),
+        (
+            "qc_missing",
+            iari::deliver::report::ResultReport {
+                flags: vec!["qc_missing".into(), "reagent_expired".into()],
+                ..flagged()
+            },
+        ),
+        (
             "failed_vote",
             iari::deliver::report::ResultReport {
                 grade: Grade::Neg,
@@ -153,6 +173,9 @@ fn every_message_kind_gives_a_valid_message() {
                 let mut lis = site(profile);
                 lis.detail = detail;
                 lis.retract_status = retract;
+                // The failed plate's withdrawal status walks the table the other way.
+                lis.qc_withdraw_status =
+                    [WithdrawStatus::X, WithdrawStatus::W, WithdrawStatus::D][i];
                 lis.unreviewed_status = if i == 1 {
                     UnreviewedStatus::R
                 } else {

@@ -7,6 +7,7 @@ mod checks;
 mod database;
 mod kill;
 mod lis;
+mod plates;
 mod proc;
 mod publisher;
 mod records;

@@ -70,6 +70,8 @@ impl World {
             ("IARI__AMQP__URL", services.amqp_url.as_str()),
             ("IARI__IMAGES__ROOT", images.to_str().unwrap()),
             ("IARI__MODELS__MANIFEST", manifest.as_str()),
+            // The drills' plates carry no control wells (plate QC: tests/worker/plate_qc.rs).
+            ("IARI__QC__MODE", "off"),
             ("IARI__INFERENCE__DEVICE", "cpu"),
             ("IARI__LOG__LEVEL", "warn"),
             ("IARI__WORKER__RECONNECT_INITIAL_S", "1"),
@@ -201,6 +203,29 @@ impl World {
             name: "publish".into(),
             addr: String::new(),
         }
+    }
+
+    /// Runs `iari publish <args>` to its end (bounded: 120 s), log `<log>.log`; panics when it
+    /// fails.
+    pub fn publish_to_end(&self, args: &[&str], log: &str) {
+        let args = [&["publish"][..], args].concat();
+        let mut p = Proc {
+            child: self.spawn(&args, &[], log, Stdio::null()),
+            name: log.into(),
+            addr: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = p.exited() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{log} still publishing after 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{log}: {}", self.log(log));
     }
 
     /// Starts `iari lis-sim` with `faults` on `listen` (port 0: a free one), recording to

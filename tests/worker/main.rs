@@ -7,6 +7,7 @@ mod corpus_cases;
 mod e2e;
 mod harness;
 mod least_privilege;
+mod plate_qc;
 mod process;
 mod resilience;
 mod store;

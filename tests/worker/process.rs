@@ -38,6 +38,7 @@ async fn process_batch_settles_each_message_on_its_own() {
             root: ImageRoot::new(root.path(), s.images.max_bytes).unwrap(),
         }),
         delivery_limit: 3,
+        qc: None,
     };
     let ok = serde_json::to_vec(&event("P-OK", json!({"path": "ok.png"}))).unwrap();
     let missing = serde_json::to_vec(&event("P-MISS", json!({"path": "nope.png"}))).unwrap();

@@ -78,7 +78,7 @@ async fn batch_commits_decisions_outbox_and_provenance() {
         item("C2", b"img-2", &[Flag::Tie]),
         item("C3", b"img-1", &[]),
     ];
-    let out = write_batch(&pool, &provenance(), &rows(&items))
+    let out = write_batch(&pool, &provenance(), None, &rows(&items))
         .await
         .unwrap();
     assert!(
@@ -123,7 +123,7 @@ async fn batch_commits_decisions_outbox_and_provenance() {
 async fn redelivery_is_a_duplicate_and_a_new_image_is_a_conflict() {
     let (pool, _) = fresh_db().await;
     let first = [item("C1", b"img-1", &[])];
-    let out = write_batch(&pool, &provenance(), &rows(&first))
+    let out = write_batch(&pool, &provenance(), None, &rows(&first))
         .await
         .unwrap();
     let WriteOutcome::Decided { decision_id } = out[0] else {
@@ -134,7 +134,7 @@ async fn redelivery_is_a_duplicate_and_a_new_image_is_a_conflict() {
         item("C1", b"img-other", &[]),
         item("C9", b"x", &[]),
     ];
-    let out = write_batch(&pool, &provenance(), &rows(&again))
+    let out = write_batch(&pool, &provenance(), None, &rows(&again))
         .await
         .unwrap();
     assert_eq!(out[0], WriteOutcome::Duplicate { decision_id });
@@ -153,7 +153,7 @@ async fn redelivery_is_a_duplicate_and_a_new_image_is_a_conflict() {
 async fn same_capture_twice_in_one_batch_decides_once() {
     let (pool, _) = fresh_db().await;
     let items = [item("C1", b"img-1", &[]), item("C1", b"img-1", &[])];
-    let out = write_batch(&pool, &provenance(), &rows(&items))
+    let out = write_batch(&pool, &provenance(), None, &rows(&items))
         .await
         .unwrap();
     let WriteOutcome::Decided { decision_id } = out[0] else {
@@ -171,7 +171,10 @@ async fn racing_writers_produce_one_decision_per_capture() {
         .collect();
     let p = provenance();
     let (ra, rb) = (rows(&items), rows(&items));
-    let (a, b) = tokio::join!(write_batch(&pool, &p, &ra), write_batch(&pool, &p, &rb));
+    let (a, b) = tokio::join!(
+        write_batch(&pool, &p, None, &ra),
+        write_batch(&pool, &p, None, &rb)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     for (x, y) in a.iter().zip(&b) {
         let ids: Vec<i64> = [x, y]

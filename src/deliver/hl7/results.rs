@@ -90,7 +90,7 @@ pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
     if lis.detail != LisDetail::Full {
         return out;
     }
-    let pending = r.needs_review && r.review.is_none() && r.status != ResultStatus::Withdrawn;
+    let pending = r.needs_review && r.review.is_none() && !r.status.is_withdrawal();
     let yn = if pending {
         "Y^Yes^HL70136"
     } else {
@@ -133,7 +133,7 @@ pub fn results(r: &ResultReport, lis: &LisSettings) -> Vec<Seg> {
 /// disagreement summary when the decision is flagged and `detail` is not `none`.
 pub fn notes(r: &ResultReport, detail: LisDetail) -> Vec<String> {
     let mut out = Vec::new();
-    if r.status == ResultStatus::Withdrawn {
+    if r.status.is_withdrawal() {
         out.push(format!(
             "Result withdrawn: the {} reported under this filler number is not valid.",
             r.grade

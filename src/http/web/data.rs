@@ -2,7 +2,7 @@
 //! `($n IS NULL OR …)` so one static statement serves every combination; paging is by keyset
 //! (the last id seen), never OFFSET, so a page costs the same deep in a long list.
 
-use crate::domain::{Flag, Grade};
+use crate::domain::{Flag, Grade, PlateRole};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -107,6 +107,7 @@ pub struct Cell {
     pub grade: Grade,
     pub flags: Vec<Flag>,
     pub awaiting: bool,
+    pub role: PlateRole,
 }
 
 /// The plate's wells (the latest decision of each).
@@ -117,7 +118,8 @@ pub async fn plate(pool: &PgPool, plate_id: &str) -> Result<Vec<Cell>, sqlx::Err
              COALESCE((SELECT r.grade FROM reviews r WHERE r.decision_id = d.id
                        ORDER BY r.id DESC LIMIT 1), d.grade) AS "grade!: Grade",
              d.flags AS "flags: Vec<Flag>",
-             EXISTS (SELECT 1 FROM review_queue q WHERE q.decision_id = d.id) AS "awaiting!"
+             EXISTS (SELECT 1 FROM review_queue q WHERE q.decision_id = d.id) AS "awaiting!",
+             c.plate_role AS "role: PlateRole"
            FROM captures c JOIN decisions d ON d.capture_id = c.capture_id
            WHERE c.plate_id = $1 ORDER BY c.well, d.id DESC"#,
         plate_id

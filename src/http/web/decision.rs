@@ -8,10 +8,10 @@ use super::WebState;
 use super::data;
 use super::guard::{self, SignedIn};
 use super::layout::{self, enc, flag_words, grade_class, grade_key, when};
-use super::plate::grid;
+use super::plate::{grid, qc_summary};
 use super::sign::Attempt;
 use crate::audit::{self, AuditError, Provenance};
-use crate::domain::{Grade, ResultStatus};
+use crate::domain::{Grade, PlateRole, ResultStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,6 +60,7 @@ fn status_words(status: ResultStatus) -> &'static str {
         ResultStatus::Final => "Final",
         ResultStatus::Corrected => "Corrected",
         ResultStatus::Withdrawn => "Withdrawn from the LIS",
+        ResultStatus::QcWithdrawn => "Withdrawn from the LIS: plate QC failed",
     }
 }
 
@@ -77,9 +78,11 @@ pub(super) async fn render(
         }
         Err(e) => return Err(guard::server_error(&e)),
     };
-    let cells = data::plate(&state.pool, &p.capture.plate_id)
-        .await
-        .map_err(|e| guard::server_error(&e))?;
+    let (cells, qc) = tokio::try_join!(
+        data::plate(&state.pool, &p.capture.plate_id),
+        crate::store::plates::state(&state.pool, &p.capture.plate_id)
+    )
+    .map_err(|e| guard::server_error(&e))?;
     let others = data::same_specimen(&state.pool, &p.capture.accession, id)
         .await
         .map_err(|e| guard::server_error(&e))?;
@@ -88,12 +91,22 @@ pub(super) async fn render(
         serde_json::from_value(p.decision.models.clone()).unwrap_or_default();
     let d = &p.decision;
     let c = &p.capture;
-    let signable = may_sign(s, status);
+    let role = cells
+        .iter()
+        .find(|x| x.id == id)
+        .map_or(PlateRole::Patient, |x| x.role);
+    let held = crate::qc::not_signable(
+        &p.capture.plate_id,
+        role,
+        qc.as_ref().map(|q| q.state),
+        !p.hl7_messages.is_empty(),
+    );
+    let signable = may_sign(s, status) && held.is_none();
     let tz = state.settings.lis.timezone;
     // A result the LIS holds (something was sent) and that is not withdrawn yet.
     let retractable = s.session.principal.role.signs_final()
         && !p.hl7_messages.is_empty()
-        && status != ResultStatus::Withdrawn;
+        && !status.is_withdrawal();
     let title = format!("Decision {id}: well {} of plate {}", c.well, c.plate_id);
     let mrn = c.event.pointer("/patient/mrn").and_then(|v| v.as_str());
     let body = html! {
@@ -129,6 +142,7 @@ pub(super) async fn render(
                     ul class="flags" { @for f in &d.flags { li { (flag_words(*f)) } } }
                 }
                 @if signable { (actions(id, grade)) }
+                @else if let Some(h) = &held { p class="note" data-test="held" { "Not signable: " (h) "." } }
                 @else { p class="note" { "Your role does not sign this result." } }
                 @if retractable { (super::retract::form(s, id, retract_error, &state.settings.workstation.reasons)) }
                 @else if let Some(e) = retract_error { p class="error" role="alert" { "Not retracted: " (e) } }
@@ -160,6 +174,7 @@ pub(super) async fn render(
         }
         section aria-labelledby="h-plate" {
             h2 id="h-plate" { "Plate " (c.plate_id) }
+            (qc_summary(qc.as_ref()))
             (grid(&cells, state.settings.plate, Some(&c.well)))
         }
         section aria-labelledby="h-specimen" {

@@ -1,6 +1,7 @@
 //! The outbox: the ONE owner of `hl7_messages`, `hl7_attempts` and `hl7_operations`. Results
 //! are enqueued here in the transaction that commits their decision, review or retraction
-//! (`enqueue_results`, `enqueue_review`, `enqueue_withdrawal`); the sender claims, stores
+//! (`enqueue_results`, `enqueue_review`, `enqueue_withdrawal`), or when their plate's QC settles
+//! (`unsent_patient_results`, `enqueue_qc_withdrawals`); the sender claims, stores
 //! payloads and records attempts through `delivery`; operators list, show, resend and park
 //! messages through `ops`. Result status,
 //! delivery state and filler number are the domain's types (`domain::outbox`), so no SQL
@@ -112,4 +113,49 @@ pub async fn enqueue_withdrawal(
     )
     .fetch_one(&mut **tx)
     .await
+}
+
+/// A plate's patient results that have no message yet (held while its controls were pending):
+/// (decision id, needs_review), in decision order.
+pub async fn unsent_patient_results(
+    tx: &mut Transaction<'_, Postgres>,
+    plate: &str,
+) -> Result<Vec<(i64, bool)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT d.id, d.needs_review FROM decisions d \
+         JOIN captures c ON c.capture_id = d.capture_id \
+         WHERE c.plate_id = $1 AND c.plate_role = 'patient' \
+           AND NOT EXISTS (SELECT 1 FROM hl7_messages m WHERE m.decision_id = d.id) \
+         ORDER BY d.id",
+        plate,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.needs_review)).collect())
+}
+
+/// Withdraws every patient result of a plate that failed QC which the LIS holds (its latest
+/// message is not already a withdrawal): one `X` message each under the decision's filler number,
+/// with `note` as its words to the LIS (`qc.withdraw_status` on the wire). Returns how many.
+pub async fn enqueue_qc_withdrawals(
+    tx: &mut Transaction<'_, Postgres>,
+    plate: &str,
+    note: &str,
+) -> Result<usize, sqlx::Error> {
+    let done = sqlx::query!(
+        "INSERT INTO hl7_messages (decision_id, filler_number, result_status, note) \
+         SELECT l.decision_id, l.filler_number, $2, $3 FROM ( \
+           SELECT DISTINCT ON (m.decision_id) m.decision_id, m.filler_number, m.result_status \
+           FROM hl7_messages m JOIN decisions d ON d.id = m.decision_id \
+           JOIN captures c ON c.capture_id = d.capture_id \
+           WHERE c.plate_id = $1 AND c.plate_role = 'patient' \
+           ORDER BY m.decision_id, m.id DESC) l \
+         WHERE l.result_status NOT IN ('W', 'X') ORDER BY l.decision_id",
+        plate,
+        ResultStatus::QcWithdrawn as _,
+        note,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() as usize)
 }

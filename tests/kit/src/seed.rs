@@ -225,7 +225,7 @@ pub async fn written(
             batch_size: 4,
         },
     }];
-    let write = write_batch(pool, provenance, &batch);
+    let write = write_batch(pool, provenance, None, &batch);
     let outcomes = match s.decided_at {
         None => write.await,
         Some(at) => backdated(pool, at, write).await,
