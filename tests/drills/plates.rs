@@ -103,8 +103,18 @@ async fn drill_12_a_waiting_plate_outlives_a_killed_worker() {
     wait_plate(&w, "PLT-B", "missing", 30).await;
     let (total, preliminary, _) = messages(&w, "PLT-B", "P").await;
     assert_eq!((total, preliminary), (PATIENTS as i64, PATIENTS as i64));
-    let settled = |name: &str| w.log_count(name, "plate QC settled plate=PLT-B");
-    assert_eq!(settled("worker-b") + settled("worker-c"), 1, "settled once");
+    let settled = |name: &str| {
+        w.log(name)
+            .lines()
+            .filter(|l| l.contains("plate QC settled") && l.contains("PLT-B"))
+            .count()
+    };
+    assert_eq!(
+        settled("worker-b") + settled("worker-c"),
+        1,
+        "settled once; worker-b's log:\n{}",
+        w.log("worker-b")
+    );
     w.assert_stops(b, 60);
     w.assert_stops(c, 60);
     println!(
