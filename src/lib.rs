@@ -18,5 +18,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod qc;
+pub mod release;
 pub mod store;
 pub mod telemetry;

@@ -7,4 +7,5 @@ mod common;
 mod decode_memory;
 mod engine;
 mod golden;
+mod release_default;
 mod shift;
