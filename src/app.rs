@@ -9,6 +9,7 @@ use crate::health::Readiness;
 use crate::ingest::EventLimits;
 use crate::ingest::source::ImageRoot;
 use crate::pipeline::{PrepareContext, Processor};
+use crate::release::ActivePolicy;
 use crate::store::decisions::{Provenance, worker_identity};
 use anyhow::Context;
 use serde_json::json;
@@ -123,6 +124,10 @@ impl App {
                 let deadlines = crate::pipeline::deadlines::run(app.pool.clone(), cancel.clone());
                 app.tasks.push((Task::Consumer, tokio::spawn(deadlines)));
             }
+            // Activations, suspensions and resumptions reach this worker without a restart.
+            let follow =
+                crate::release::store::follow(app.pool.clone(), p.policy.clone(), cancel.clone());
+            app.tasks.push((Task::Consumer, tokio::spawn(follow)));
             let run =
                 crate::pipeline::run(p, settings.clone(), app.readiness.clone(), cancel.clone());
             app.tasks.push((Task::Consumer, tokio::spawn(run)));
@@ -192,6 +197,11 @@ async fn processor(settings: &Arc<Settings>, pool: &PgPool) -> anyhow::Result<Pr
         }),
         delivery_limit: settings.amqp.delivery_limit,
         qc: crate::qc::enabled(&settings.qc).then(|| Arc::new(settings.qc.clone())),
+        policy: ActivePolicy::new(
+            crate::release::store::active(pool)
+                .await
+                .context("reading the release policy in force")?,
+        ),
     })
 }
 

@@ -122,7 +122,9 @@ impl ReviewRow {
 #[derive(sqlx::FromRow)]
 struct SignatureRow {
     id: i64,
-    decision_id: i64,
+    /// None for a policy signature (0020: it signs a policy file, whose hash is in
+    /// `decision_row_hash`).
+    decision_id: Option<i64>,
     decision_row_hash: Vec<u8>,
     review_id: Option<i64>,
     user_id: i64,
@@ -143,7 +145,7 @@ impl SignatureRow {
     fn link(self) -> Link {
         let f = vec![
             ("id", Value::Int(self.id)),
-            ("decision_id", Value::Int(self.decision_id)),
+            ("decision_id", self.decision_id.into()),
             ("decision_row_hash", Value::Bytes(self.decision_row_hash)),
             ("review_id", self.review_id.into()),
             ("user_id", Value::Int(self.user_id)),

@@ -163,7 +163,7 @@ pub(super) async fn may_sign(
         (Meaning::Confirmed | Meaning::Corrected, _) => role.signs_final(),
         (Meaning::Retracted, _) => role.signs_final(),
         // A policy is signed by its own flow, never on a result.
-        (Meaning::PolicyActivated, _) => false,
+        (Meaning::PolicyActivated | Meaning::PolicySuspended | Meaning::PolicyResumed, _) => false,
     };
     if !allowed {
         return Err(AuditError::Forbidden(format!(

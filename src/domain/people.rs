@@ -54,6 +54,16 @@ impl Role {
         matches!(self, Role::Supervisor | Role::Director)
     }
 
+    /// Signs `policy_activated`: puts a release policy in force (release.md).
+    pub fn activates_policy(self) -> bool {
+        self == Role::Director
+    }
+
+    /// Signs `policy_suspended` / `policy_resumed`.
+    pub fn suspends_policy(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Director)
+    }
+
     /// Searches the audit trail and exports it.
     pub fn searches_audit(self) -> bool {
         matches!(self, Role::Auditor | Role::Supervisor | Role::Director)
@@ -98,14 +108,20 @@ pub enum Meaning {
     Retracted,
     /// A release policy is put in force.
     PolicyActivated,
+    /// The release policy in force is suspended: every result needs review.
+    PolicySuspended,
+    /// A suspension is lifted.
+    PolicyResumed,
 }
 
 impl Meaning {
-    pub const ALL: [Meaning; 4] = [
+    pub const ALL: [Meaning; 6] = [
         Meaning::Confirmed,
         Meaning::Corrected,
         Meaning::Retracted,
         Meaning::PolicyActivated,
+        Meaning::PolicySuspended,
+        Meaning::PolicyResumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +130,8 @@ impl Meaning {
             Meaning::Corrected => "corrected",
             Meaning::Retracted => "retracted",
             Meaning::PolicyActivated => "policy_activated",
+            Meaning::PolicySuspended => "policy_suspended",
+            Meaning::PolicyResumed => "policy_resumed",
         }
     }
 
@@ -133,6 +151,8 @@ impl Meaning {
             Meaning::Corrected => "Corrected",
             Meaning::Retracted => "Retracted",
             Meaning::PolicyActivated => "Policy activated",
+            Meaning::PolicySuspended => "Policy suspended",
+            Meaning::PolicyResumed => "Policy resumed",
         }
     }
 }
@@ -178,6 +198,8 @@ mod tests {
         assert!(!Role::Auditor.signs_preliminary() && Role::Auditor.searches_audit());
         assert!(!Role::Admin.reads_results() && Role::Admin.manages_users());
         assert!(Meaning::Corrected.needs_reason() && !Meaning::Confirmed.needs_reason());
+        assert!(Role::Director.activates_policy() && !Role::Supervisor.activates_policy());
+        assert!(Role::Supervisor.suspends_policy() && !Role::Technologist.suspends_policy());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::config::QcSettings;
 use crate::domain::{DeadLetterReason, Failure};
 use crate::metrics::metrics;
 use crate::qc;
+use crate::release::ActivePolicy;
 use crate::store::decisions::{
     ImageRow, NewDecision, Provenance, Timings, WriteOutcome, write_batch,
 };
@@ -29,6 +30,8 @@ pub struct Processor {
     pub delivery_limit: u32,
     /// Plate QC (`qc.mode = "plate"`); none when the site runs no controls.
     pub qc: Option<Arc<QcSettings>>,
+    /// The release policy in force; each batch is released under one snapshot of it.
+    pub policy: ActivePolicy,
 }
 
 fn observe(stage: &str, since: Instant) {
@@ -188,6 +191,15 @@ impl Processor {
     /// retried here while the caller holds the acks; `cancel` bounds that wait (the messages are
     /// then requeued, never acked).
     pub async fn store_batch(&self, mut batch: Batch, cancel: &CancellationToken) -> Batch {
+        // One policy snapshot for the whole batch: every decision of it is released, and
+        // records its policy, under the same version, whatever is activated meanwhile.
+        let policy = self.policy.snapshot();
+        for c in batch.captures.iter_mut() {
+            if let State::Classified(c) = &mut c.state {
+                policy.release(&mut c.classification, &c.prepared.event.raw);
+            }
+        }
+        let provenance = policy.provenance(&self.provenance);
         let rows: Vec<NewDecision<'_>> = batch
             .captures
             .iter()
@@ -200,7 +212,7 @@ impl Processor {
             return batch;
         }
         let t1 = Instant::now();
-        let written = self.write_with_retry(&rows, cancel).await;
+        let written = self.write_with_retry(&provenance, &rows, cancel).await;
         drop(rows);
         observe("store", t1);
         let limit = self.delivery_limit;
@@ -227,12 +239,13 @@ impl Processor {
     /// Retries transient database errors with backoff until they pass or `cancel` fires.
     async fn write_with_retry(
         &self,
+        provenance: &Provenance,
         rows: &[NewDecision<'_>],
         cancel: &CancellationToken,
     ) -> Result<Vec<WriteOutcome>, String> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match write_batch(&self.pool, &self.provenance, self.qc.as_deref(), rows).await {
+            match write_batch(&self.pool, provenance, self.qc.as_deref(), rows).await {
                 Ok(o) => return Ok(o),
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "database unavailable; holding the batch");

@@ -6,6 +6,7 @@ mod api;
 mod common;
 mod list;
 mod openapi;
+mod policy;
 mod replay;
 mod review;
 mod roles;
