@@ -173,7 +173,7 @@ async fn verify(
 
 /// The signer's user name, then their password, asked for `what` they sign (on the terminal, or
 /// as two lines of standard input).
-fn ask_signer(input: &mut Input, what: &str) -> anyhow::Result<(String, String)> {
+pub(super) fn ask_signer(input: &mut Input, what: &str) -> anyhow::Result<(String, String)> {
     let user = input.line("user")?;
     let password = input.secret(&format!("password for {user} ({what})"))?;
     Ok((user, password))
@@ -181,7 +181,7 @@ fn ask_signer(input: &mut Input, what: &str) -> anyhow::Result<(String, String)>
 
 /// The account, when `password` is its password at this moment (a wrong one counts toward the
 /// lock-out, as in the workstation).
-async fn signer(
+pub(super) async fn signer(
     pool: &sqlx::PgPool,
     ws: &crate::config::WorkstationSettings,
     user: &str,

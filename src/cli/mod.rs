@@ -9,6 +9,7 @@ mod lis_sim;
 mod models;
 mod outbox;
 mod plot;
+mod policy;
 pub mod prompt;
 pub mod publish;
 mod serve;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Accounts, roles and API tokens.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// The release policy: check, simulate, activate (signed), suspend / resume (signed), show.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
     Replay(audit::ReplayArgs),
 }
@@ -105,6 +109,7 @@ pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
         Command::Retract(args) => block_on(audit::retract(&settings, args, &mut input)),
         Command::Serve(args) => block_on(serve::run(&settings, args)),
         Command::Users(cmd) => block_on(users::run(&settings, cmd, &mut input)),
+        Command::Policy(cmd) => policy::run(&settings, cmd, &mut input),
         Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {

@@ -30,6 +30,9 @@ impl Share {
 
 impl std::fmt::Display for Share {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.n == 0 {
+            return f.write_str("0/0 (nothing to count)");
+        }
         write!(
             f,
             "{}/{} = {:.2} % (95 % CI {:.2}–{:.2} %)",
@@ -85,5 +88,10 @@ mod tests {
         assert!((l - 0.722_467_2).abs() < 1e-6 && h == 1.0, "{l}");
         assert_eq!(wilson(0, 0), (0.0, 0.0));
         assert_eq!(Share::new(1, 4).share, 0.25);
+        assert_eq!(Share::new(0, 0).to_string(), "0/0 (nothing to count)");
+        assert_eq!(
+            Share::new(5, 100).to_string(),
+            "5/100 = 5.00 % (95 % CI 2.15–11.18 %)"
+        );
     }
 }

@@ -283,3 +283,92 @@ async fn simulate_on_seeded_decisions_gives_the_counts_by_hand() {
     );
     db.drop().await;
 }
+
+/// The commands as a user runs them: `check` passes the default and fails a policy with a rule
+/// that can never match; `activate` asks for the signer and refuses a supervisor; `suspend` and
+/// `resume` are signed; `simulate` runs over the stored decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_commands() {
+    use crate::common::{PASSWORD, run_cli, run_cli_with, user};
+    use std::process::ExitCode;
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy/default.toml");
+    assert_eq!(
+        run_cli(&db, &["policy", "check", default]),
+        ExitCode::SUCCESS
+    );
+    let tie_final = dir.path().join("tie.toml");
+    std::fs::write(
+        &tie_final,
+        "version = \"1\"\nname = \"t\"\n[[rule]]\nflags_any = [\"tie\"]\noutcome = \"final\"\n[[rule]]\noutcome = \"review\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        run_cli(&db, &["policy", "check", tie_final.to_str().unwrap()]),
+        ExitCode::FAILURE
+    );
+    let lenient = dir.path().join("lenient.toml");
+    std::fs::write(&lenient, LENIENT).unwrap();
+    let file = lenient.to_str().unwrap();
+    user(&db.pool, "sam", Role::Supervisor).await;
+    user(&db.pool, "dora", Role::Director).await;
+    let answers = |u: &str| format!("{u}\n{PASSWORD}\n");
+    assert_eq!(
+        run_cli_with(&db, &["policy", "activate", file], &answers("sam")),
+        ExitCode::FAILURE
+    );
+    assert_eq!(
+        active(&db.pool).await.unwrap().policy,
+        Policy::shipped_default()
+    );
+    // A wrong password signs nothing.
+    assert_eq!(
+        run_cli_with(
+            &db,
+            &["policy", "activate", file],
+            "dora\nnot the password\n"
+        ),
+        ExitCode::FAILURE
+    );
+    assert_eq!(
+        active(&db.pool).await.unwrap().policy,
+        Policy::shipped_default()
+    );
+    assert_eq!(
+        run_cli_with(
+            &db,
+            &["policy", "activate", file, "--comment", "ok"],
+            &answers("dora")
+        ),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        active(&db.pool).await.unwrap().policy,
+        Policy::parse(LENIENT).unwrap()
+    );
+    assert_eq!(
+        run_cli_with(&db, &["policy", "suspend"], &answers("sam")),
+        ExitCode::SUCCESS
+    );
+    assert!(active(&db.pool).await.unwrap().suspended);
+    assert_eq!(
+        run_cli_with(&db, &["policy", "resume"], &answers("sam")),
+        ExitCode::SUCCESS
+    );
+    assert!(!active(&db.pool).await.unwrap().suspended);
+    seed(&db.pool, &Seed::default()).await;
+    assert_eq!(
+        run_cli(
+            &db,
+            &["policy", "simulate", default, "--since", "2026-01-01"]
+        ),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        run_cli(&db, &["policy", "simulate", default, "--format", "json"]),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(run_cli(&db, &["policy", "show"]), ExitCode::SUCCESS);
+    db.drop().await;
+}
