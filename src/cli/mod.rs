@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads the config, and hands each command to its stage.
 
 mod audit;
+mod calibrate;
 mod checkpoint;
 mod classify;
 pub mod demo;
@@ -74,6 +75,9 @@ pub enum Command {
     /// The release policy: check, simulate, activate (signed), suspend / resume (signed), show.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// From a labelled folder, the least restrictive release policy whose upper 95 % bound of
+    /// serious errors released final stays under a rate; writes it with its evidence.
+    Calibrate(calibrate::CalibrateArgs),
     /// Re-run a decision's pinned models on its stored image; non-zero when the outcome differs.
     Replay(audit::ReplayArgs),
 }
@@ -110,6 +114,7 @@ pub fn run_with(cli: Cli, mut input: prompt::Input) -> ExitCode {
         Command::Serve(args) => block_on(serve::run(&settings, args)),
         Command::Users(cmd) => block_on(users::run(&settings, cmd, &mut input)),
         Command::Policy(cmd) => policy::run(&settings, cmd, &mut input),
+        Command::Calibrate(args) => calibrate::run(&settings, args),
         Command::Replay(args) => block_on(audit::replay(&settings, args)),
     };
     match result {

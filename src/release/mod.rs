@@ -7,6 +7,7 @@
 //! and the policy a process applies now (`active`).
 
 pub mod active;
+pub mod calibrate;
 pub mod check;
 pub mod decide;
 pub mod facts;
