@@ -95,3 +95,27 @@ fn the_default_policy_is_todays_rule_for_every_vote_and_flag() {
     );
     assert!(compared > 100_000, "{compared}");
 }
+
+/// Today's rule reviews what carries a flag or has agreement under `review_min_agreement`
+/// (0..1). Agreement under 1 means some sub-model did not vote for the grade: it dissented
+/// (`disagree_*`) or failed (`model_failed`), both flags. So the setting never changes the
+/// outcome, and the default policy is today's rule under every valid value of it.
+#[test]
+fn review_min_agreement_never_changes_todays_rule() {
+    let mut rules = Settings::load_from(None, Some(Default::default()))
+        .unwrap()
+        .decision;
+    for combo in 0..6usize.pow(5) {
+        let codes: Vec<usize> = (0..5).map(|k| combo / 6usize.pow(k) % 6).collect();
+        let answers: Vec<ModelAnswer> = codes.iter().map(|c| answer(*c, 0.9)).collect();
+        let mut seen = BTreeSet::new();
+        for min in [0.0, 0.4, 0.6, 0.8, 1.0] {
+            rules.review_min_agreement = min;
+            if let Ok(o) = vote(&answers, &rules) {
+                assert_eq!(o.needs_review, !o.flags.is_empty(), "{codes:?} at {min}");
+                seen.insert(o.needs_review);
+            }
+        }
+        assert!(seen.len() <= 1, "{codes:?}");
+    }
+}
