@@ -372,3 +372,79 @@ async fn the_policy_commands() {
     assert_eq!(run_cli(&db, &["policy", "show"]), ExitCode::SUCCESS);
     db.drop().await;
 }
+
+/// The least privilege each process logs in with: the workstation's login (which the signing
+/// commands use) stores and signs a policy; a worker's reads the policy in force but can neither
+/// store a policy nor sign; an auditor's reads.
+#[tokio::test]
+async fn policy_rights_follow_the_database_roles() {
+    let db = TestDb::new().await;
+    let director = account(&db.pool, "dora", Role::Director).await;
+    let pool_as = |url: String| async move { PgPool::connect(&url).await.unwrap() };
+    let workstation = pool_as(db.login_url("iari_workstation").await).await;
+    let worker = pool_as(db.login_url("iari_worker").await).await;
+    let auditor = pool_as(db.login_url("iari_auditor").await).await;
+    let activate = PolicyAction::Activate(LENIENT.to_vec());
+    let e = sign_policy(&worker, &director, &activate, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("permission denied"), "{e}");
+    sign_policy(&workstation, &director, &activate, None)
+        .await
+        .unwrap();
+    sign_policy(&workstation, &director, &PolicyAction::Suspend, None)
+        .await
+        .unwrap();
+    let lenient = PolicySnapshot::new(Policy::parse(LENIENT).unwrap(), true);
+    assert_eq!(active(&worker).await.unwrap(), lenient);
+    assert_eq!(active(&auditor).await.unwrap(), lenient);
+    for p in [workstation, worker, auditor] {
+        p.close().await;
+    }
+    db.drop().await;
+}
+
+/// `simulate --labelled`: the bundled samples (synthetic) classified, the folder's label as the
+/// truth, the file and the policy in force side by side (here both the default, so equal).
+#[tokio::test]
+async fn simulate_a_labelled_folder() {
+    let db = TestDb::new().await;
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iari"))
+        .args([
+            "policy",
+            "simulate",
+            "config/policy/default.toml",
+            "--labelled",
+            "onnx/samples",
+        ])
+        .args(["--format", "json"])
+        .current_dir(repo)
+        .env("IARI__DATABASE__URL", &db.url)
+        .env("IARI__INFERENCE__DEVICE", "cpu")
+        .env("IARI__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["policy"]["tally"];
+    assert_eq!(
+        (t["decisions"].as_u64(), t["known"].as_u64()),
+        (Some(100), Some(100))
+    );
+    assert_eq!(
+        t["released_final"].as_u64().unwrap() + t["to_review"].as_u64().unwrap(),
+        100
+    );
+    assert!(t["errors_final"].as_u64() <= t["known_final"].as_u64());
+    assert_eq!(v["policy"]["tally"], v["active"]["tally"]);
+    assert_eq!(v["policy"]["stamp"], v["active"]["stamp"]);
+    let s = &v["policy"]["shares"]["serious_final"];
+    assert_eq!(s["n"], 100);
+    assert!(s["low"].as_f64() <= s["share"].as_f64() && s["share"].as_f64() <= s["high"].as_f64());
+    db.drop().await;
+}
