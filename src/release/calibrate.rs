@@ -185,6 +185,7 @@ mod tests {
                 agreement,
                 confidence,
                 votes: vec![Some(grade); 5],
+                models: vec![],
                 role: PlateRole::Patient,
                 reagent: ReagentState::None,
             },

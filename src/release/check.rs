@@ -83,6 +83,12 @@ fn empty(r: &Rule) -> Option<String> {
     if none_in(&r.grade) {
         return Some("grade = [] allows no grade".into());
     }
+    if r.model_vote
+        .as_ref()
+        .is_some_and(|m| m.values().any(BTreeSet::is_empty))
+    {
+        return Some("model_vote names a sub-model with no grade allowed".into());
+    }
     if none_in(&r.role) || none_in(&r.reagent) {
         return Some("an empty role or reagent list allows nothing".into());
     }
@@ -143,6 +149,14 @@ fn covers(a: &Rule, b: &Rule) -> bool {
         (Some(na), Some(nb)) => na.is_subset(nb),
         (Some(_), None) => false,
     };
+    // Every sub-model `a` names is named by `b` with a subset of the grades.
+    let model_vote = match (&a.model_vote, &b.model_vote) {
+        (None, _) => true,
+        (Some(ma), Some(mb)) => ma
+            .iter()
+            .all(|(name, sa)| mb.get(name).is_some_and(|sb| sb.is_subset(sa))),
+        (Some(_), None) => false,
+    };
     let agreement_max = match (a.agreement_max, b.agreement_max) {
         (None, _) => true,
         (Some(x), Some(y)) => y <= x,
@@ -159,6 +173,7 @@ fn covers(a: &Rule, b: &Rule) -> bool {
         && at_least(a.confidence_min, b.confidence_min)
         && (a.votes_all_equal.is_none() || a.votes_all_equal == b.votes_all_equal)
         && at_least(a.winner_votes_min, b.winner_votes_min)
+        && model_vote
 }
 
 /// A safety flag that every decision matching `r` carries, if there is one.
@@ -257,6 +272,12 @@ mod tests {
             f[0].describe(&p)
                 .contains("rule #2 can never match: rule #1 matches")
         );
+        let p = policy(
+            "[[rule]]\nmodel_vote = { \"m1\" = [\"neg\", \"1+\"] }\noutcome = \"review\"\n\
+             [[rule]]\nmodel_vote = { \"m1\" = [\"neg\"], \"m2\" = [\"4+\"] }\noutcome = \"final\"\n\
+             [[rule]]\nmodel_vote = { \"m2\" = [\"4+\"] }\noutcome = \"final\"\n",
+        );
+        assert_eq!(check(&p), vec![Finding::Shadowed { rule: 1, by: 0 }]);
         // Everything after a catch-all in the middle is shadowed; the catch-all last is fine.
         let p = policy(
             "[[rule]]\noutcome = \"final\"\n[[rule]]\nflags = \"none\"\noutcome = \"final\"\n",
@@ -279,6 +300,7 @@ mod tests {
             "flags_any = [\"tie\"]\nflags_none = [\"tie\", \"low_confidence\"]\n",
             "votes_all_equal = true\nagreement_max = 0.8\n",
             "reagent = [\"expired\"]\nflags = \"none\"\n",
+            "model_vote = { \"resnet-cbam\" = [] }\n",
         ] {
             let p = policy(&format!("[[rule]]\n{rule}outcome = \"final\"\n"));
             let f = check(&p);

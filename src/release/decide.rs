@@ -81,6 +81,10 @@ pub fn matches(rule: &Rule, f: &Facts) -> bool {
         && rule
             .winner_votes_min
             .is_none_or(|m| f.winner_votes() >= m as usize)
+        && rule.model_vote.as_ref().is_none_or(|m| {
+            m.iter()
+                .all(|(name, set)| f.vote_of(name).flatten().is_some_and(|g| set.contains(&g)))
+        })
         && within(&rule.role, f.role)
         && within(&rule.reagent, f.reagent)
 }
@@ -140,6 +144,7 @@ mod tests {
             agreement: 1.0,
             confidence: 0.95,
             votes: vec![Some(Grade::P3); 5],
+            models: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
             role: PlateRole::Patient,
             reagent: ReagentState::None,
         }
@@ -173,6 +178,31 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn model_vote_looks_at_the_named_sub_model() {
+        let p = Policy::parse(
+            b"version = \"1\"\nname = \"t\"\n[[rule]]\nmodel_vote = { \"c\" = [\"2+\", \"3+\"], \"e\" = [\"3+\"] }\noutcome = \"final\"\n[[rule]]\noutcome = \"review\"\n",
+        )
+        .unwrap();
+        let f = facts(&[]);
+        assert_eq!(decide(&p, false, &f).by, By::Rule(0));
+        let mut other = f.clone();
+        other.votes[4] = Some(Grade::P4);
+        assert_eq!(decide(&p, false, &other).by, By::Rule(1), "e voted 4+");
+        let mut failed = f.clone();
+        failed.votes[2] = None;
+        assert_eq!(decide(&p, false, &failed).by, By::Rule(1), "c failed");
+        let unnamed = Facts {
+            models: vec![],
+            ..f
+        };
+        assert_eq!(
+            decide(&p, false, &unnamed).by,
+            By::Rule(1),
+            "no model named c"
+        );
     }
 
     #[test]

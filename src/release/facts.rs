@@ -67,6 +67,8 @@ pub struct Facts {
     pub confidence: f32,
     /// Each sub-model's vote in manifest order; `None` for a model that failed.
     pub votes: Vec<Option<Grade>>,
+    /// The sub-models' names, in the order of `votes` (empty when not known).
+    pub models: Vec<String>,
     pub role: PlateRole,
     pub reagent: ReagentState,
 }
@@ -80,13 +82,24 @@ impl Facts {
             agreement: outcome.agreement,
             confidence: outcome.confidence,
             votes,
+            models: Vec::new(),
             role: PlateRole::Patient,
             reagent: ReagentState::None,
         }
     }
 
     pub fn of_classification(c: &Classification) -> Facts {
-        Facts::new(&c.outcome, c.models.iter().map(|(_, a)| a.vote()).collect())
+        Facts {
+            models: c.models.iter().map(|(m, _)| m.name.clone()).collect(),
+            ..Facts::new(&c.outcome, c.models.iter().map(|(_, a)| a.vote()).collect())
+        }
+    }
+
+    /// The vote of the sub-model named `name`: `None` when no such model decided this one,
+    /// `Some(None)` when it failed.
+    pub fn vote_of(&self, name: &str) -> Option<Option<Grade>> {
+        let i = self.models.iter().position(|m| m == name)?;
+        self.votes.get(i).copied()
     }
 
     /// The role and reagent from the capture event as received (it passed ingest's checks).
@@ -141,6 +154,7 @@ mod tests {
                 Some(Grade::P2),
                 Some(Grade::P1),
             ],
+            models: vec![],
             role: PlateRole::Patient,
             reagent: ReagentState::None,
         }

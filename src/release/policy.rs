@@ -7,7 +7,7 @@
 use super::facts::{PlateRole, ReagentState};
 use crate::domain::{Flag, Grade, Sha256Digest};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// What a rule sends its decisions to.
@@ -51,6 +51,9 @@ pub struct Rule {
     pub votes_all_equal: Option<bool>,
     /// At least this many sub-models voted for the grade.
     pub winner_votes_min: Option<u32>,
+    /// Named sub-models answered and voted one of the given grades, e.g.
+    /// `model_vote = { "resnet-cbam" = ["neg"] }`.
+    pub model_vote: Option<BTreeMap<String, BTreeSet<Grade>>>,
     /// The well's role on its plate is one of these.
     pub role: Option<BTreeSet<PlateRole>>,
     /// The reagent's state is one of these.
@@ -227,6 +230,7 @@ agreement_max = 1.0
 confidence_min = 0.9
 votes_all_equal = false
 winner_votes_min = 4
+model_vote = { "resnet-cbam" = ["1+", "2+"], "vgg-cbam" = ["neg"] }
 role = ["patient"]
 reagent = ["in_date", "none"]
 outcome = "final"
@@ -241,6 +245,7 @@ outcome = "review"
         let r = &p.rules()[0];
         assert_eq!(r.grade.as_ref().unwrap().len(), 2);
         assert_eq!(r.winner_votes_min, Some(4));
+        assert_eq!(r.model_vote.as_ref().unwrap()["vgg-cbam"].len(), 1);
         assert_eq!(p.rules()[1].flags, Some(NoFlags::None));
         assert!(!r.is_catch_all() && !p.rules()[1].is_catch_all());
     }

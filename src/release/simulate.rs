@@ -125,6 +125,20 @@ pub async fn stored_cases(
     .fetch(pool);
     let mut cases = Vec::new();
     while let Some(r) = rows.try_next().await? {
+        let models: Vec<String> = r
+            .models
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| {
+                        m.get("name")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let votes: Vec<Option<Grade>> = r
             .models
             .as_array()
@@ -144,6 +158,7 @@ pub async fn stored_cases(
             agreement: r.agreement,
             confidence: r.confidence,
             votes,
+            models,
             role: Default::default(),
             reagent: Default::default(),
         }
@@ -170,6 +185,7 @@ mod tests {
                 agreement,
                 confidence: 0.9,
                 votes: vec![Some(grade); 5],
+                models: vec![],
                 role: PlateRole::Patient,
                 reagent: ReagentState::None,
             },
