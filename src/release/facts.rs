@@ -3,40 +3,10 @@
 //! a fresh classification and its event (the worker) or from a stored decision (`simulate`),
 //! so a policy sees the same facts in both.
 
+pub use crate::domain::PlateRole;
 use crate::domain::{Classification, Flag, Grade, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-
-/// The well's role on its plate (capture event `plate.role`; `patient` when absent).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum PlateRole {
-    #[default]
-    Patient,
-    PositiveControl,
-    NegativeControl,
-}
-
-impl PlateRole {
-    pub const ALL: [PlateRole; 3] = [
-        PlateRole::Patient,
-        PlateRole::PositiveControl,
-        PlateRole::NegativeControl,
-    ];
-
-    /// The event's `plate.role` text; unknown roles are refused at ingest, so they are not
-    /// expected here and read as `None`.
-    pub fn parse(s: Option<&str>) -> Option<PlateRole> {
-        match s {
-            None | Some("patient") => Some(PlateRole::Patient),
-            Some("positive_control") => Some(PlateRole::PositiveControl),
-            Some("negative_control") => Some(PlateRole::NegativeControl),
-            Some(_) => None,
-        }
-    }
-}
 
 /// The reagent as the event gave it: no `reagent` at all, in date, or expired at capture.
 #[derive(
@@ -110,7 +80,10 @@ impl Facts {
             .get("plate")
             .and_then(|p| p.get("role"))
             .and_then(|r| r.as_str());
-        self.role = PlateRole::parse(role).unwrap_or_default();
+        // Absent: a patient well. Unknown roles never get past ingest.
+        self.role = role
+            .and_then(PlateRole::parse)
+            .unwrap_or(PlateRole::Patient);
         let has_reagent = event.get("reagent").is_some_and(|r| !r.is_null());
         self.reagent = if self.flags.contains(&Flag::ReagentExpired) {
             ReagentState::Expired

@@ -5,7 +5,7 @@
 //! the folder's label. Counts only: nothing is written.
 
 use super::decide::{Release, decide};
-use super::facts::Facts;
+use super::facts::{Facts, PlateRole, ReagentState};
 use super::policy::Policy;
 use super::stats::Share;
 use crate::classify::metrics::is_serious;
@@ -159,8 +159,8 @@ pub async fn stored_cases(
             confidence: r.confidence,
             votes,
             models,
-            role: Default::default(),
-            reagent: Default::default(),
+            role: PlateRole::Patient,
+            reagent: ReagentState::None,
         }
         .with_event(&r.event);
         cases.push(Case {
@@ -174,7 +174,6 @@ pub async fn stored_cases(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::{PlateRole, ReagentState};
     use Grade::*;
 
     fn case(grade: Grade, flags: &[Flag], agreement: f32, truth: Option<Grade>) -> Case {
