@@ -205,3 +205,70 @@ async fn a_policy_switch_under_load_leaves_each_decision_under_one_policy() {
     let used: BTreeSet<&str> = sha_of.values().copied().collect();
     assert_eq!(used.len(), 2, "both policies released decisions");
 }
+
+/// A policy that releases everything it may as final, against what a capture carries: the
+/// unanimous, in-date capture goes out final; the same image read with an expired reagent is
+/// flagged `reagent_expired` by ingest and the safety rule keeps it for review; under a suspended
+/// policy the first one needs review too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_rules_and_suspension_hold_in_the_worker_whatever_the_policy() {
+    use iari::release::{ActivePolicy, Policy, PolicySnapshot};
+    let (pool, url) = fresh_db().await;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("w.png"), sample("4+/4p-000.png")).unwrap();
+    let s = settings(&url, "unused", &[]);
+    let engine = Arc::new(Engine::load(&s).unwrap());
+    let reckless =
+        Policy::parse(b"version = \"R\"\nname = \"release all\"\n[[rule]]\noutcome = \"final\"\n")
+            .unwrap();
+    let handle = ActivePolicy::new(PolicySnapshot::new(reckless.clone(), false));
+    let p = Processor {
+        provenance: Arc::new(provenance(&engine)),
+        engine,
+        pool: pool.clone(),
+        prepare: Arc::new(PrepareContext {
+            events: EventLimits::for_images(s.plate, s.images.max_bytes),
+            images: ImageLimits::from(&s.images),
+            root: ImageRoot::new(root.path(), s.images.max_bytes).unwrap(),
+        }),
+        delivery_limit: 3,
+        qc: None,
+        policy: handle.clone(),
+    };
+    let body = |id: &str, expires: &str| {
+        let mut e = event(id, json!({"path": "w.png"}));
+        e["reagent"] = json!({"lot": "L1", "expires": expires});
+        incoming(serde_json::to_vec(&e).unwrap(), 0)
+    };
+    let out = p
+        .process_batch(
+            vec![body("R-OK", "2027-03-31"), body("R-OLD", "2026-01-31")],
+            &CancellationToken::new(),
+        )
+        .await;
+    assert!(
+        out.iter().all(|d| matches!(d, Disposition::Decided { .. })),
+        "{out:?}"
+    );
+    handle.set(PolicySnapshot::new(reckless, true));
+    p.process_batch(
+        vec![body("R-SUSP", "2027-03-31")],
+        &CancellationToken::new(),
+    )
+    .await;
+    let rows: Vec<(String, Vec<String>, bool, bool)> = sqlx::query_as(
+        "SELECT capture_id, flags, needs_review, (runtime -> 'policy' ->> 'suspended')::bool \
+         FROM decisions ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let [ok, old, susp] = rows.as_slice() else {
+        panic!("{rows:?}")
+    };
+    assert!(ok.1.is_empty(), "the sample is read unanimously: {ok:?}");
+    assert_eq!((ok.2, ok.3), (false, false), "released final: {ok:?}");
+    assert!(old.1.contains(&"reagent_expired".to_string()), "{old:?}");
+    assert!(old.2, "an expired reagent always needs review: {old:?}");
+    assert_eq!((susp.2, susp.3), (true, true), "suspended: {susp:?}");
+}
