@@ -1,7 +1,8 @@
 //! `iari policy simulate`: what a policy would have done. Over stored decisions it uses what was
 //! stored (grade, flags, agreement, confidence, each sub-model's vote, the capture event), with
 //! no inference; the truth, where known, is the grade of the decision's latest signed review
-//! (`confirmed` or `corrected`). Over a labelled folder the caller classifies and the truth is
+//! (`confirmed` or `corrected`), and the plate's QC state now adds its flag (`qc_failed`,
+//! `qc_missing`). Over a labelled folder the caller classifies and the truth is
 //! the folder's label. Counts only: nothing is written.
 
 use super::decide::{Release, decide};
@@ -103,7 +104,9 @@ pub fn parse_time(key: &str, s: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("{key} {s:?} is neither RFC 3339 nor YYYY-MM-DD"))
 }
 
-/// The stored decisions decided in `[since, until)`, as cases, in id order.
+/// The stored patient results decided in `[since, until)`, as cases, in id order. Control
+/// wells are left out (never sent to the LIS); a plate's QC state as it stands now adds
+/// `qc_failed` or `qc_missing` to its results, as plate QC did to what it sent.
 pub async fn stored_cases(
     pool: &PgPool,
     since: Option<DateTime<Utc>>,
@@ -111,12 +114,14 @@ pub async fn stored_cases(
 ) -> Result<Vec<Case>, sqlx::Error> {
     let mut rows = sqlx::query!(
         r#"SELECT d.grade AS "grade: Grade", d.flags AS "flags: Vec<Flag>", d.agreement,
-             d.confidence, d.models, c.event,
+             d.confidence, d.models, c.event, p.qc_state AS "qc_state?",
              (SELECT s.grade FROM signatures s
                WHERE s.decision_id = d.id AND s.meaning IN ('confirmed', 'corrected')
                ORDER BY s.id DESC LIMIT 1) AS "truth?: Grade"
            FROM decisions d JOIN captures c ON c.capture_id = d.capture_id
-           WHERE ($1::timestamptz IS NULL OR d.decided_at >= $1)
+           LEFT JOIN plates p ON p.plate_id = c.plate_id
+           WHERE c.plate_role = 'patient'
+             AND ($1::timestamptz IS NULL OR d.decided_at >= $1)
              AND ($2::timestamptz IS NULL OR d.decided_at < $2)
            ORDER BY d.id"#,
         since,
@@ -152,9 +157,17 @@ pub async fn stored_cases(
                     .collect()
             })
             .unwrap_or_default();
+        let mut flags: std::collections::BTreeSet<Flag> = r.flags.into_iter().collect();
+        // Plate QC that settled after the decision was stored (release.md): a failed plate's
+        // results are withheld, a plate without its controls by the deadline sent them for review.
+        match r.qc_state.as_deref() {
+            Some("failed") => _ = flags.insert(Flag::QcFailed),
+            Some("missing") => _ = flags.insert(Flag::QcMissing),
+            _ => {}
+        }
         let facts = Facts {
             grade: r.grade,
-            flags: r.flags.into_iter().collect(),
+            flags,
             agreement: r.agreement,
             confidence: r.confidence,
             votes,

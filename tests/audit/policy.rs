@@ -191,7 +191,7 @@ async fn a_running_worker_follows_an_activation_within_ten_seconds() {
     db.drop().await;
 }
 
-/// Six seeded decisions; the counts below are worked out by hand from the seeds.
+/// Eight seeded decisions; the counts below are worked out by hand from the seeds.
 #[tokio::test]
 async fn simulate_on_seeded_decisions_gives_the_counts_by_hand() {
     let db = TestDb::new().await;
@@ -236,17 +236,44 @@ async fn simulate_on_seeded_decisions_gives_the_counts_by_hand() {
         },
     )
     .await;
+    // g, h: unanimous and unflagged when stored, on plates whose QC settled afterwards: failed
+    // (g is withheld) and missing its controls (h went out for review). The plates' state is
+    // set as plate QC leaves it (its rows are state, not chained).
+    seed(
+        pool,
+        &Seed {
+            plate: "PF".into(),
+            ..unanimous("1+")
+        },
+    )
+    .await;
+    seed(
+        pool,
+        &Seed {
+            plate: "PM".into(),
+            ..unanimous("1+")
+        },
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO plates (plate_id, qc_state, deadline, settled_at, detail) VALUES \
+         ('PF', 'failed', now(), now(), 'negative_control H12 read 2+'), \
+         ('PM', 'missing', now(), now(), 'no positive control')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
 
     let cases = stored_cases(pool, None, None).await.unwrap();
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 8);
     let t = Tally::of(&Policy::shipped_default(), &cases);
     assert_eq!(
         t,
         Tally {
-            decisions: 6,
+            decisions: 8,
             released_final: 4, // a b c d
-            to_review: 2,      // e f
-            withheld: 1,       // f
+            to_review: 4,      // e f g h
+            withheld: 2,       // f g
             known: 4,          // a b c e (e: its latest review, 4+)
             known_final: 3,    // a b c
             errors_final: 2,   // b c
@@ -263,11 +290,11 @@ async fn simulate_on_seeded_decisions_gives_the_counts_by_hand() {
             t.errors_final,
             t.serious_final
         ),
-        (5, 1, 4, 3, 1)
+        (5, 3, 4, 3, 1)
     );
     let s = t.shares();
     assert_eq!((s.errors_final.k, s.errors_final.n), (3, 4));
-    assert!((s.released_final.share - 5.0 / 6.0).abs() < 1e-12);
+    assert!((s.released_final.share - 5.0 / 8.0).abs() < 1e-12);
     assert!(s.serious_final.low < 0.25 && 0.25 < s.serious_final.high);
     // The time window: nothing was decided in the future.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -279,7 +306,7 @@ async fn simulate_on_seeded_decisions_gives_the_counts_by_hand() {
     );
     assert_eq!(
         stored_cases(pool, None, Some(later)).await.unwrap().len(),
-        6
+        8
     );
     db.drop().await;
 }
