@@ -186,6 +186,15 @@ async fn a_running_worker_follows_an_activation_within_ten_seconds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(handle.snapshot().suspended);
+    // Activating another policy does not lift the suspension: only a signed resume does.
+    let default = iari::release::policy::DEFAULT_POLICY.to_vec();
+    sign_policy(&db.pool, &director, &PolicyAction::Activate(default), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        active(&db.pool).await.unwrap(),
+        PolicySnapshot::new(Policy::shipped_default(), true)
+    );
     cancel.cancel();
     task.await.unwrap();
     db.drop().await;
