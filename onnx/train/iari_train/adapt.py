@@ -40,11 +40,12 @@ VARIETY_EPOCHS = 2
 # one learning rate for all layers, VARIETY augmentation) reached 93.3 % on site-b's held-out wells
 # but made 12 serious errors (6 unflagged) on the generator's test split where 1.0.0 makes 1
 # (flagged): the site's look pulled the models away from the original one. Runs A-C in
-# onnx/README.md changed, in this order; run D (the values below) then gave the feature extractors
-# the full rate, 16 epochs and a distillation weight of 3 (see the README for what each run did):
+# onnx/README.md changed, in this order; run D then gave the feature extractors
+# the full rate, 16 epochs and a distillation weight of 3, and run E (the values below) the
+# learning rate 1e-3 (see the README for what each run did):
 SITE_REPEAT = 6             # the site's training part, repeated so that it weighs in
 SYN_FRACTION = 1.0          # all of the synthetic training split mixed in, about as many images as the site's x6
-LR_SITE = 5e-4              # classifier and CBAM (run D: and the features); decays to 0 (cosine) over ADAPT_EPOCHS
+LR_SITE = 1e-3              # run E (A-D: 5e-4): classifier and CBAM (D, E: and the features); decays to 0 (cosine) over ADAPT_EPOCHS
 FEATURE_LR_SCALE = 1.0      # run D: the feature extractors learn at the full rate (A-C: half), more room for the site's look
 LABEL_SMOOTHING = 0.1       # less confident sub-models: an error is more often flagged low_confidence
 ADAPT_EPOCHS = 16           # run D (A-C: 12): the site stage underfitted site-b (95 % on its training part)
