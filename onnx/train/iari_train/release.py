@@ -121,7 +121,10 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
         "site_split": {"seed": SEED_SITE, "held_out_fraction": 0.2, "method": "stratified per grade "
                        "(iari_train.data.stratified_split)", "train": tr.tolist(), "held_out": te.tolist(),
                        "counts_train": np.bincount(ys[tr], minlength=5).tolist(),
-                       "counts_held_out": np.bincount(ys[te], minlength=5).tolist()},
+                       "counts_held_out": np.bincount(ys[te], minlength=5).tolist(),
+                       **({"kept_out_for_epoch_choice": st["site_select"].tolist(),
+                           "kept_out_note": "part of the training wells, not trained on, used only to choose the epoch"}
+                          if st.get("site_select") is not None else {})},
         "stages": [{"name": "variety", "data": "synthetic training split", "epochs": args.variety_epochs,
                     "augmentation": VARIETY, "lr": LR_FINETUNE},
                    {"name": "site", "data": (f"a stratified {SYN_FRACTION:.0%} of " if SYN_FRACTION < 1 else "")
