@@ -19,7 +19,7 @@ mod walk;
 
 pub use query::{DecisionSummary, Filter, Page, list};
 pub use retract::{RetractOutcome, RetractRequest, sign_retraction};
-pub use review::{Reason, ReviewOutcome, SignRequest, sign_review};
+pub use review::{Reason, ReviewOutcome, SignRequest, sign_review, signing_role};
 pub use show::{Provenance, show};
 pub use stats::{Stats, stats};
 pub use verify::{Anchors, ChainBreak, Checkpoint, VerifyReport, head, verify, verify_anchored};

@@ -135,13 +135,11 @@ impl Reported {
     }
 }
 
-/// Checks that the signer's account (as it is now, not as the session remembered it) may sign
-/// `meaning` on a result that stands at `status`.
-pub(super) async fn may_sign(
+/// The signer's role as the account is now (not as the session remembered it), the row held
+/// until the signature commits; a missing or disabled account cannot sign anything.
+pub async fn signing_role(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     signer: &Principal,
-    meaning: Meaning,
-    status: ResultStatus,
 ) -> Result<Role, AuditError> {
     let row = sqlx::query!(
         r#"SELECT role AS "role: Role", disabled FROM users WHERE id = $1 FOR SHARE"#,
@@ -155,7 +153,18 @@ pub(super) async fn may_sign(
             "a disabled account cannot sign".into(),
         ));
     }
-    let role = row.role;
+    Ok(row.role)
+}
+
+/// Checks that the signer's account (as it is now, not as the session remembered it) may sign
+/// `meaning` on a result that stands at `status`.
+pub(super) async fn may_sign(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    signer: &Principal,
+    meaning: Meaning,
+    status: ResultStatus,
+) -> Result<Role, AuditError> {
+    let role = signing_role(tx, signer).await?;
     let allowed = match (meaning, status) {
         (Meaning::Confirmed | Meaning::Corrected, ResultStatus::Preliminary) => {
             role.signs_preliminary()

@@ -121,28 +121,17 @@ async fn may_sign(
     signer: &Principal,
     meaning: Meaning,
 ) -> Result<Role, AuditError> {
-    let row = sqlx::query!(
-        r#"SELECT role AS "role: Role", disabled FROM users WHERE id = $1 FOR SHARE"#,
-        signer.user_id
-    )
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| AuditError::Forbidden("no such account".into()))?;
-    if row.disabled {
-        return Err(AuditError::Forbidden(
-            "a disabled account cannot sign".into(),
-        ));
-    }
+    let role = crate::audit::signing_role(tx, signer).await?;
     let allowed = match meaning {
-        Meaning::PolicyActivated => row.role.activates_policy(),
-        _ => row.role.suspends_policy(),
+        Meaning::PolicyActivated => role.activates_policy(),
+        _ => role.suspends_policy(),
     };
     if !allowed {
         return Err(AuditError::Forbidden(format!(
             "a {} may not sign {meaning} (release.md: activation is a director's, suspension and \
              resumption a supervisor's or a director's)",
-            row.role
+            role
         )));
     }
-    Ok(row.role)
+    Ok(role)
 }

@@ -21,6 +21,30 @@ fn incoming(body: Vec<u8>, delivery_count: u32) -> Incoming {
     }
 }
 
+/// The stages over `pool` and the images under `root`, released under `policy`, without plate
+/// QC; the last delivery allowed is the third.
+fn processor(
+    s: &iari::config::Settings,
+    engine: Arc<Engine>,
+    pool: &sqlx::PgPool,
+    root: &std::path::Path,
+    policy: iari::release::ActivePolicy,
+) -> Processor {
+    Processor {
+        provenance: Arc::new(provenance(&engine)),
+        engine,
+        pool: pool.clone(),
+        prepare: Arc::new(PrepareContext {
+            events: EventLimits::for_images(s.plate, s.images.max_bytes),
+            images: ImageLimits::from(&s.images),
+            root: ImageRoot::new(root, s.images.max_bytes).unwrap(),
+        }),
+        delivery_limit: 3,
+        qc: None,
+        policy,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_batch_settles_each_message_on_its_own() {
     let (pool, url) = fresh_db().await;
@@ -28,19 +52,7 @@ async fn process_batch_settles_each_message_on_its_own() {
     std::fs::write(root.path().join("ok.png"), sample("neg/neg-000.png")).unwrap();
     let s = settings(&url, "unused", &[("IARI__AMQP__DELIVERY_LIMIT", "3")]);
     let engine = Arc::new(Engine::load(&s).unwrap());
-    let p = Processor {
-        provenance: Arc::new(provenance(&engine)),
-        engine,
-        pool: pool.clone(),
-        prepare: Arc::new(PrepareContext {
-            events: EventLimits::for_images(s.plate, s.images.max_bytes),
-            images: ImageLimits::from(&s.images),
-            root: ImageRoot::new(root.path(), s.images.max_bytes).unwrap(),
-        }),
-        delivery_limit: 3,
-        qc: None,
-        policy: Default::default(),
-    };
+    let p = processor(&s, engine, &pool, root.path(), Default::default());
     let ok = serde_json::to_vec(&event("P-OK", json!({"path": "ok.png"}))).unwrap();
     let missing = serde_json::to_vec(&event("P-MISS", json!({"path": "nope.png"}))).unwrap();
     let batch = vec![
@@ -104,19 +116,7 @@ async fn a_policy_switch_under_load_leaves_each_decision_under_one_policy() {
         Policy::parse(b"version = \"B\"\nname = \"review\"\n[[rule]]\noutcome = \"review\"\n")
             .unwrap();
     let handle = ActivePolicy::new(PolicySnapshot::new(all_final.clone(), false));
-    let p = Processor {
-        provenance: Arc::new(provenance(&engine)),
-        engine,
-        pool: pool.clone(),
-        prepare: Arc::new(PrepareContext {
-            events: EventLimits::for_images(s.plate, s.images.max_bytes),
-            images: ImageLimits::from(&s.images),
-            root: ImageRoot::new(root.path(), s.images.max_bytes).unwrap(),
-        }),
-        delivery_limit: 3,
-        qc: None,
-        policy: handle.clone(),
-    };
+    let p = processor(&s, engine, &pool, root.path(), handle.clone());
     let batch = |b: usize| {
         let ids: Vec<String> = (0..5).map(|i| format!("SW-{b}-{i}")).collect();
         let bodies = ids
@@ -222,19 +222,7 @@ async fn safety_rules_and_suspension_hold_in_the_worker_whatever_the_policy() {
         Policy::parse(b"version = \"R\"\nname = \"release all\"\n[[rule]]\noutcome = \"final\"\n")
             .unwrap();
     let handle = ActivePolicy::new(PolicySnapshot::new(reckless.clone(), false));
-    let p = Processor {
-        provenance: Arc::new(provenance(&engine)),
-        engine,
-        pool: pool.clone(),
-        prepare: Arc::new(PrepareContext {
-            events: EventLimits::for_images(s.plate, s.images.max_bytes),
-            images: ImageLimits::from(&s.images),
-            root: ImageRoot::new(root.path(), s.images.max_bytes).unwrap(),
-        }),
-        delivery_limit: 3,
-        qc: None,
-        policy: handle.clone(),
-    };
+    let p = processor(&s, engine, &pool, root.path(), handle.clone());
     let body = |id: &str, expires: &str| {
         let mut e = event(id, json!({"path": "w.png"}));
         e["reagent"] = json!({"lot": "L1", "expires": expires});
