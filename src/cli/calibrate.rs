@@ -2,14 +2,10 @@
 //! least restrictive policy whose upper 95 % bound of serious errors released final stays under
 //! RATE, with its evidence (`release::calibrate`).
 
-use super::classify::{report_failures, run_options, run_with_progress};
-use crate::classify::Engine;
-use crate::classify::files::{collect_images, label_of};
 use crate::config::Settings;
 use crate::domain::{Grade, Sha256Digest};
+use crate::release::Policy;
 use crate::release::calibrate::{Evidence, candidates, choose, policy_file};
-use crate::release::simulate::Case;
-use crate::release::{Facts, Policy};
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -37,28 +33,8 @@ pub fn run(settings: &Settings, args: CalibrateArgs) -> anyhow::Result<ExitCode>
         args.max_serious_release > 0.0 && args.max_serious_release < 1.0,
         "--max-serious-release must be between 0 and 1 (0.001 is 0.1 %)"
     );
-    let files: Vec<PathBuf> = collect_images(std::slice::from_ref(&args.dir))?
-        .into_iter()
-        .filter(|p| label_of(p).is_some())
-        .collect();
-    anyhow::ensure!(
-        !files.is_empty(),
-        "{}: no images under neg, 1+..4+ or 1p..4p",
-        args.dir.display()
-    );
+    let (files, cases, code) = super::policy::labelled_cases(settings, &args.dir)?;
     let dataset = dataset_sha256(&args.dir, &files)?;
-    let engine = Engine::load(settings)?;
-    let results = run_with_progress(&engine, &files, &run_options(settings, None));
-    let cases: Vec<Case> = results
-        .iter()
-        .filter_map(|r| {
-            let c = r.outcome.as_ref().ok()?;
-            Some(Case {
-                facts: Facts::of_classification(c),
-                truth: label_of(&r.path),
-            })
-        })
-        .collect();
     let per_grade: Vec<(String, u64)> = Grade::ALL
         .iter()
         .map(|g| {
@@ -98,7 +74,7 @@ pub fn run(settings: &Settings, args: CalibrateArgs) -> anyhow::Result<ExitCode>
             cases.len()
         );
     }
-    report_failures(&results)
+    Ok(code)
 }
 
 /// SHA-256 over the sorted lines `relative/path<TAB>sha256-of-the-file`.

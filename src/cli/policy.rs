@@ -177,7 +177,7 @@ fn simulate(settings: &Settings, args: SimulateArgs) -> anyhow::Result<ExitCode>
     let active = rt.block_on(crate::release::store::active(&pool))?;
     let (cases, source, code) = match &args.labelled {
         Some(dir) => {
-            let (cases, code) = labelled_cases(settings, dir)?;
+            let (_, cases, code) = labelled_cases(settings, dir)?;
             (cases, format!("labelled folder {}", dir.display()), code)
         }
         None => {
@@ -218,10 +218,13 @@ fn simulate(settings: &Settings, args: SimulateArgs) -> anyhow::Result<ExitCode>
     Ok(code)
 }
 
-fn labelled_cases(
+/// The labelled images under `dir` (sub-folders neg, 1+..4+ or 1p..4p), classified: the files,
+/// one case each with its folder's grade as the truth, and the exit code that reports the images
+/// that could not be classified. `simulate --labelled` and `calibrate` read folders this way.
+pub(super) fn labelled_cases(
     settings: &Settings,
     dir: &std::path::Path,
-) -> anyhow::Result<(Vec<Case>, ExitCode)> {
+) -> anyhow::Result<(Vec<PathBuf>, Vec<Case>, ExitCode)> {
     let files: Vec<PathBuf> = collect_images(&[dir.to_path_buf()])?
         .into_iter()
         .filter(|p| label_of(p).is_some())
@@ -243,7 +246,8 @@ fn labelled_cases(
             })
         })
         .collect();
-    Ok((cases, report_failures(&results)?))
+    let code = report_failures(&results)?;
+    Ok((files, cases, code))
 }
 
 fn print_table(source: &str, new: (&Policy, &Tally), now: (&PolicySnapshot, &Tally)) {
