@@ -35,6 +35,9 @@ export IARI__AMQP__EXCHANGE=iari.$TAG.x IARI__AMQP__QUEUE=iari.$TAG.q
 export IARI__AMQP__DEAD_LETTER_EXCHANGE=iari.$TAG.dlx IARI__AMQP__DEAD_LETTER_QUEUE=iari.$TAG.dead
 export IARI__IMAGES__ROOT=$DIR IARI__INFERENCE__DEVICE=${IARI__INFERENCE__DEVICE:-cpu}
 export IARI__LOG__LEVEL=${IARI__LOG__LEVEL:-warn}
+# The benchmark's captures carry no control wells: plate QC would hold every result for
+# qc.wait_s (docs/operations.md), so it measures the pipeline with QC off.
+export IARI__QC__MODE=off
 sql() { bench_psql "$IARI__DATABASE__URL" -qtA -c "$1"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s; fails after SECONDS.

@@ -28,6 +28,8 @@ for ((i = 0; i < N; i++)); do
   src=${SAMPLES[$((i % ${#SAMPLES[@]}))]}
   { cat "$src"; printf 'iari-bench-%08d' "$i"; } > "$DIR/$(printf '%06d' "$i").png"
 done
+# No control wells in the benchmark's captures: plate QC off (it would hold every result).
+export IARI__QC__MODE=off
 export IARI__INFERENCE__DEVICE=cpu IARI__IMAGES__ROOT="$DIR" IARI__LOG__LEVEL=warn \
   IARI__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$TAG \
   IARI__AMQP__EXCHANGE=$TAG IARI__AMQP__QUEUE=$TAG IARI__AMQP__DEAD_LETTER_EXCHANGE=$TAG.dlx \

@@ -16,6 +16,8 @@ for ((i = 0; i < N; i++)); do
   { cat "$src"; printf 'iari-bench-%08d' "$i"; } > "$DIR/$(printf '%06d' "$i").png"
 done
 export IARI__INFERENCE__DEVICE=${IARI__INFERENCE__DEVICE:-cpu}
+# Measured without plate QC, as before it existed: the same captures, no control wells.
+export IARI__QC__MODE=off
 # HL7 results go over MLLP to `iari lis-sim`, as in production (BENCH_LIS=file: the file drop).
 if [[ ${BENCH_LIS:-mllp} == mllp ]]; then
   start_lis_sim "$IARI" "$LIS_DIR"
