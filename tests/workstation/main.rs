@@ -11,6 +11,7 @@ mod common;
 mod client;
 mod least_privilege;
 mod limits;
+mod plate_qc;
 mod retract;
 mod roles;
 mod sessions;

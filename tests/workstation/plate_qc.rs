@@ -1,0 +1,129 @@
+//! Plate QC on the workstation: a result its plate withholds (a failed control) or holds (the
+//! controls not decided yet) shows why on its decision page, offers no signature, and a signature
+//! posted anyway is refused and records nothing; the plate page says the plate's state.
+
+use crate::client::{Client, router};
+use crate::common::{PASSWORD, Seed, TestDb, count, seed, user};
+use axum::http::StatusCode;
+use iari::domain::Role;
+
+async fn plate(db: &TestDb, plate: &str, state: &str, detail: Option<&str>) {
+    sqlx::query(
+        "INSERT INTO plates (plate_id, qc_state, deadline, settled_at, detail) \
+         VALUES ($1, $2, now() + interval '1 hour', \
+                 CASE WHEN $2 = 'waiting' THEN NULL ELSE now() END, $3)",
+    )
+    .bind(plate)
+    .bind(state)
+    .bind(detail)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_result_withheld_by_a_failed_plate_cannot_be_signed() {
+    let db = TestDb::new().await;
+    let id = seed(
+        &db.pool,
+        &Seed {
+            plate: "PLT-F".into(),
+            needs_review: true,
+            flags: vec!["disagree_adjacent"],
+            ..Seed::default()
+        },
+    )
+    .await;
+    plate(
+        &db,
+        "PLT-F",
+        "failed",
+        Some("negative_control H11 read 2+, expected neg"),
+    )
+    .await;
+    let app = router(&db);
+    user(&db.pool, "tech.q", Role::Technologist).await;
+    let mut c = Client::new(&app);
+    c.sign_in("tech.q").await;
+    let page = c.page(&format!("/decisions/{id}?grade=2%2B")).await;
+    assert!(page.body.contains("data-test=\"held\""), "{}", page.body);
+    assert!(
+        page.body.contains("failed quality control"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("data-test=\"sign-password\""),
+        "no signature offered"
+    );
+    let csrf = page.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("grade", "2+"),
+        ("meaning", "confirmed"),
+        ("reason", ""),
+        ("comment", ""),
+        ("password", PASSWORD),
+    ];
+    let a = c.post(&format!("/decisions/{id}/sign"), &fields).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(a.body.contains("failed quality control"), "{}", a.body);
+    assert_eq!(count(&db.pool, "signatures").await, 0);
+    assert_eq!(count(&db.pool, "reviews").await, 0);
+    let p = c.page("/plates/PLT-F").await;
+    assert!(p.body.contains("data-state=\"failed\""), "{}", p.body);
+    assert!(
+        p.body.contains("negative_control H11 read 2+"),
+        "{}",
+        p.body
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_result_held_for_its_controls_cannot_be_signed_yet() {
+    let db = TestDb::new().await;
+    let id = seed(
+        &db.pool,
+        &Seed {
+            plate: "PLT-W".into(),
+            needs_review: true,
+            flags: vec!["tie"],
+            ..Seed::default()
+        },
+    )
+    .await;
+    // Held: plate QC keeps the outbox empty until the controls are decided.
+    sqlx::query("DELETE FROM hl7_messages WHERE decision_id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    plate(&db, "PLT-W", "waiting", None).await;
+    let app = router(&db);
+    user(&db.pool, "tech.w", Role::Technologist).await;
+    let mut c = Client::new(&app);
+    c.sign_in("tech.w").await;
+    let page = c.page(&format!("/decisions/{id}?grade=3%2B")).await;
+    assert!(
+        page.body.contains("waits for its controls"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("grade", "3+"),
+        ("meaning", "confirmed"),
+        ("reason", ""),
+        ("comment", ""),
+        ("password", PASSWORD),
+    ];
+    let a = c.post(&format!("/decisions/{id}/sign"), &fields).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(a.body.contains("waits for its controls"), "{}", a.body);
+    assert_eq!(count(&db.pool, "signatures").await, 0);
+    let p = c.page("/plates/PLT-W").await;
+    assert!(p.body.contains("data-state=\"waiting\""), "{}", p.body);
+    db.drop().await;
+}
