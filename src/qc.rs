@@ -98,14 +98,13 @@ pub fn flag_reagent(outcome: &mut Outcome, reagent_expired: bool) {
 /// or `qc_failed`, each forcing review. (A plate still waiting adds nothing now: its results are
 /// held, and the plate's state says later what became of them.)
 pub fn flag_plate(outcome: &mut Outcome, role: PlateRole, plate: Option<QcState>) {
-    let flag = match plate {
-        _ if role.is_control() => return,
-        Some(QcState::Missing) => Flag::QcMissing,
-        Some(QcState::Failed) => Flag::QcFailed,
-        _ => return,
-    };
-    outcome.flags.insert(flag);
-    outcome.needs_review = true;
+    if role.is_control() {
+        return;
+    }
+    if let Some(flag) = plate.and_then(QcState::flag) {
+        outcome.flags.insert(flag);
+        outcome.needs_review = true;
+    }
 }
 
 /// Why no one may sign a result now: a control well is not a patient's result; a plate still

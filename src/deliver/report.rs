@@ -5,7 +5,7 @@
 
 pub use crate::domain::Patient;
 pub use crate::domain::ResultStatus;
-use crate::domain::{Flag, Grade, Order, QcState, split_full_name};
+use crate::domain::{Grade, Order, QcState, split_full_name};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -272,10 +272,8 @@ fn from_row(id: i64, row: Row) -> Result<ResultReport, ReportError> {
 /// `qc_missing` in what the LIS reads, though its decision was stored before the plate settled;
 /// a failed plate's withdrawal carries `qc_failed`.
 fn with_plate_flag(mut flags: Vec<String>, plate: Option<QcState>) -> Vec<String> {
-    let flag = match plate {
-        Some(QcState::Missing) => Flag::QcMissing,
-        Some(QcState::Failed) => Flag::QcFailed,
-        _ => return flags,
+    let Some(flag) = plate.and_then(QcState::flag) else {
+        return flags;
     };
     if !flags.iter().any(|f| f == flag.as_str()) {
         flags.push(flag.as_str().to_string());

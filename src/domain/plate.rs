@@ -2,6 +2,7 @@
 //! was read with, and the plate's QC state. Parsed at the edge, stored with the capture, read by
 //! the QC stage, the store and the audit.
 
+use super::Flag;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -95,6 +96,16 @@ impl QcState {
 
     pub fn parse(s: &str) -> Option<QcState> {
         QcState::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+
+    /// The flag a patient result of a plate in this state carries: `qc_missing` (sent
+    /// preliminary without QC) or `qc_failed` (withheld); none while waiting or once passed.
+    pub fn flag(self) -> Option<Flag> {
+        match self {
+            QcState::Missing => Some(Flag::QcMissing),
+            QcState::Failed => Some(Flag::QcFailed),
+            QcState::Waiting | QcState::Passed => None,
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! (`store::plates::expire_due`). Every worker runs it; the rows are locked with SKIP LOCKED, so
 //! each plate is settled once, and a restart loses nothing: the deadline is in the database.
 
-use crate::store::decisions::count_settled;
 use crate::store::plates;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -21,7 +20,7 @@ pub async fn run(pool: PgPool, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         match plates::expire_due(&pool).await {
-            Ok(settled) => settled.iter().for_each(count_settled),
+            Ok(settled) => settled.iter().for_each(plates::Settled::record),
             // Transient or not, the plates stay waiting and the next tick tries again.
             Err(e) => tracing::warn!(error = %e, "plate QC deadlines not checked"),
         }

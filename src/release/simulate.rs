@@ -10,7 +10,7 @@ use super::facts::{Facts, PlateRole, ReagentState};
 use super::policy::Policy;
 use super::stats::Share;
 use crate::classify::metrics::is_serious;
-use crate::domain::{Flag, Grade};
+use crate::domain::{Flag, Grade, QcState};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -114,7 +114,7 @@ pub async fn stored_cases(
 ) -> Result<Vec<Case>, sqlx::Error> {
     let mut rows = sqlx::query!(
         r#"SELECT d.grade AS "grade: Grade", d.flags AS "flags: Vec<Flag>", d.agreement,
-             d.confidence, d.models, c.event, p.qc_state AS "qc_state?",
+             d.confidence, d.models, c.event, p.qc_state AS "qc_state?: QcState",
              (SELECT s.grade FROM signatures s
                WHERE s.decision_id = d.id AND s.meaning IN ('confirmed', 'corrected')
                ORDER BY s.id DESC LIMIT 1) AS "truth?: Grade"
@@ -130,41 +130,23 @@ pub async fn stored_cases(
     .fetch(pool);
     let mut cases = Vec::new();
     while let Some(r) = rows.try_next().await? {
-        let models: Vec<String> = r
+        let (models, votes): (Vec<String>, Vec<Option<Grade>>) = r
             .models
             .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| {
-                        m.get("name")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .to_string()
-                    })
-                    .collect()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let text = |k: &str| m.get(k).and_then(|v| v.as_str());
+                (
+                    text("name").unwrap_or("").to_string(),
+                    text("vote").and_then(|v| v.parse().ok()),
+                )
             })
-            .unwrap_or_default();
-        let votes: Vec<Option<Grade>> = r
-            .models
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| {
-                        m.get("vote")
-                            .and_then(|v| v.as_str())
-                            .and_then(|v| v.parse().ok())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .unzip();
         let mut flags: std::collections::BTreeSet<Flag> = r.flags.into_iter().collect();
         // Plate QC that settled after the decision was stored (release.md): a failed plate's
         // results are withheld, a plate without its controls by the deadline sent them for review.
-        match r.qc_state.as_deref() {
-            Some("failed") => _ = flags.insert(Flag::QcFailed),
-            Some("missing") => _ = flags.insert(Flag::QcMissing),
-            _ => {}
-        }
+        flags.extend(r.qc_state.and_then(QcState::flag));
         let facts = Facts {
             grade: r.grade,
             flags,

@@ -110,7 +110,7 @@ pub async fn write_batch(
         settled = plates::judge(&mut tx, &states, &judged, qc).await?;
     }
     tx.commit().await?;
-    settled.iter().for_each(count_settled);
+    settled.iter().for_each(plates::Settled::record);
     let mut by_capture: HashMap<&str, i64> =
         decided.iter().map(|(c, id, _)| (c.as_str(), *id)).collect();
     for (i, d) in batch.iter().enumerate() {
@@ -132,16 +132,6 @@ fn sorted_unique<'s>(ids: impl Iterator<Item = &'s str>) -> Vec<&'s str> {
     v.sort_unstable();
     v.dedup();
     v
-}
-
-/// A plate that changed state: logged and counted.
-pub fn count_settled(s: &plates::Settled) {
-    tracing::info!(plate = %s.plate_id, state = %s.state, detail = %s.detail, results = s.results,
-        "plate QC settled");
-    crate::metrics::metrics()
-        .plates_qc
-        .with_label_values(&[s.state.as_str()])
-        .inc();
 }
 
 /// Stored image hash and decision id (if any) per capture id of the batch.

@@ -21,6 +21,18 @@ pub struct Settled {
     pub results: usize,
 }
 
+impl Settled {
+    /// Logs and counts the change, once its transaction has committed.
+    pub fn record(&self) {
+        tracing::info!(plate = %self.plate_id, state = %self.state, detail = %self.detail,
+            results = self.results, "plate QC settled");
+        crate::metrics::metrics()
+            .plates_qc
+            .with_label_values(&[self.state.as_str()])
+            .inc();
+    }
+}
+
 /// Creates the plates of `plate_ids` not seen before (waiting, deadline `qc.wait_s` from now),
 /// locks all of them for the rest of the transaction, and returns each one's state.
 pub async fn admit(

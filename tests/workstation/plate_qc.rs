@@ -21,6 +21,19 @@ async fn plate(db: &TestDb, plate: &str, state: &str, detail: Option<&str>) {
     .unwrap();
 }
 
+/// Posts a confirmation of `grade` with the right password, as the decision page's form would.
+async fn confirm(c: &mut Client, id: i64, grade: &str, csrf: &str) -> crate::client::Answer {
+    let fields = [
+        ("csrf", csrf),
+        ("grade", grade),
+        ("meaning", "confirmed"),
+        ("reason", ""),
+        ("comment", ""),
+        ("password", PASSWORD),
+    ];
+    c.post(&format!("/decisions/{id}/sign"), &fields).await
+}
+
 #[tokio::test]
 async fn a_result_withheld_by_a_failed_plate_cannot_be_signed() {
     let db = TestDb::new().await;
@@ -56,16 +69,7 @@ async fn a_result_withheld_by_a_failed_plate_cannot_be_signed() {
         !page.body.contains("data-test=\"sign-password\""),
         "no signature offered"
     );
-    let csrf = page.csrf();
-    let fields = [
-        ("csrf", csrf.as_str()),
-        ("grade", "2+"),
-        ("meaning", "confirmed"),
-        ("reason", ""),
-        ("comment", ""),
-        ("password", PASSWORD),
-    ];
-    let a = c.post(&format!("/decisions/{id}/sign"), &fields).await;
+    let a = confirm(&mut c, id, "2+", &page.csrf()).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(a.body.contains("failed quality control"), "{}", a.body);
     assert_eq!(count(&db.pool, "signatures").await, 0);
@@ -110,16 +114,7 @@ async fn a_result_held_for_its_controls_cannot_be_signed_yet() {
         "{}",
         page.body
     );
-    let csrf = page.csrf();
-    let fields = [
-        ("csrf", csrf.as_str()),
-        ("grade", "3+"),
-        ("meaning", "confirmed"),
-        ("reason", ""),
-        ("comment", ""),
-        ("password", PASSWORD),
-    ];
-    let a = c.post(&format!("/decisions/{id}/sign"), &fields).await;
+    let a = confirm(&mut c, id, "3+", &page.csrf()).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(a.body.contains("waits for its controls"), "{}", a.body);
     assert_eq!(count(&db.pool, "signatures").await, 0);

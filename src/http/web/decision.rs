@@ -91,10 +91,13 @@ pub(super) async fn render(
         serde_json::from_value(p.decision.models.clone()).unwrap_or_default();
     let d = &p.decision;
     let c = &p.capture;
-    let role = cells
-        .iter()
-        .find(|x| x.id == id)
-        .map_or(PlateRole::Patient, |x| x.role);
+    // The role from this decision's own capture (the grid shows each well's latest decision).
+    let role = c
+        .event
+        .pointer("/plate/role")
+        .and_then(|v| v.as_str())
+        .and_then(PlateRole::parse)
+        .unwrap_or(PlateRole::Patient);
     let held = crate::qc::not_signable(
         &p.capture.plate_id,
         role,
