@@ -1,11 +1,17 @@
 //! Parity of the shift score with the training code (`onnx/models/golden/shift.json`, written
-//! by `iari_train shift`): the same score within 1e-4 and the same flag for every case, through
-//! the engine as the worker runs it; and manifests without (or with a broken) reference.
+//! by `iari_train shift`), under the contract of the golden logits (`golden.rs`): on the
+//! reference's own tensor (`golden/*.f32`) the same score within 1e-4 for every case that has
+//! one; through the engine as the worker runs it, from our decoder's tensor, the same score
+//! within 1e-4 for every PNG and the same flag for every case. A JPEG is held to the flag only
+//! there: JPEG decoders may differ by two levels on a sample (see `golden.rs`), and the score
+//! moves with them (measured on `g10-2p-jpeg.jpg` under one refitted reference: 8e-4). Also:
+//! manifests without (or with a broken) reference.
 
 use crate::common::{engine, golden_dir, repo, settings};
 use iari::classify::{Engine, ImageLimits, ImageTensor, Manifest, decode};
 use iari::domain::{Flag, Sha256Digest};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Deserialize)]
@@ -46,6 +52,37 @@ fn tensor_of(e: &Engine, image: &str) -> ImageTensor {
     }
 }
 
+/// The reference's preprocessed tensor of each golden image that has one (`golden.json`).
+fn reference_tensors() -> HashMap<String, Vec<f32>> {
+    #[derive(Deserialize)]
+    struct Case {
+        image: String,
+        tensor: String,
+    }
+    let text = std::fs::read_to_string(golden_dir().join("golden.json")).unwrap();
+    let cases: Vec<Case> = serde_json::from_str(&text).unwrap();
+    cases
+        .into_iter()
+        .map(|c| {
+            let bytes = std::fs::read(golden_dir().join(&c.tensor)).unwrap();
+            let t = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (c.image, t)
+        })
+        .collect()
+}
+
+fn assert_close(what: &str, image: &str, ours: f64, theirs: f64) -> f64 {
+    let d = (ours - theirs).abs();
+    assert!(
+        d <= 1e-4,
+        "{image} ({what}): score {ours} vs {theirs} (diff {d})"
+    );
+    d
+}
+
 #[test]
 fn scores_and_flags_match_the_training_code_on_every_golden_case() {
     let g = golden();
@@ -62,20 +99,36 @@ fn scores_and_flags_match_the_training_code_on_every_golden_case() {
             && g.cases.iter().any(|c| !c.out_of_distribution),
         "the golden set covers both sides of the threshold"
     );
+    let shift = e.shift().unwrap();
+    let reference = reference_tensors();
+    let (mut worst, mut jpeg, mut on_reference) = (0.0f64, 0.0f64, 0);
+    for case in &g.cases {
+        if let Some(t) = reference.get(&case.image) {
+            let d = assert_close(
+                "reference tensor",
+                &case.image,
+                shift.score(t).score,
+                case.score,
+            );
+            worst = worst.max(d);
+            on_reference += 1;
+        }
+    }
+    assert!(on_reference >= 5, "most cases have the reference's tensor");
     let batch: Vec<ImageTensor> = g.cases.iter().map(|c| tensor_of(e, &c.image)).collect();
     let out = e.classify(&batch).unwrap();
-    let mut worst = 0.0f64;
     for (case, c) in g.cases.iter().zip(&out) {
         let s = c.shift.as_ref().expect("every decision carries a score");
-        let d = (s.score - case.score).abs();
-        worst = worst.max(d);
-        assert!(
-            d <= 1e-4,
-            "{}: score {} vs {} (diff {d})",
-            case.image,
-            s.score,
-            case.score
-        );
+        if case.image.ends_with(".jpg") {
+            jpeg = jpeg.max((s.score - case.score).abs());
+        } else {
+            worst = worst.max(assert_close(
+                "our decoder",
+                &case.image,
+                s.score,
+                case.score,
+            ));
+        }
         assert_eq!(
             s.out_of_distribution(),
             case.out_of_distribution,
@@ -88,11 +141,12 @@ fn scores_and_flags_match_the_training_code_on_every_golden_case() {
             assert!(c.outcome.needs_review, "{}: never final", case.image);
         }
         // Scoring one tensor alone gives the very same number as in the batch.
-        let alone = e.shift().unwrap().score(&tensor_of(e, &case.image).data);
+        let alone = shift.score(&tensor_of(e, &case.image).data);
         assert_eq!(alone.score, s.score, "{}", case.image);
     }
     eprintln!(
-        "shift parity: {} cases, max |score diff| {worst:.2e}",
+        "shift parity: {} cases ({on_reference} on the reference's tensor), max |score diff| \
+         {worst:.2e}; JPEG from our decoder {jpeg:.2e}",
         g.cases.len()
     );
 }
