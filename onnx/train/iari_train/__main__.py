@@ -8,7 +8,7 @@ from . import pipeline
 def main():
     ap = argparse.ArgumentParser(prog="iari_train", description=__doc__)
     ap.add_argument("cmd", choices=["all", "generate", "samples", "train", "export", "evaluate", "golden",
-                                    "manifest", "card", "verify", "lab", "adapt", "shift"])
+                                    "manifest", "card", "verify", "lab", "adapt", "shift", "held-out"])
     ap.add_argument("--out", default="../models", help="model output folder (onnx/models)")
     ap.add_argument("--epochs", type=int, default=pipeline.DEFAULT_EPOCHS)
     ap.add_argument("--data", help="lab data root with neg/1+/2+/3+/4+ folders (cmd lab)")
@@ -16,6 +16,7 @@ def main():
     ap.add_argument("--base", help="ensemble to adapt (cmd adapt; default: --out)")
     ap.add_argument("--variety-epochs", type=int, default=2, help="variety stage epochs (cmd adapt)")
     ap.add_argument("--version", help="new ensemble version (cmd adapt; default 2.0.0-synthetic-<site>)")
+    ap.add_argument("--to", help="cmd held-out: folder to copy the site's held-out wells into")
     ap.add_argument("--stage", choices=["train", "all"], default="all", help="cmd adapt: stop after training and report the checkpoints next to the base")
     a = ap.parse_args()
     out = Path(a.out).resolve()
@@ -24,6 +25,10 @@ def main():
         if a.epochs == pipeline.DEFAULT_EPOCHS:
             a.epochs = adapt.ADAPT_EPOCHS
         adapt.main(a)
+        return
+    if a.cmd == "held-out":
+        from . import adapt
+        adapt.copy_held_out(Path(a.data).resolve(), out, Path(a.to), pipeline.log)
         return
     if a.cmd == "lab":
         from . import lab

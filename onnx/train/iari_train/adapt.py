@@ -280,3 +280,22 @@ def main(args):
         return
     from . import release
     release.release(st, site, args.site, base, out, args)
+
+
+def copy_held_out(site: Path, models: Path, dest: Path, log) -> int:
+    """Copies the site's held-out wells, as the shipped manifest's `adaptation.site_split` lists
+    them, into dest/<grade>/, so that the server can be measured on exactly them (`iari eval
+    dest`). Refuses a folder whose digest differs from the one the ensemble was adapted on."""
+    from .release import folder_digest
+    ad = json.loads((models / "manifest.json").read_text()).get("adaptation")
+    if ad is None:
+        raise SystemExit(f"{models}/manifest.json has no adaptation section")
+    if folder_digest(site)["sha256"] != ad["site_digest"]["sha256"]:
+        raise SystemExit(f"{site} is not the folder {ad['site']} was adapted on (digest differs)")
+    paths, y = data.scan_folders(site)
+    for i in ad["site_split"]["held_out"]:
+        to = dest / ("neg", "1+", "2+", "3+", "4+")[y[i]] / paths[i].name
+        to.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(paths[i], to)
+    log(f"{len(ad['site_split']['held_out'])} held-out wells of {ad['site']} -> {dest}")
+    return len(ad["site_split"]["held_out"])

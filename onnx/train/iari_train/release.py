@@ -93,12 +93,13 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
             f"review {b['review_share']:.3f} ood {b['ood_share']:.3f} serious {b['serious_errors']} "
             f"unflagged {b['serious_unflagged']}")
     ev["variety_only"] = {}
-    # what the variety augmentations alone did (before any site image), base shift reference
+    # what the variety augmentations alone did (before any site image), base shift reference;
+    # with no variety epoch that stage is the base itself, reported above
     vdir = out.parent / "train" / ".data" / "adapt" / site_name / "variety-onnx"
     vdir.mkdir(parents=True, exist_ok=True)
-    for n in MODEL_NAMES:
+    for n in MODEL_NAMES if args.variety_epochs > 0 else ():
         export_onnx(load_ckpt(st["variety_dir"], n), vdir / f"{n}.onnx", syn["x_test"][:128], log=log)
-    for k in ("synthetic_test", f"{site_name}_all"):
+    for k in ("synthetic_test", f"{site_name}_all") if args.variety_epochs > 0 else ():
         ev["variety_only"][k] = site_report(vdir, base_ref, *sets[k])
     # golden files of the new version, with the shift parity cases
     pipeline.cmd_golden(out)
@@ -117,7 +118,7 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     man["previous"] = [arch_rel] + list(base_man.get("previous", []))
     man["adaptation"] = {
         "from": {"ensemble": base_man["ensemble"]["version"], "manifest": arch_rel},
-        "site": site_name, "site_data": str(site), "site_digest": folder_digest(site),
+        "site": site_name, "site_data": args.data, "site_digest": folder_digest(site),
         "site_split": {"seed": SEED_SITE, "held_out_fraction": 0.2, "method": "stratified per grade "
                        "(iari_train.data.stratified_split)", "train": tr.tolist(), "held_out": te.tolist(),
                        "counts_train": np.bincount(ys[tr], minlength=5).tolist(),
@@ -145,7 +146,7 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                         "validation_set": {"seed": data.SEED_VALIDATION, "counts": data.VALIDATION_COUNTS},
                         "chosen": st["site_epoch"], "base": sel["base"], "epochs": sel["epochs"]}}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
-        "command": f"python -m iari_train adapt --data {site} --site {site_name} --out ../models"
+        "command": f"python -m iari_train adapt --data {args.data} --site {site_name} --out ../models"
                    + (f" --variety-epochs {args.variety_epochs}" if args.variety_epochs != 2 else ""),
     }
     man["metrics"] = dict(base_man["metrics"])
