@@ -72,7 +72,7 @@ impl Drift {
             &["analyzer"],
         )
         .expect("valid metric definition");
-        // Around the shipped threshold (11.97) finely, then coarsely up to far-off images.
+        // Around the shipped threshold (12.06; 1.0.0: 11.97) finely, then coarsely up to far-off images.
         let buckets = vec![
             2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, 40.0, 60.0, 100.0,
         ];

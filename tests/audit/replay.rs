@@ -185,7 +185,7 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
 }
 
 /// The next ensemble version in a temporary folder: the committed files archived under `v1/`
-/// (as `iari_train adapt` keeps them), and a new manifest, version `2.0.0-test`, listing `v1`
+/// (as `iari_train adapt` keeps them), and a new manifest, version `3.0.0-test`, listing `v1`
 /// under `previous`, whose inception model is another file (a copy of the ResNet one: any
 /// model with the same input and output will do). Returns the new manifest's path.
 fn next_version(dir: &Path) -> std::path::PathBuf {
@@ -199,15 +199,18 @@ fn next_version(dir: &Path) -> std::path::PathBuf {
         std::fs::copy(models.join(file), v1.join(file)).unwrap();
         std::fs::copy(models.join(file), dir.join(file)).unwrap();
     }
-    std::fs::write(v1.join("manifest.json"), &text).unwrap();
+    // The kept copy lists no earlier versions of its own: the newest manifest lists the chain.
+    let mut kept = man.clone();
+    kept["previous"] = json!([]);
+    std::fs::write(v1.join("manifest.json"), kept.to_string()).unwrap();
     let resnet = std::fs::read(models.join("resnet-cbam.onnx")).unwrap();
     std::fs::write(dir.join("inception-v2.onnx"), &resnet).unwrap();
-    man["ensemble"]["version"] = json!("2.0.0-test");
+    man["ensemble"]["version"] = json!("3.0.0-test");
     man["previous"] = json!(["v1/manifest.json"]);
     for m in man["models"].as_array_mut().unwrap() {
         if m["name"] == "inception-cbam" {
             m["file"] = json!("inception-v2.onnx");
-            m["version"] = json!("2.0.0");
+            m["version"] = json!("3.0.0");
             m["sha256"] = json!(Sha256Digest::of(&resnet).to_hex());
         }
     }
@@ -237,12 +240,30 @@ async fn decisions_pinned_to_an_earlier_version_replay_with_its_kept_files() {
     // Replayed under the new manifest, each decision runs on the files it was made with.
     let r = replay(&db, &next, first).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
-    assert_eq!(r.ensemble_version, "1.0.0-synthetic");
-    assert_eq!(r.models[3].version, "1.0.0");
+    assert_eq!(r.ensemble_version, "2.0.0-synthetic-site-b");
+    assert_eq!(r.models[3].version, "2.0.0");
     let r = replay(&db, &next, second).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
-    assert_eq!(r.ensemble_version, "2.0.0-test");
-    assert_eq!(r.models[3].version, "2.0.0");
+    assert_eq!(r.ensemble_version, "3.0.0-test");
+    assert_eq!(r.models[3].version, "3.0.0");
+
+    // A decision made by the shipped ensemble's predecessor (its files kept in the repository
+    // under onnx/models/v1.0.0-synthetic) replays under the shipped manifest, on those files.
+    let mut archived = committed.clone();
+    archived.models.manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models/v1.0.0-synthetic/manifest.json");
+    let pinned = seed_image(
+        &db,
+        &archived,
+        "onnx/samples/2+/2p-000.png",
+        true,
+        |_, _| {},
+    )
+    .await;
+    let r = replay(&db, &committed, pinned).await.unwrap();
+    assert!(r.identical, "{:?}", r.differences);
+    assert_eq!(r.ensemble_version, "1.0.0-synthetic");
+    assert_eq!(r.models[3].version, "1.0.0");
 
     // The kept version's files are checked like the current ones: a changed file is refused.
     std::fs::write(dir.path().join("v1/inception-cbam.onnx"), b"not the model").unwrap();

@@ -64,12 +64,12 @@ fn cuda_without_a_gpu_fails_clearly() {
 /// The shipped release rule (interface.md, "Release"): a decision with any flag, or with
 /// agreement under unanimous, goes out preliminary and needs review. Each row is written from
 /// the spec's words and the votes the Python reference recorded for the golden image
-/// (`golden.json`), never computed by the rule under test: g2 is the reference's 3-2 split
+/// (`golden.json`), never computed by the rule under test: g2 is the reference's 4-1 split
 /// between neighbours (`disagree_adjacent`), the rest are unanimous and confident.
 const RELEASE: [(&str, &str, &[Flag], f32, bool); 8] = [
     ("g0-neg.png", "neg", &[], 1.0, false),
     ("g1-1p.png", "1+", &[], 1.0, false),
-    ("g2-2p.png", "1+", &[Flag::DisagreeAdjacent], 0.6, true),
+    ("g2-2p.png", "1+", &[Flag::DisagreeAdjacent], 0.8, true),
     ("g3-3p.png", "3+", &[], 1.0, false),
     ("g4-4p.png", "4+", &[], 1.0, false),
     ("g5-neg-bubble.png", "neg", &[], 1.0, false),

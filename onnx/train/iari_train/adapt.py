@@ -42,13 +42,14 @@ VARIETY_EPOCHS = 2
 # (flagged): the site's look pulled the models away from the original one. Runs A-C in
 # onnx/README.md changed, in this order; run D then gave the feature extractors
 # the full rate, 16 epochs and a distillation weight of 3, and run E (the values below) the
-# learning rate 1e-3 (see the README for what each run did):
+# learning rate 1e-3, run F the site's part x10 and run G 24 epochs (see the README for what each
+# run did):
 SITE_REPEAT = 10            # run F (A-E: 6): the site's training part, repeated so that it weighs in
 SYN_FRACTION = 1.0          # all of the synthetic training split mixed in (as many images as the site's x6)
 LR_SITE = 1e-3              # run E (A-D: 5e-4): classifier and CBAM (D, E: and the features); decays to 0 (cosine) over ADAPT_EPOCHS
 FEATURE_LR_SCALE = 1.0      # run D: the feature extractors learn at the full rate (A-C: half), more room for the site's look
 LABEL_SMOOTHING = 0.1       # less confident sub-models: an error is more often flagged low_confidence
-ADAPT_EPOCHS = 16           # run D (A-C: 12): the site stage underfitted site-b (95 % on its training part)
+ADAPT_EPOCHS = 24           # run G (D-F: 16, A-C: 12): the site stage underfitted site-b (95-98 % on its training part)
 # The site stage's augmentation: "geometric" (train.augment, the base models' own: zoom, offset,
 # flips, quarter turns) or "variety" (augment.VARIETY, which also changes colour, light and halo).
 # With VARIETY (run A) the models did not fit even the site's training part (95 %) and made 22-32

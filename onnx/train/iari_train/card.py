@@ -33,6 +33,12 @@ def write_card(out: Path):
       "`neg, 1+, 2+, 3+, 4+` (index 0..4). The server combines them by relative plurality vote of the argmax; "
       "a tie goes to the tied grade with the larger softmax probability summed over the five models (still tied: "
       "lower grade index).\n")
+    ad = man.get("adaptation")
+    if ad:
+        a(f"Shipped version: **{man['ensemble']['version']}**, the {ad['from']['ensemble']} models (trained as "
+          f"described below) fine-tuned on the synthetic training split and {ad['site']}'s training wells (see "
+          f"*Adapted to {ad['site']}*); the metrics below are this version's. The {ad['from']['ensemble']} files "
+          f"are kept in `models/{ad['from']['manifest'].rsplit('/', 1)[0]}/`.\n")
     a("## Files\n")
     a("| model | file | params | MACs @96² | MFLOPs (2×MACs) | bytes | sha256 (first 16) | train wall s |")
     a("|---|---|---:|---:|---:|---:|---|---:|")
@@ -47,7 +53,10 @@ def write_card(out: Path):
       "Each export is checked against torch with onnxruntime (max |diff| ≤ 1e-4; measured values in the manifest). "
       "`models/manifest.json` lists sha256, sizes, architecture, metrics; `models/golden/` holds reference "
       "images, preprocessed tensors (`.f32`, raw little-endian float32 `[3,96,96]`) and onnxruntime "
-      f"{man['tools']['onnxruntime']} CPU logits/votes/decisions for the Rust tests.\n")
+      f"{man['tools']['onnxruntime']} CPU logits/votes/decisions for the Rust tests. Besides a well per grade, two "
+      "with artefacts and a resized capture, the set holds a plurality tie and a 3-1-1 split with a distant dissent "
+      "(blends of two wells found by a seeded search, `pipeline._disagreement`), and a JPEG capture (JPEG decoders "
+      "may round differently: the Rust test allows two levels on its tensor and holds it to the votes and decision).\n")
     a("## Preprocessing contract `pp-area-1` (Rust re-implements this bit-for-bit)\n")
     a("1. Decode the file to 8-bit RGB (Pillow `.convert(\"RGB\")`; PNG for anything that must match exactly).")
     a("2. Resize the **whole** image (no crop) to 96×96 by area averaging in float64. For an axis of input length "
@@ -158,18 +167,25 @@ def write_card(out: Path):
     a("A lab whose wells look different (camera, light, reagents: the shift score flags them "
       "`out_of_distribution`) adapts the released ensemble with its own graded wells instead of retraining:\n")
     a("```sh\ncd onnx/train\n../../.venv-train/bin/python -m iari_train adapt --data /path/to/site --site <name> --out ../models\n```\n")
+    from .adapt import FEATURE_LR_SCALE
+    features = "the full" if FEATURE_LR_SCALE == 1 else f"{FEATURE_LR_SCALE:g}x the"
     a("`/path/to/site/{neg,1+,2+,3+,4+}/` as for `lab`. The command (`train/iari_train/adapt.py`, `release.py`): "
       "rebuilds the five current models in torch from their ONNX files (`from_onnx`, checked against onnxruntime); "
       "holds out a stratified, seeded 20 % of the site's wells (`adapt.SEED_SITE`) that it never trains on; fine-tunes "
-      "each model first on the synthetic training split with the variety augmentations (`augment.VARIETY`), then on "
-      "the synthetic training split plus the site's training part (mixed in so that the generator's accuracy "
-      "holds); keeps the current version's files in `models/v<version>/` and lists that manifest under `previous` "
-      "(so `iari models verify` checks both and `iari replay` of a decision pinned to the old models loads them); "
-      "exports the new models, refits the shift reference on both sites' training images, evaluates both versions "
-      "per site, rewrites golden files, manifest (new version, `adaptation` section with the split indices and the "
-      "folder's digest) and this card, and verifies. Stage checkpoints are cached in "
-      "`onnx/train/.data/adapt/<site>/`. Then `cargo test --test classify` (golden parity) and commit "
-      "`onnx/models` and `onnx/README.md`.\n")
+      "each model first on the synthetic training split with the variety augmentations (`augment.VARIETY`; "
+      "`--variety-epochs 0` skips it), then on the synthetic training split plus the site's training part (mixed in "
+      "so that the generator's accuracy holds; the base models' geometric augmentation, distillation toward the "
+      f"starting model on the synthetic images, feature extractors at {features} learning rate), keeping every epoch "
+      "and choosing the one to ship on a synthetic validation set and the site's training part under a serious-error "
+      "constraint (`adapt.select_epoch`; no qualifying epoch, no release); keeps the current version's files in "
+      "`models/v<version>/` and lists that manifest under `previous` (so `iari models verify` checks both and `iari "
+      "replay` of a decision pinned to the old models loads them); exports the new models, refits the shift reference "
+      "on both sites' training images, evaluates both versions per site, rewrites golden files, manifest (new "
+      "version, `adaptation` section with the split indices and the folder's digest) and this card, and verifies. "
+      "Stage checkpoints are cached in `onnx/train/.data/adapt/<site>/`. Then `cargo test --test classify` (golden "
+      "parity) and commit `onnx/models` and `onnx/README.md`. To measure the server on exactly the held-out wells, "
+      "`python -m iari_train held-out --data /path/to/site --out ../models --to /tmp/held-out` copies them (as the "
+      "manifest's `adaptation.site_split` lists them; the folder's digest is checked) for `iari eval /tmp/held-out`.\n")
     a("## Limitations\n")
     a("- Synthetic appearance model, not fitted to real photographs; real wells, cameras and reagents will differ.")
     a("- Small networks (≤ ~0.25 M parameters each) at 96×96 input, chosen to train on 2 CPU cores within the "
