@@ -17,7 +17,9 @@ def main():
     ap.add_argument("--variety-epochs", type=int, default=2, help="variety stage epochs (cmd adapt)")
     ap.add_argument("--version", help="new ensemble version (cmd adapt; default 2.0.0-synthetic-<site>)")
     ap.add_argument("--to", help="cmd held-out: folder to copy the site's held-out wells into")
-    ap.add_argument("--stage", choices=["train", "all"], default="all", help="cmd adapt: stop after training and report the checkpoints next to the base")
+    ap.add_argument("--stage", choices=["train", "all", "cv"], default="all",
+                    help="cmd adapt: stop after training and report the checkpoints next to the base (train), "
+                         "or estimate the recipe's accuracy on the site by cross-validation (cv)")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     if a.cmd == "adapt":

@@ -134,7 +134,10 @@ def load_ckpt(d: Path, name: str, epoch: int | None = None):
     return m
 
 
-def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, adapt_epochs: int, log):
+def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, adapt_epochs: int, log,
+                 held_out: np.ndarray | None = None):
+    """Both stages and the epoch choice. `held_out`: the site's wells to keep out instead of
+    site_split's (cross-validation, iari_train.cv)."""
     from .from_onnx import check_against_onnx, load_from_onnx
 
     def from_base(m):
@@ -145,6 +148,9 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     syn = data.synthetic_dataset(pipeline.DATA_DIR, log=log)
     xs, ys = data.load_folders(site)
     tr, te = site_split(ys)
+    if held_out is not None:
+        te = np.sort(held_out)
+        tr = np.setdiff1d(np.arange(len(ys)), te)
     if SELECT_FRACTION > 0:
         a, b = data.stratified_split(ys[tr], SEED_SITE + 2, SELECT_FRACTION)
         fit, sel_idx = tr[a], tr[b]
@@ -276,6 +282,10 @@ def main(args):
     out = Path(args.out).resolve()
     base = Path(args.base).resolve() if args.base else out
     st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
+    if args.stage == "cv":
+        from .cv import cross_validate
+        cross_validate(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
+        return
     if args.stage == "train":
         report_checkpoints(st, base, args.site, pipeline.log)
         return

@@ -1,0 +1,71 @@
+"""Cross-validation of the adaptation recipe on a site's folder: how well the recipe, as a whole
+(both stages and the epoch choice), grades wells of the site that it never trained on, measured on
+every well of the folder instead of the one held-out part.
+
+    python -m iari_train adapt --data /path/to/site --site site-b --out ../models --variety-epochs 0 --stage cv
+
+Fold 0 is the shipped split's held-out part (adapt.site_split: the shipped run, its checkpoints
+cached, is fold 0's); the training part is cut into FOLDS - 1 more stratified folds of the same
+size. Each fold trains the recipe on the rest, chooses its epoch by adapt.select_epoch (never on
+the fold) and grades the fold with the server's vote and review rules (metrics.safety, without
+the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import adapt, data, pipeline
+
+FOLDS = 5
+
+
+def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
+    """Fold 0 = site_split's held-out part; the training part split per grade, seeded, into k - 1."""
+    tr, te = adapt.site_split(y)
+    rng = np.random.default_rng(adapt.SEED_SITE + 3)
+    rest = [[] for _ in range(k - 1)]
+    for g in range(5):
+        for j, part in enumerate(np.array_split(rng.permutation(tr[y[tr] == g]), k - 1)):
+            rest[j].extend(part.tolist())
+    return [te] + [np.sort(np.asarray(f)) for f in rest]
+
+
+def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log) -> dict:
+    from .models import MODEL_NAMES
+    _, y = data.scan_folders(site)
+    folds = site_folds(y)
+    per, pooled = [], {"n": 0, "correct": 0, "serious_errors": 0, "serious_unflagged": 0, "review": 0}
+    for i, fold in enumerate(folds):
+        log(f"cv: fold {i} of {len(folds)} ({len(fold)} wells held out)")
+        # fold 0 is the shipped split itself (its run cached under the same settings)
+        st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=fold if i else None)
+        models = [adapt.load_ckpt(st["site_dir"], m, st["site_epoch"]) for m in MODEL_NAMES]
+        s = adapt._safety(models, st["site_x"][fold], st["site_y"][fold])
+        per.append({"fold": i, "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
+                    **{q: s[q] for q in ("n", "accuracy", "review_share", "serious_errors", "serious_unflagged")}})
+        pooled["n"] += s["n"]
+        pooled["correct"] += round(s["accuracy"] * s["n"])
+        pooled["review"] += round(s["review_share"] * s["n"])
+        pooled["serious_errors"] += s["serious_errors"]
+        pooled["serious_unflagged"] += s["serious_unflagged"]
+        log(f"cv: fold {i}: epoch {st['site_epoch']}, accuracy {s['accuracy']:.4f} ({round(s['accuracy'] * s['n'])} "
+            f"of {s['n']}), review {s['review_share']:.3f}, serious {s['serious_errors']} "
+            f"({s['serious_unflagged']} unflagged)")
+    acc = pooled["correct"] / pooled["n"]
+    lo, hi = wilson(pooled["correct"], pooled["n"])
+    out = {"site": site_name, "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
+                                                           review_share=pooled["review"] / pooled["n"])}
+    (pipeline.DATA_DIR / "adapt" / site_name / "cv.json").write_text(json.dumps(out, indent=1))
+    log(f"cv: pooled over {pooled['n']} wells: accuracy {acc:.4f} (95 % Wilson {lo:.4f}-{hi:.4f}), review "
+        f"{pooled['review'] / pooled['n']:.3f}, serious {pooled['serious_errors']} "
+        f"({pooled['serious_unflagged']} unflagged)")
+    return out
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(c - h), float(c + h)
