@@ -281,11 +281,11 @@ def main(args):
     site = Path(args.data).resolve()
     out = Path(args.out).resolve()
     base = Path(args.base).resolve() if args.base else out
-    st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
     if args.stage == "cv":
         from .cv import cross_validate
         cross_validate(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
         return
+    st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
     if args.stage == "train":
         report_checkpoints(st, base, args.site, pipeline.log)
         return
@@ -305,7 +305,7 @@ def copy_held_out(site: Path, models: Path, dest: Path, log) -> int:
         raise SystemExit(f"{site} is not the folder {ad['site']} was adapted on (digest differs)")
     paths, y = data.scan_folders(site)
     for i in ad["site_split"]["held_out"]:
-        to = dest / ("neg", "1+", "2+", "3+", "4+")[y[i]] / paths[i].name
+        to = dest / data.CLASSES[y[i]] / paths[i].name
         to.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(paths[i], to)
     log(f"{len(ad['site_split']['held_out'])} held-out wells of {ad['site']} -> {dest}")

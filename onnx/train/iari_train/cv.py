@@ -46,11 +46,11 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
         per.append({"fold": i, "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
                     **{q: s[q] for q in ("n", "accuracy", "review_share", "serious_errors", "serious_unflagged")}})
         pooled["n"] += s["n"]
-        pooled["correct"] += round(s["accuracy"] * s["n"])
+        pooled["correct"] += s["n"] - s["errors"]
         pooled["review"] += round(s["review_share"] * s["n"])
         pooled["serious_errors"] += s["serious_errors"]
         pooled["serious_unflagged"] += s["serious_unflagged"]
-        log(f"cv: fold {i}: epoch {st['site_epoch']}, accuracy {s['accuracy']:.4f} ({round(s['accuracy'] * s['n'])} "
+        log(f"cv: fold {i}: epoch {st['site_epoch']}, accuracy {s['accuracy']:.4f} ({s['n'] - s['errors']} "
             f"of {s['n']}), review {s['review_share']:.3f}, serious {s['serious_errors']} "
             f"({s['serious_unflagged']} unflagged)")
     acc = pooled["correct"] / pooled["n"]
