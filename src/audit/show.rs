@@ -3,7 +3,7 @@
 //! position, every review and signature, and every HL7 message with each delivery attempt and its ACK.
 
 use super::AuditError;
-use crate::domain::{DeliveryState, Flag, Grade, Meaning, ResultStatus, Role};
+use crate::domain::{DeliveryState, Flag, Grade, Meaning, PlateRole, ResultStatus, Role};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -59,6 +59,9 @@ pub struct CaptureRecord {
     pub well: String,
     pub accession: String,
     pub received_at: DateTime<Utc>,
+    /// The well's role as ingest parsed it from the event (which the API already shows).
+    #[serde(skip)]
+    pub plate_role: PlateRole,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -155,8 +158,8 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Provenance, AuditError> {
     .ok_or(AuditError::UnknownDecision(id))?;
     let capture = sqlx::query_as!(
         CaptureRecord,
-        "SELECT capture_id, event, captured_at, analyzer_id, plate_id, well, accession, \
-         received_at FROM captures WHERE capture_id = $1",
+        r#"SELECT capture_id, event, captured_at, analyzer_id, plate_id, well, accession,
+             received_at, plate_role AS "plate_role: PlateRole" FROM captures WHERE capture_id = $1"#,
         decision.capture_id
     )
     .fetch_one(&mut *tx)

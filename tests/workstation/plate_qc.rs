@@ -1,6 +1,7 @@
 //! Plate QC on the workstation: a result its plate withholds (a failed control) or holds (the
-//! controls not decided yet) shows why on its decision page, offers no signature, and a signature
-//! posted anyway is refused and records nothing; the plate page says the plate's state.
+//! controls not decided yet), and a control well's own decision, show why on the decision page,
+//! offer no signature, and a signature posted anyway is refused and records nothing; the plate
+//! page says the plate's state.
 
 use crate::client::{Client, router};
 use crate::common::{PASSWORD, Seed, TestDb, count, seed, user};
@@ -120,5 +121,44 @@ async fn a_result_held_for_its_controls_cannot_be_signed_yet() {
     assert_eq!(count(&db.pool, "signatures").await, 0);
     let p = c.page("/plates/PLT-W").await;
     assert!(p.body.contains("data-state=\"waiting\""), "{}", p.body);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_control_wells_decision_is_not_a_result_to_sign() {
+    let db = TestDb::new().await;
+    let id = seed(
+        &db.pool,
+        &Seed {
+            plate: "PLT-C".into(),
+            well: "H11".into(),
+            grade: "neg",
+            votes: ["neg"; 5],
+            role: Some("negative_control"),
+            ..Seed::default()
+        },
+    )
+    .await;
+    plate(&db, "PLT-C", "passed", None).await;
+    let app = router(&db);
+    user(&db.pool, "tech.c", Role::Technologist).await;
+    let mut c = Client::new(&app);
+    c.sign_in("tech.c").await;
+    let page = c.page(&format!("/decisions/{id}?grade=neg")).await;
+    assert!(page.body.contains("data-test=\"held\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("a control is never a patient result to sign"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("data-test=\"sign-password\""),
+        "no signature offered"
+    );
+    let a = confirm(&mut c, id, "neg", &page.csrf()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert_eq!(count(&db.pool, "signatures").await, 0);
+    assert_eq!(count(&db.pool, "reviews").await, 0);
     db.drop().await;
 }

@@ -11,7 +11,7 @@ use super::layout::{self, enc, flag_words, grade_class, grade_key, when};
 use super::plate::{grid, qc_summary};
 use super::sign::Attempt;
 use crate::audit::{self, AuditError, Provenance};
-use crate::domain::{Grade, PlateRole, ResultStatus};
+use crate::domain::{Grade, ResultStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -91,16 +91,10 @@ pub(super) async fn render(
         serde_json::from_value(p.decision.models.clone()).unwrap_or_default();
     let d = &p.decision;
     let c = &p.capture;
-    // The role from this decision's own capture (the grid shows each well's latest decision).
-    let role = c
-        .event
-        .pointer("/plate/role")
-        .and_then(|v| v.as_str())
-        .and_then(PlateRole::parse)
-        .unwrap_or(PlateRole::Patient);
+    // The role of this decision's own capture (the grid shows each well's latest decision).
     let held = crate::qc::not_signable(
         &p.capture.plate_id,
-        role,
+        c.plate_role,
         qc.as_ref().map(|q| q.state),
         !p.hl7_messages.is_empty(),
     );

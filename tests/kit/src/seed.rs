@@ -55,6 +55,8 @@ pub struct Seed {
     pub image: Option<Vec<u8>>,
     /// Shift score and version (migration 0008); `None` writes neither column, as before it.
     pub shift: Option<(f64, &'static str)>,
+    /// The event's `plate.role` (`negative_control`, `positive_control`); `None`: a patient well.
+    pub role: Option<&'static str>,
 }
 
 impl Default for Seed {
@@ -77,6 +79,7 @@ impl Default for Seed {
             decided_at: None,
             image: None,
             shift: None,
+            role: None,
         }
     }
 }
@@ -90,6 +93,9 @@ impl Seed {
             "plate": {"id": self.plate, "well": self.well},
             "specimen": {"accession": self.accession}, "image": {"path": "seeded.png"},
         });
+        if let Some(r) = self.role {
+            e["plate"]["role"] = json!(r);
+        }
         if let Some(p) = &self.patient {
             e["patient"] = p.clone();
         }
