@@ -20,6 +20,10 @@ def main():
     ap.add_argument("--stage", choices=["train", "all", "cv"], default="all",
                     help="cmd adapt: stop after training and report the checkpoints next to the base (train), "
                          "or estimate the recipe's accuracy on the site by cross-validation (cv)")
+    ap.add_argument("--cv-train-fraction", type=float, default=1.0,
+                    help="adapt --stage cv: train each fold on this share of its training part (learning curve)")
+    ap.add_argument("--cv-site-only", action="store_true",
+                    help="adapt --stage cv: the site stage without the synthetic images (a diagnostic)")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     if a.cmd == "adapt":

@@ -135,9 +135,11 @@ def load_ckpt(d: Path, name: str, epoch: int | None = None):
 
 
 def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, adapt_epochs: int, log,
-                 held_out: np.ndarray | None = None):
+                 held_out: np.ndarray | None = None, site_only: bool = False):
     """Both stages and the epoch choice. `held_out`: the site's wells to keep out instead of
-    site_split's (cross-validation, iari_train.cv)."""
+    site_split's (cross-validation, iari_train.cv). `site_only` (a diagnostic, never released):
+    the site stage sees the site's wells alone, no synthetic image and so no distillation; its
+    models lose the generator's look, so no epoch meets select_epoch's rule and the last is used."""
     from .from_onnx import check_against_onnx, load_from_onnx
 
     def from_base(m):
@@ -161,7 +163,7 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     s1 = {"stage": "variety", "base": base_id, "epochs": variety_epochs, "lr": LR_FINETUNE, "seed": data.SEED}
     d1, i1 = stage("variety", work, s1, from_base,
                    syn["x_train"], syn["y_train"], variety_epochs, data.SEED + 7, log)
-    _, half = data.stratified_split(syn["y_train"], SEED_SITE + 1, SYN_FRACTION)   # the synthetic part (all at 1.0)
+    _, half = data.stratified_split(syn["y_train"], SEED_SITE + 1, 0.0 if site_only else SYN_FRACTION)   # all at 1.0
     x2 = np.concatenate([syn["x_train"][half]] + [xs[fit]] * SITE_REPEAT)
     y2 = np.concatenate([syn["y_train"][half]] + [ys[fit]] * SITE_REPEAT)
     s2 = {"stage": "site", "from": s1, "site": site_name, "site_train": tr.tolist(), "repeat": SITE_REPEAT,
@@ -176,7 +178,7 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     if SITE_AUGMENTATION != "variety":
         s2["augmentation"] = SITE_AUGMENTATION
     kw["aug"] = SITE_AUGMENTATION
-    if DISTILL_WEIGHT > 0:
+    if DISTILL_WEIGHT > 0 and not site_only:
         s2["distill"] = {"weight": DISTILL_WEIGHT, "t": DISTILL_T}
         kw.update(distill_weight=DISTILL_WEIGHT, distill_t=DISTILL_T,
                   distill=np.arange(len(y2)) < len(half), teacher_from=lambda m: load_ckpt(d1, m))
@@ -283,7 +285,8 @@ def main(args):
     base = Path(args.base).resolve() if args.base else out
     if args.stage == "cv":
         from .cv import cross_validate
-        cross_validate(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
+        cross_validate(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log,
+                       train_fraction=args.cv_train_fraction, site_only=args.cv_site_only)
         return
     st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log)
     if args.stage == "train":

@@ -8,7 +8,14 @@ Fold 0 is the shipped split's held-out part (adapt.site_split: the shipped run, 
 cached, is fold 0's); the training part is cut into FOLDS - 1 more stratified folds of the same
 size. Each fold trains the recipe on the rest, chooses its epoch by adapt.select_epoch (never on
 the fold) and grades the fold with the server's vote and review rules (metrics.safety, without
-the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json."""
+the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json.
+
+Two variants answer what limits the recipe (the result then goes to cv-<variant>.json):
+  --cv-train-fraction F   each fold trains on a stratified, seeded share F of its training part
+                          (the rest is neither trained on nor graded): the learning curve, i.e.
+                          what more labelled wells of the site would bring;
+  --cv-site-only          the site stage without the synthetic images (adapt.train_stages'
+                          site_only): whether keeping the generator's look costs the site."""
 from __future__ import annotations
 
 import json
@@ -32,18 +39,27 @@ def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
     return [te] + [np.sort(np.asarray(f)) for f in rest]
 
 
-def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log) -> dict:
+def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
+                   train_fraction: float = 1.0, site_only: bool = False) -> dict:
     from .models import MODEL_NAMES
+    if not 0 < train_fraction <= 1:
+        raise SystemExit(f"--cv-train-fraction must be in (0, 1], not {train_fraction}")
     _, y = data.scan_folders(site)
     folds = site_folds(y)
     per, pooled = [], {"n": 0, "correct": 0, "serious_errors": 0, "serious_unflagged": 0, "review": 0}
     for i, fold in enumerate(folds):
         log(f"cv: fold {i} of {len(folds)} ({len(fold)} wells held out)")
         # fold 0 is the shipped split itself (its run cached under the same settings)
-        st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=fold if i else None)
+        held = fold if i else None
+        if train_fraction < 1:
+            rest = np.setdiff1d(np.arange(len(y)), fold)
+            _, drop = data.stratified_split(y[rest], adapt.SEED_SITE + 9, 1 - train_fraction)
+            held = np.union1d(fold, rest[drop])
+        st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=held,
+                                site_only=site_only)
         models = [adapt.load_ckpt(st["site_dir"], m, st["site_epoch"]) for m in MODEL_NAMES]
         s = adapt._safety(models, st["site_x"][fold], st["site_y"][fold])
-        per.append({"fold": i, "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
+        per.append({"fold": i, "trained_on": len(st["site_train"]), "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
                     **{q: s[q] for q in ("n", "accuracy", "review_share", "serious_errors", "serious_unflagged")}})
         pooled["n"] += s["n"]
         pooled["correct"] += s["n"] - s["errors"]
@@ -55,9 +71,10 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
             f"({s['serious_unflagged']} unflagged)")
     acc = pooled["correct"] / pooled["n"]
     lo, hi = wilson(pooled["correct"], pooled["n"])
-    out = {"site": site_name, "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
+    variant = ("-site-only" if site_only else "") + (f"-train{train_fraction:g}" if train_fraction < 1 else "")
+    out = {"site": site_name, "variant": variant.lstrip("-") or "recipe", "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
                                                            review_share=pooled["review"] / pooled["n"])}
-    (pipeline.DATA_DIR / "adapt" / site_name / "cv.json").write_text(json.dumps(out, indent=1))
+    (pipeline.DATA_DIR / "adapt" / site_name / f"cv{variant}.json").write_text(json.dumps(out, indent=1))
     log(f"cv: pooled over {pooled['n']} wells: accuracy {acc:.4f} (95 % Wilson {lo:.4f}-{hi:.4f}), review "
         f"{pooled['review'] / pooled['n']:.3f}, serious {pooled['serious_errors']} "
         f"({pooled['serious_unflagged']} unflagged)")
