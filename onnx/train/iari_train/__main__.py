@@ -1,4 +1,4 @@
-"""python -m iari_train {all,generate,samples,train,export,evaluate,golden,manifest,card,verify} --out ../models"""
+"""python -m iari_train {all,generate,samples,train,export,evaluate,golden,manifest,card,verify,...} --out ../models"""
 import argparse
 from pathlib import Path
 
@@ -8,7 +8,8 @@ from . import pipeline
 def main():
     ap = argparse.ArgumentParser(prog="iari_train", description=__doc__)
     ap.add_argument("cmd", choices=["all", "generate", "samples", "train", "export", "evaluate", "golden",
-                                    "manifest", "card", "verify", "lab", "adapt", "shift", "held-out"])
+                                    "manifest", "card", "verify", "lab", "adapt", "shift", "held-out",
+                                    "readers"])
     ap.add_argument("--out", default="../models", help="model output folder (onnx/models)")
     ap.add_argument("--epochs", type=int, default=pipeline.DEFAULT_EPOCHS)
     ap.add_argument("--data", help="lab data root with neg/1+/2+/3+/4+ folders (cmd lab)")
@@ -35,6 +36,10 @@ def main():
     if a.cmd == "held-out":
         from . import adapt
         adapt.copy_held_out(Path(a.data).resolve(), out, Path(a.to), pipeline.log)
+        return
+    if a.cmd == "readers":
+        from . import readers
+        readers.run(Path(a.data).resolve(), out, pipeline.log)
         return
     if a.cmd == "lab":
         from . import lab
