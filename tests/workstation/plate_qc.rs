@@ -35,6 +35,33 @@ async fn confirm(c: &mut Client, id: i64, grade: &str, csrf: &str) -> crate::cli
     c.post(&format!("/decisions/{id}/sign"), &fields).await
 }
 
+/// Signs in as a new technologist `login` and opens decision `id`'s page proposing `grade`: the
+/// page says `why` and offers no signature, and a confirmation posted anyway is refused with
+/// `why` and records nothing. Returns the signed-in client.
+async fn refused(db: &TestDb, id: i64, grade: &str, login: &str, why: &str) -> Client {
+    user(&db.pool, login, Role::Technologist).await;
+    let mut c = Client::new(&router(db));
+    c.sign_in(login).await;
+    let page = c
+        .page(&format!(
+            "/decisions/{id}?grade={}",
+            grade.replace('+', "%2B")
+        ))
+        .await;
+    assert!(page.body.contains("data-test=\"held\""), "{}", page.body);
+    assert!(page.body.contains(why), "{}", page.body);
+    assert!(
+        !page.body.contains("data-test=\"sign-password\""),
+        "no signature offered"
+    );
+    let a = confirm(&mut c, id, grade, &page.csrf()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(a.body.contains(why), "{}", a.body);
+    assert_eq!(count(&db.pool, "signatures").await, 0);
+    assert_eq!(count(&db.pool, "reviews").await, 0);
+    c
+}
+
 #[tokio::test]
 async fn a_result_withheld_by_a_failed_plate_cannot_be_signed() {
     let db = TestDb::new().await;
@@ -55,26 +82,7 @@ async fn a_result_withheld_by_a_failed_plate_cannot_be_signed() {
         Some("negative_control H11 read 2+, expected neg"),
     )
     .await;
-    let app = router(&db);
-    user(&db.pool, "tech.q", Role::Technologist).await;
-    let mut c = Client::new(&app);
-    c.sign_in("tech.q").await;
-    let page = c.page(&format!("/decisions/{id}?grade=2%2B")).await;
-    assert!(page.body.contains("data-test=\"held\""), "{}", page.body);
-    assert!(
-        page.body.contains("failed quality control"),
-        "{}",
-        page.body
-    );
-    assert!(
-        !page.body.contains("data-test=\"sign-password\""),
-        "no signature offered"
-    );
-    let a = confirm(&mut c, id, "2+", &page.csrf()).await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    assert!(a.body.contains("failed quality control"), "{}", a.body);
-    assert_eq!(count(&db.pool, "signatures").await, 0);
-    assert_eq!(count(&db.pool, "reviews").await, 0);
+    let mut c = refused(&db, id, "2+", "tech.q", "failed quality control").await;
     let p = c.page("/plates/PLT-F").await;
     assert!(p.body.contains("data-state=\"failed\""), "{}", p.body);
     assert!(
@@ -105,20 +113,7 @@ async fn a_result_held_for_its_controls_cannot_be_signed_yet() {
         .await
         .unwrap();
     plate(&db, "PLT-W", "waiting", None).await;
-    let app = router(&db);
-    user(&db.pool, "tech.w", Role::Technologist).await;
-    let mut c = Client::new(&app);
-    c.sign_in("tech.w").await;
-    let page = c.page(&format!("/decisions/{id}?grade=3%2B")).await;
-    assert!(
-        page.body.contains("waits for its controls"),
-        "{}",
-        page.body
-    );
-    let a = confirm(&mut c, id, "3+", &page.csrf()).await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    assert!(a.body.contains("waits for its controls"), "{}", a.body);
-    assert_eq!(count(&db.pool, "signatures").await, 0);
+    let mut c = refused(&db, id, "3+", "tech.w", "waits for its controls").await;
     let p = c.page("/plates/PLT-W").await;
     assert!(p.body.contains("data-state=\"waiting\""), "{}", p.body);
     db.drop().await;
@@ -140,25 +135,13 @@ async fn a_control_wells_decision_is_not_a_result_to_sign() {
     )
     .await;
     plate(&db, "PLT-C", "passed", None).await;
-    let app = router(&db);
-    user(&db.pool, "tech.c", Role::Technologist).await;
-    let mut c = Client::new(&app);
-    c.sign_in("tech.c").await;
-    let page = c.page(&format!("/decisions/{id}?grade=neg")).await;
-    assert!(page.body.contains("data-test=\"held\""), "{}", page.body);
-    assert!(
-        page.body
-            .contains("a control is never a patient result to sign"),
-        "{}",
-        page.body
-    );
-    assert!(
-        !page.body.contains("data-test=\"sign-password\""),
-        "no signature offered"
-    );
-    let a = confirm(&mut c, id, "neg", &page.csrf()).await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    assert_eq!(count(&db.pool, "signatures").await, 0);
-    assert_eq!(count(&db.pool, "reviews").await, 0);
+    refused(
+        &db,
+        id,
+        "neg",
+        "tech.c",
+        "a control is never a patient result to sign",
+    )
+    .await;
     db.drop().await;
 }
