@@ -9,6 +9,9 @@ Readers (each fitted on a fold's training part, graded on the fold):
   - a linear discriminant (shrunk pooled covariance, SHRINK) on the shift score's 66 statistics
     (shift.features);
   - the same on those plus radial profiles of redness (R - G) and of its spread over RINGS rings;
+  - the same on those plus radial profiles of each colour channel (mean and spread per ring),
+    as captured and relative to the image's corners (the plate around the well: the site's light
+    and white balance taken out);
   - the same on the 25 logits of the ensemble in --out (no training of the networks: how far a
     recalibration of its answers goes); skipped when that ensemble was adapted on this folder
     (its manifest's adaptation.site_digest), whose logits have seen most folds' wells.
@@ -24,20 +27,37 @@ from . import cv, data, shift
 
 SHRINK = 0.1
 RINGS = 12
+CORNER = 6
 
 
-def redness_profiles(x: np.ndarray) -> np.ndarray:
-    """x: [N,3,96,96] pp-area-1 tensors -> [N, 2 * RINGS]: per ring the mean and the standard
-    deviation of R - G (in [0,1] units), rings of equal width out to the image's half-width."""
-    u = np.asarray(x, np.float64) * 0.25 + 0.5
-    red = (u[:, 0] - u[:, 1]).reshape(len(u), -1)
+def _ring_profile(v: np.ndarray) -> np.ndarray:
+    """v: [N,96,96] -> [N, 2 * RINGS]: per ring the mean and the standard deviation, rings of
+    equal width out to the image's half-width."""
     yy, xx = np.mgrid[0:96, 0:96]
     r = np.sqrt((yy - 47.5) ** 2 + (xx - 47.5) ** 2).ravel()
     ring = np.minimum((r / 48.0 * RINGS).astype(np.int64), RINGS - 1)
     cnt = np.bincount(ring, minlength=RINGS)
-    m = np.stack([np.bincount(ring, weights=v, minlength=RINGS) for v in red]) / cnt
-    m2 = np.stack([np.bincount(ring, weights=v * v, minlength=RINGS) for v in red]) / cnt
+    v = v.reshape(len(v), -1)
+    m = np.stack([np.bincount(ring, weights=a, minlength=RINGS) for a in v]) / cnt
+    m2 = np.stack([np.bincount(ring, weights=a * a, minlength=RINGS) for a in v]) / cnt
     return np.concatenate([m, np.sqrt(np.maximum(m2 - m * m, 0))], 1)
+
+
+def redness_profiles(x: np.ndarray) -> np.ndarray:
+    """x: [N,3,96,96] pp-area-1 tensors -> [N, 2 * RINGS]: the ring profile of R - G ([0,1] units)."""
+    u = np.asarray(x, np.float64) * 0.25 + 0.5
+    return _ring_profile(u[:, 0] - u[:, 1])
+
+
+def colour_profiles(x: np.ndarray, relative: bool) -> np.ndarray:
+    """x: [N,3,96,96] -> [N, 6 * RINGS]: the ring profile of R, G and B ([0,1] units), or of each
+    divided by the mean of the image's four CORNER x CORNER corner squares (outside the well)."""
+    u = np.asarray(x, np.float64) * 0.25 + 0.5
+    if relative:
+        k = CORNER
+        corners = np.concatenate([u[:, :, :k, :k], u[:, :, :k, -k:], u[:, :, -k:, :k], u[:, :, -k:, -k:]], 3)
+        u = u / corners.mean((2, 3), keepdims=True)
+    return np.concatenate([_ring_profile(u[:, c]) for c in range(3)], 1)
 
 
 def lda(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, shrink: float = SHRINK) -> np.ndarray:
@@ -68,6 +88,10 @@ def run(site: Path, models: Path, log) -> dict:
     readers = [("shift statistics (66)", stats),
                (f"shift statistics + redness profiles ({stats.shape[1] + 2 * RINGS})",
                 np.concatenate([stats, redness_profiles(x)], 1))]
+    for relative in (False, True):
+        f = np.concatenate([stats, colour_profiles(x, relative)], 1)
+        readers.append((f"shift statistics + colour profiles{', relative to the corners' if relative else ''} "
+                        f"({f.shape[1]})", f))
     adapted = json.loads((models / "manifest.json").read_text()).get("adaptation") or {}
     if adapted.get("site_digest", {}).get("sha256") == folder_digest(site)["sha256"]:
         log(f"readers: {models} was adapted on this folder: its logits are not a cross-validated reader")
