@@ -23,12 +23,17 @@ def main():
                          "or estimate the recipe's accuracy on the site by cross-validation (cv)")
     ap.add_argument("--cv-train-fraction", type=float, default=1.0,
                     help="adapt --stage cv: train each fold on this share of its training part (learning curve)")
+    ap.add_argument("--epoch-choice", choices=["fitted", "inner-cv"], default=None,
+                    help="cmd adapt: score the site's accuracy for choosing the epoch on the wells trained on "
+                         "(fitted) or cross-validated within them (inner-cv: 4 more site stages); "
+                         "default adapt.EPOCH_CHOICE")
     ap.add_argument("--cv-site-only", action="store_true",
                     help="adapt --stage cv: the site stage without the synthetic images (a diagnostic)")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     if a.cmd == "adapt":
         from . import adapt
+        a.epoch_choice = a.epoch_choice or adapt.EPOCH_CHOICE
         if a.epochs == pipeline.DEFAULT_EPOCHS:
             a.epochs = adapt.ADAPT_EPOCHS
         adapt.main(a)

@@ -9,6 +9,10 @@ cached, is fold 0's); the training part is cut into FOLDS - 1 more stratified fo
 size. Each fold trains the recipe on the rest, chooses its epoch by adapt.select_epoch (never on
 the fold) and grades the fold with the server's vote and review rules (metrics.safety, without
 the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json.
+With `--epoch-choice inner-cv` every fold also runs inner_cv (four more site stages per fold).
+
+inner_cv (adapt --epoch-choice inner-cv) is the same idea one level down, within a training part:
+how well each epoch of the site stage grades training wells it did not train on.
 
 Two variants answer what limits the recipe (the result then goes to cv-<variant>.json):
   --cv-train-fraction F   each fold trains on a stratified, seeded share F of its training part
@@ -40,7 +44,7 @@ def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
 
 
 def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
-                   train_fraction: float = 1.0, site_only: bool = False) -> dict:
+                   train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = "fitted") -> dict:
     from .models import MODEL_NAMES
     if not 0 < train_fraction <= 1:
         raise SystemExit(f"--cv-train-fraction must be in (0, 1], not {train_fraction}")
@@ -56,7 +60,7 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
             _, drop = data.stratified_split(y[rest], adapt.SEED_SITE + 9, 1 - train_fraction)
             held = np.union1d(fold, rest[drop])
         st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=held,
-                                site_only=site_only)
+                                site_only=site_only, epoch_choice=epoch_choice)
         models = [adapt.load_ckpt(st["site_dir"], m, st["site_epoch"]) for m in MODEL_NAMES]
         s = adapt._safety(models, st["site_x"][fold], st["site_y"][fold])
         per.append({"fold": i, "trained_on": len(st["site_train"]), "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
@@ -71,7 +75,8 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
             f"({s['serious_unflagged']} unflagged)")
     acc = pooled["correct"] / pooled["n"]
     lo, hi = wilson(pooled["correct"], pooled["n"])
-    variant = ("-site-only" if site_only else "") + (f"-train{train_fraction:g}" if train_fraction < 1 else "")
+    variant = (("-site-only" if site_only else "") + (f"-train{train_fraction:g}" if train_fraction < 1 else "")
+               + ("-inner-cv" if epoch_choice == "inner-cv" else ""))
     out = {"site": site_name, "variant": variant.lstrip("-") or "recipe", "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
                                                            review_share=pooled["review"] / pooled["n"])}
     (pipeline.DATA_DIR / "adapt" / site_name / f"cv{variant}.json").write_text(json.dumps(out, indent=1))
@@ -79,6 +84,37 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
         f"{pooled['review'] / pooled['n']:.3f}, serious {pooled['serious_errors']} "
         f"({pooled['serious_unflagged']} unflagged)")
     return out
+
+
+def inner_folds(tr: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The training part `tr` cut per grade, seeded, into adapt.INNER_FOLDS folds."""
+    rng = np.random.default_rng(adapt.SEED_SITE + 4)
+    folds = [[] for _ in range(adapt.INNER_FOLDS)]
+    for g in range(5):
+        for j, part in enumerate(np.array_split(rng.permutation(tr[y[tr] == g]), adapt.INNER_FOLDS)):
+            folds[j].extend(part.tolist())
+    return [np.sort(np.asarray(f, np.int64)) for f in folds]
+
+
+def inner_cv(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
+             tr: np.ndarray, te: np.ndarray, ys: np.ndarray, site_only: bool) -> dict:
+    """Per epoch, the pooled accuracy over the training part `tr` of site stages that each kept
+    one inner fold (and the held-out part `te`) out: {"folds": [...], "accuracy": [per epoch]}."""
+    from .models import MODEL_NAMES
+    from .train import predict_torch
+    from .metrics import plurality_vote
+    right = np.zeros(epochs, np.int64)
+    folds = inner_folds(tr, ys)
+    for i, fold in enumerate(folds):
+        log(f"inner cv: fold {i + 1} of {len(folds)} ({len(fold)} of the {len(tr)} training wells kept out)")
+        st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=np.union1d(te, fold),
+                          site_only=site_only, choose=False)
+        for e in range(1, epochs + 1):
+            votes = [predict_torch(adapt.load_ckpt(st["site_dir"], m, e), st["site_x"][fold]) for m in MODEL_NAMES]
+            right[e - 1] += int((plurality_vote(votes) == ys[fold]).sum())
+    acc = (right / len(tr)).tolist()
+    log("inner cv: accuracy per epoch " + " ".join(f"{e + 1}:{a:.3f}" for e, a in enumerate(acc)))
+    return {"folds": adapt.INNER_FOLDS, "wells": len(tr), "accuracy": acc}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
