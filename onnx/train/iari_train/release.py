@@ -73,6 +73,12 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     # the base version's files, kept for decisions pinned to it
     arch_rel = archive(base, out, base_man)
     base_dir = out / Path(arch_rel).parent
+    # adapting from an archived version (--base): the version in --out, about to be replaced, is
+    # archived too, so that decisions pinned to it stay verifiable and replayable
+    replaced = []
+    cur = json.loads((out / "manifest.json").read_text())
+    if cur["ensemble"]["version"] != base_man["ensemble"]["version"]:
+        replaced = [archive(out, out, cur)] + [p for p in cur.get("previous", []) if p != arch_rel]
     exp = {}
     for n in MODEL_NAMES:
         exp[n] = export_onnx(load_ckpt(st["site_dir"], n, st["site_epoch"]), out / f"{n}.onnx", syn["x_test"][:128], log=log)
@@ -115,7 +121,7 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                                                       + st["site_info"][m["name"]]["seconds"], 1),
                                   metrics=classification_metrics(syn["y_test"], logits_of(out, syn["x_test"])[
                                       MODEL_NAMES.index(m["name"])].argmax(1))))
-    man["previous"] = [arch_rel] + list(base_man.get("previous", []))
+    man["previous"] = replaced + [arch_rel] + [p for p in base_man.get("previous", []) if p not in replaced]
     man["adaptation"] = {
         "from": {"ensemble": base_man["ensemble"]["version"], "manifest": arch_rel},
         "site": site_name, "site_data": args.data, "site_digest": folder_digest(site),
@@ -141,8 +147,10 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                         "rule": "among the run's per-epoch checkpoints, those whose ensemble makes on the synthetic "
                                 f"validation set at most the base's serious errors + {SERIOUS_SLACK} and at most the "
                                 "base's unflagged serious errors, and no unflagged serious error on the site's "
-                                "training part; the highest mean accuracy over the two sets wins (earlier on ties); "
-                                "never the site's held-out part or the test splits",
+                                "training part; the highest mean of the validation accuracy and the site's accuracy "
+                                + ("cross-validated within the training part (inner_cv: each fold's site stage "
+                                   "trained without it)" if sel["rule"].get("inner_cv") else "on the training part")
+                                + " wins (earlier on ties); never the site's held-out part or the test splits",
                         "validation_set": {"seed": data.SEED_VALIDATION, "counts": data.VALIDATION_COUNTS},
                         "chosen": st["site_epoch"], "base": sel["base"], "epochs": sel["epochs"]}}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
