@@ -139,9 +139,37 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> Result<(), StoreErr
 /// Applies pending migrations; returns how many were applied.
 pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
     let before: i64 = applied_count(pool).await.unwrap_or(0);
-    MIGRATOR.run(pool).await?;
+    let mut retries = 0;
+    loop {
+        let mut conn = pool.acquire().await?;
+        match MIGRATOR.run(&mut *conn).await {
+            Ok(()) => break,
+            Err(e) => {
+                // sqlx returns without releasing its migration lock (a session advisory lock):
+                // closing the session releases it, so no pooled connection keeps it.
+                let _ = conn.close().await;
+                if retries < ROLE_RACE_RETRIES && role_created_meanwhile(&e) {
+                    tracing::info!(error = %e, "a role was created meanwhile by another database's migration; migrating again");
+                    retries += 1;
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
     let after = applied_count(pool).await?;
     Ok(usize::try_from(after - before).unwrap_or(0))
+}
+
+/// Roles belong to the server, not to a database: another database of the same server, migrated
+/// at the same moment (parallel tests, two installations), can create a role between a
+/// migration's check for it and its CREATE ROLE, which then fails. The migration was rolled back
+/// whole; run again, it finds the role. There are three roles, so three retries suffice.
+const ROLE_RACE_RETRIES: u32 = 3;
+
+fn role_created_meanwhile(e: &sqlx::migrate::MigrateError) -> bool {
+    matches!(e, sqlx::migrate::MigrateError::ExecuteMigration(sqlx::Error::Database(db), _)
+        if db.code().as_deref() == Some("23505") && db.constraint() == Some("pg_authid_rolname_index"))
 }
 
 /// Refuses a schema that is behind (or ahead of) this build. Services call this instead of

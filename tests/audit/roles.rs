@@ -81,3 +81,42 @@ async fn a_writer_role_cannot_steer_the_chain_through_its_setting() {
     );
     db.drop().await;
 }
+
+/// The roles are the server's, not a database's: databases of one fresh server migrated at once
+/// (parallel tests, or two installations sharing a server) must not fail on a role that another
+/// migration created in between.
+#[tokio::test]
+async fn databases_of_a_fresh_server_migrate_at_once() {
+    use iari_kit::db::TestDb;
+    use iari_kit::instances::Postgres;
+    use sqlx::postgres::PgPoolOptions;
+    let pg = tokio::task::spawn_blocking(|| Postgres::start(None))
+        .await
+        .unwrap();
+    let base = pg.base_url();
+    let dbs = futures::future::join_all((0..16).map(|i| {
+        let (base, options) = (base.clone(), PgPoolOptions::new().max_connections(2));
+        async move { TestDb::create_checked(&base, &format!("iari_race_{i}"), options).await }
+    }))
+    .await;
+    for (i, db) in dbs.iter().enumerate() {
+        let db = db.as_ref().unwrap_or_else(|e| panic!("database {i}: {e}"));
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(applied as usize, iari::store::MIGRATOR.migrations.len());
+    }
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'iari\\_%' ORDER BY 1",
+    )
+    .fetch_all(&dbs[0].as_ref().unwrap().pool)
+    .await
+    .unwrap();
+    assert_eq!(roles, ["iari_auditor", "iari_worker", "iari_workstation"]);
+    for db in dbs.into_iter().flatten() {
+        db.pool.close().await;
+    }
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}

@@ -86,6 +86,17 @@ impl TestDb {
         db
     }
 
+    /// Like [`TestDb::create`], with the migration's error returned rather than a panic.
+    pub async fn create_checked(
+        base: &str,
+        name: &str,
+        options: PgPoolOptions,
+    ) -> Result<TestDb, iari::store::StoreError> {
+        let db = TestDb::create_unmigrated(base, name, options).await;
+        iari::store::migrate(&db.pool).await?;
+        Ok(db)
+    }
+
     async fn create_unmigrated(base: &str, name: &str, options: PgPoolOptions) -> TestDb {
         let mut admin = admin(base).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
