@@ -9,7 +9,9 @@ cached, is fold 0's); the training part is cut into FOLDS - 1 more stratified fo
 size. Each fold trains the recipe on the rest, chooses its epoch by adapt.select_epoch (never on
 the fold) and grades the fold with the server's vote and review rules (metrics.safety, without
 the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json.
-With `--epoch-choice inner-cv` every fold also runs inner_cv (four more site stages per fold).
+With `--epoch-choice inner-cv` every fold also runs inner_cv (four more site stages per fold);
+with `--ring-head` the site stage's networks also read radial profiles of their stem
+(models.RingHead; the result goes to cv-ring-head.json).
 
 inner_cv (adapt --epoch-choice inner-cv) is the same idea one level down, within a training part:
 how well each epoch of the site stage grades training wells it did not train on.
@@ -44,7 +46,8 @@ def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
 
 
 def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
-                   train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = "fitted") -> dict:
+                   train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = "fitted",
+                   ring_head: bool = False) -> dict:
     from .models import MODEL_NAMES
     if not 0 < train_fraction <= 1:
         raise SystemExit(f"--cv-train-fraction must be in (0, 1], not {train_fraction}")
@@ -60,7 +63,7 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
             _, drop = data.stratified_split(y[rest], adapt.SEED_SITE + 9, 1 - train_fraction)
             held = np.union1d(fold, rest[drop])
         st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=held,
-                                site_only=site_only, epoch_choice=epoch_choice)
+                                site_only=site_only, epoch_choice=epoch_choice, ring_head=ring_head)
         models = [adapt.load_ckpt(st["site_dir"], m, st["site_epoch"]) for m in MODEL_NAMES]
         s = adapt._safety(models, st["site_x"][fold], st["site_y"][fold])
         per.append({"fold": i, "trained_on": len(st["site_train"]), "epoch": st["site_epoch"], "qualifies": st["selection"]["meets_constraints"],
@@ -76,7 +79,7 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
     acc = pooled["correct"] / pooled["n"]
     lo, hi = wilson(pooled["correct"], pooled["n"])
     variant = (("-site-only" if site_only else "") + (f"-train{train_fraction:g}" if train_fraction < 1 else "")
-               + ("-inner-cv" if epoch_choice == "inner-cv" else ""))
+               + ("-inner-cv" if epoch_choice == "inner-cv" else "") + ("-ring-head" if ring_head else ""))
     out = {"site": site_name, "variant": variant.lstrip("-") or "recipe", "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
                                                            review_share=pooled["review"] / pooled["n"])}
     (pipeline.DATA_DIR / "adapt" / site_name / f"cv{variant}.json").write_text(json.dumps(out, indent=1))
