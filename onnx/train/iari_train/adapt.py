@@ -216,7 +216,8 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     inner = None
     if epoch_choice == "inner-cv":
         from .cv import inner_cv
-        inner = inner_cv(site, site_name, base, variety_epochs, adapt_epochs, log, tr, te, ys, site_only)
+        inner = inner_cv(site, site_name, base, variety_epochs, adapt_epochs, log, tr, te, ys,
+                         site_only=site_only, ring_head=ring_head)
     st["selection"] = select_epoch(st, base, log, inner)
     st["site_epoch"] = st["selection"]["epoch"]
     return st

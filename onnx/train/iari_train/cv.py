@@ -34,19 +34,24 @@ from . import adapt, data, pipeline
 FOLDS = 5
 
 
+def stratified_folds(idx: np.ndarray, y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """The wells `idx` cut per grade, seeded, into k folds (sorted index arrays)."""
+    rng = np.random.default_rng(seed)
+    folds = [[] for _ in range(k)]
+    for g in range(5):
+        for j, part in enumerate(np.array_split(rng.permutation(idx[y[idx] == g]), k)):
+            folds[j].extend(part.tolist())
+    return [np.sort(np.asarray(f, np.int64)) for f in folds]
+
+
 def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
     """Fold 0 = site_split's held-out part; the training part split per grade, seeded, into k - 1."""
     tr, te = adapt.site_split(y)
-    rng = np.random.default_rng(adapt.SEED_SITE + 3)
-    rest = [[] for _ in range(k - 1)]
-    for g in range(5):
-        for j, part in enumerate(np.array_split(rng.permutation(tr[y[tr] == g]), k - 1)):
-            rest[j].extend(part.tolist())
-    return [te] + [np.sort(np.asarray(f)) for f in rest]
+    return [te] + stratified_folds(tr, y, k - 1, adapt.SEED_SITE + 3)
 
 
 def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
-                   train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = "fitted",
+                   train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = adapt.EPOCH_CHOICE,
                    ring_head: bool = False) -> dict:
     from .models import MODEL_NAMES
     if not 0 < train_fraction <= 1:
@@ -89,29 +94,20 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
     return out
 
 
-def inner_folds(tr: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """The training part `tr` cut per grade, seeded, into adapt.INNER_FOLDS folds."""
-    rng = np.random.default_rng(adapt.SEED_SITE + 4)
-    folds = [[] for _ in range(adapt.INNER_FOLDS)]
-    for g in range(5):
-        for j, part in enumerate(np.array_split(rng.permutation(tr[y[tr] == g]), adapt.INNER_FOLDS)):
-            folds[j].extend(part.tolist())
-    return [np.sort(np.asarray(f, np.int64)) for f in folds]
-
-
 def inner_cv(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
-             tr: np.ndarray, te: np.ndarray, ys: np.ndarray, site_only: bool) -> dict:
+             tr: np.ndarray, te: np.ndarray, ys: np.ndarray, **recipe) -> dict:
     """Per epoch, the pooled accuracy over the training part `tr` of site stages that each kept
-    one inner fold (and the held-out part `te`) out: {"folds": [...], "accuracy": [per epoch]}."""
+    one inner fold (and the held-out part `te`) out: {"folds": [...], "accuracy": [per epoch]}.
+    `recipe`: train_stages' variant arguments (site_only, ring_head), as in the run that ships."""
     from .models import MODEL_NAMES
     from .train import predict_torch
     from .metrics import plurality_vote
     right = np.zeros(epochs, np.int64)
-    folds = inner_folds(tr, ys)
+    folds = stratified_folds(tr, ys, adapt.INNER_FOLDS, adapt.SEED_SITE + 4)
     for i, fold in enumerate(folds):
         log(f"inner cv: fold {i + 1} of {len(folds)} ({len(fold)} of the {len(tr)} training wells kept out)")
         st = adapt.train_stages(site, site_name, base, variety_epochs, epochs, log, held_out=np.union1d(te, fold),
-                          site_only=site_only, choose=False)
+                                choose=False, **recipe)
         for e in range(1, epochs + 1):
             votes = [predict_torch(adapt.load_ckpt(st["site_dir"], m, e), st["site_x"][fold]) for m in MODEL_NAMES]
             right[e - 1] += int((plurality_vote(votes) == ys[fold]).sum())

@@ -79,11 +79,9 @@ impl TestDb {
     /// Database `name` on the server at `base` (any server: a private instance, too), its pool
     /// made with `options`, every migration applied.
     pub async fn create(base: &str, name: &str, options: PgPoolOptions) -> TestDb {
-        let db = TestDb::create_unmigrated(base, name, options).await;
-        iari::store::migrate(&db.pool)
+        TestDb::create_checked(base, name, options)
             .await
-            .expect("migrate the test database");
-        db
+            .expect("migrate the test database")
     }
 
     /// Like [`TestDb::create`], with the migration's error returned rather than a panic.
