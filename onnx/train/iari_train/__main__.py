@@ -27,8 +27,9 @@ def main():
                     help="cmd adapt: score the site's accuracy for choosing the epoch on the wells trained on "
                          "(fitted) or cross-validated within them (inner-cv: 4 more site stages); "
                          "default adapt.EPOCH_CHOICE")
-    ap.add_argument("--ring-head", action="store_true",
-                    help="cmd adapt: the site stage's networks also read radial profiles of their stem (models.RingHead)")
+    ap.add_argument("--ring-head", type=int, nargs="?", const=1, default=0, metavar="POOL",
+                    help="cmd adapt: the site stage's networks also read radial profiles of their stem "
+                         "(models.RingHead), averaged over POOL x POOL cells first (default 1)")
     ap.add_argument("--cv-site-only", action="store_true",
                     help="adapt --stage cv: the site stage without the synthetic images (a diagnostic)")
     a = ap.parse_args()

@@ -150,9 +150,16 @@ def load_ckpt(d: Path, name: str, epoch: int | None = None):
     return m
 
 
+def with_ring_head(model, pool: int):
+    """`model` with a models.RingHead reading its stem over pool x pool cells; a model that has one
+    already (adapting from 2.1.0) keeps its own."""
+    from .models import RingHead
+    return model if isinstance(model, RingHead) else RingHead(model, pool)
+
+
 def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, adapt_epochs: int, log,
                  held_out: np.ndarray | None = None, site_only: bool = False, choose: bool = True,
-                 epoch_choice: str = EPOCH_CHOICE, ring_head: bool = False):
+                 epoch_choice: str = EPOCH_CHOICE, ring_head: int = 0):
     """Both stages and the epoch choice. `held_out`: the site's wells to keep out instead of
     site_split's (cross-validation, iari_train.cv). `site_only` (a diagnostic, never released):
     the site stage sees the site's wells alone, no synthetic image and so no distillation; its
@@ -198,8 +205,9 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     start = lambda m: load_ckpt(d1, m)  # noqa: E731
     if ring_head:
         from .models import RingHead
-        s2["ring_head"] = RingHead.RINGS
-        start = lambda m: RingHead(load_ckpt(d1, m))  # noqa: E731
+        # run J's key (pool 1) kept as it was, so that its cached stages still answer
+        s2["ring_head"] = RingHead.RINGS if ring_head == 1 else {"rings": RingHead.RINGS, "pool": ring_head}
+        start = lambda m: with_ring_head(load_ckpt(d1, m), ring_head)  # noqa: E731
     kw["aug"] = SITE_AUGMENTATION
     if DISTILL_WEIGHT > 0 and not site_only:
         s2["distill"] = {"weight": DISTILL_WEIGHT, "t": DISTILL_T}
@@ -325,10 +333,6 @@ def main(args):
                        train_fraction=args.cv_train_fraction, site_only=args.cv_site_only,
                        epoch_choice=args.epoch_choice, ring_head=args.ring_head)
         return
-    if args.ring_head and args.stage == "all":
-        # from_onnx rebuilds only the plain graphs (a later adaptation could not start from these),
-        # and the extra reading costs more CPU per image than #18 allows (onnx/README, run J)
-        raise SystemExit("--ring-head is measured with --stage cv or train only; it is not released")
     st = train_stages(site, args.site, base, args.variety_epochs, args.epochs, pipeline.log,
                       epoch_choice=args.epoch_choice, ring_head=args.ring_head)
     if args.stage == "train":

@@ -11,7 +11,8 @@ the fold) and grades the fold with the server's vote and review rules (metrics.s
 the shift flag). Nothing is exported or shipped; the result goes to .data/adapt/<site>/cv.json.
 With `--epoch-choice inner-cv` every fold also runs inner_cv (four more site stages per fold);
 with `--ring-head` the site stage's networks also read radial profiles of their stem
-(models.RingHead; the result goes to cv-ring-head.json).
+(models.RingHead; the result goes to cv-ring-head.json, or cv-ring-head<P> with `--ring-head P`,
+the rings read off the stem averaged over P x P cells).
 
 inner_cv (adapt --epoch-choice inner-cv) is the same idea one level down, within a training part:
 how well each epoch of the site stage grades training wells it did not train on.
@@ -52,7 +53,7 @@ def site_folds(y: np.ndarray, k: int = FOLDS) -> list[np.ndarray]:
 
 def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, epochs: int, log,
                    train_fraction: float = 1.0, site_only: bool = False, epoch_choice: str = adapt.EPOCH_CHOICE,
-                   ring_head: bool = False) -> dict:
+                   ring_head: int = 0) -> dict:
     from .models import MODEL_NAMES
     if not 0 < train_fraction <= 1:
         raise SystemExit(f"--cv-train-fraction must be in (0, 1], not {train_fraction}")
@@ -84,7 +85,7 @@ def cross_validate(site: Path, site_name: str, base: Path, variety_epochs: int, 
     acc = pooled["correct"] / pooled["n"]
     lo, hi = wilson(pooled["correct"], pooled["n"])
     variant = (("-site-only" if site_only else "") + (f"-train{train_fraction:g}" if train_fraction < 1 else "")
-               + ("-inner-cv" if epoch_choice == "inner-cv" else "") + ("-ring-head" if ring_head else ""))
+               + ("-inner-cv" if epoch_choice == "inner-cv" else "") + (f"-ring-head{ring_head if ring_head > 1 else ''}" if ring_head else ""))
     out = {"site": site_name, "variant": variant.lstrip("-") or "recipe", "folds": per, "pooled": dict(pooled, accuracy=acc, accuracy_wilson95=[lo, hi],
                                                            review_share=pooled["review"] / pooled["n"])}
     (pipeline.DATA_DIR / "adapt" / site_name / f"cv{variant}.json").write_text(json.dumps(out, indent=1))

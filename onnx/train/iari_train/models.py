@@ -168,40 +168,70 @@ class RingHead(nn.Module):
     spread of the activations in RINGS rings around the well's centre (a fixed pooling matrix),
     through one linear layer whose answer adds to the network's logits. The layer starts at zero,
     so the network starts out answering exactly as before. Why: a linear reader of such radial
-    profiles of the image grades a site better than the networks adapted to it (`readers`)."""
+    profiles of the image grades a site better than the networks adapted to it (`readers`).
+    `pool` > 1 reads the rings off the stem averaged over pool x pool cells first (24x24 -> 12x12
+    at 2): the matrix products shrink by pool^2, which is what the reading costs per image."""
 
     RINGS = 6
 
-    def __init__(self, net: CBAMNet):
+    def __init__(self, net: CBAMNet, pool: int = 1):
         super().__init__()
         self.net = net
+        self.shrink = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
         with torch.no_grad():
-            s = net.features[0](torch.zeros(1, 3, 96, 96))
+            s = self.shrink(net.features[0](torch.zeros(1, 3, 96, 96)))
         c, h, w = s.shape[1:]
-        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        r = torch.sqrt((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (h / 2)
-        ring = torch.clamp((r * self.RINGS).long(), max=self.RINGS - 1).flatten()
-        pool = torch.zeros(h * w, self.RINGS)
-        pool[torch.arange(h * w), ring] = 1.0
-        self.register_buffer("pool", pool / pool.sum(0, keepdim=True))
+        self.register_buffer("pool", ring_matrix(h, w, self.RINGS))
         self.head = nn.Linear(2 * c * self.RINGS, NUM_CLASSES)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def describe(self) -> str:
+        """The manifest's words for the reading added to the network's own architecture."""
+        c = self.head.in_features // (2 * self.RINGS)
+        cells = self.pool.shape[0]
+        return (f"; ring head: the stem's {c} channels" + (f" averaged over {self.shrink.kernel_size}x"
+                f"{self.shrink.kernel_size} cells" if isinstance(self.shrink, nn.AvgPool2d) else "")
+                + f", mean and spread in {self.RINGS} rings of {cells} cells, FC {2 * c * self.RINGS}-5 added to the logits")
+
+    def ring_macs(self) -> int:
+        """Multiply-accumulates of the two ring products (count_macs sees only the head's FC)."""
+        return 2 * (self.head.in_features // 2) * self.pool.shape[0]
+
     def forward(self, x):
         s = self.net.features[0](x)
         logits = self.net.classifier(self.net.cbam(self.net.features[1:](s)))
-        f = s.flatten(2)
+        f = self.shrink(s).flatten(2)
         m = f @ self.pool
         sd = torch.sqrt(((f * f) @ self.pool - m * m).clamp_min(1e-6))
         return logits + self.head(torch.cat([m, sd], 1).flatten(1))
+
+
+def ring_matrix(h: int, w: int, rings: int) -> torch.Tensor:
+    """[h*w, rings]: column r averages the cells of ring r (equal widths out to the half-height)."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    r = torch.sqrt((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (h / 2)
+    ring = torch.clamp((r * rings).long(), max=rings - 1).flatten()
+    pool = torch.zeros(h * w, rings)
+    pool[torch.arange(h * w), ring] = 1.0
+    return pool / pool.sum(0, keepdim=True)
+
+
+def ring_pool_of(name: str, cells: int) -> int:
+    """The `pool` of a RingHead around network `name` whose ring matrix has `cells` rows."""
+    with torch.no_grad():
+        h, w = BUILDERS[name]().features[0](torch.zeros(1, 3, 96, 96)).shape[2:]
+    for p in range(1, h + 1):
+        if (h // p) * (w // p) == cells:
+            return p
+    raise ValueError(f"{name}: no pooling of its {h}x{w} stem gives {cells} cells")
 
 
 def build(name: str, state_dict: dict | None = None) -> nn.Module:
     """The network `name`, as a RingHead when the state dict is one."""
     m = BUILDERS[name]()
     if state_dict is not None and "head.weight" in state_dict:
-        m = RingHead(m)
+        m = RingHead(m, ring_pool_of(name, state_dict["pool"].shape[0]))
     return m
 
 

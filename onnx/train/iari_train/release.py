@@ -22,6 +22,19 @@ def logits_of(d: Path, x: np.ndarray) -> list:
     return [run_onnx(d / f"{n}.onnx", x) for n in MODEL_NAMES]
 
 
+def model_shape(name: str, model) -> dict:
+    """The manifest's params, macs and architecture of an exported network (a RingHead adds its
+    reading to the base network's)."""
+    from .models import ARCH, RingHead, count_macs
+    macs = count_macs(model)
+    arch = None
+    if isinstance(model, RingHead):
+        macs += model.ring_macs()
+        arch = ARCH[name] + model.describe()
+    out = {"params": int(sum(p.numel() for p in model.parameters())), "macs": int(macs), "mflops": round(2 * macs / 1e6, 2)}
+    return out | ({"architecture": arch} if arch else {})
+
+
 def site_report(models_dir: Path, ref: dict, x, y) -> dict:
     from . import shift
     L = logits_of(models_dir, x)
@@ -62,6 +75,7 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     from .adapt import (DISTILL_T, DISTILL_WEIGHT, FEATURE_LR_SCALE, LABEL_SMOOTHING, LR_FINETUNE, LR_SITE, SEED_SITE, SERIOUS_SLACK,
                         SITE_AUGMENTATION, SITE_REPEAT, SYN_FRACTION, load_ckpt)
     from .train import AUG
+    from .models import RingHead
     from .augment import VARIETY
     log = pipeline.log
     sel = st["selection"]
@@ -69,6 +83,11 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
         raise SystemExit("no epoch of the site stage meets the serious-error constraint on the validation data "
                          "(adapt.select_epoch); nothing released")
     base_man = json.loads((base / "manifest.json").read_text())
+    ver = args.version or f"2.0.0-synthetic-{site_name}"
+    taken = {json.loads((out / "manifest.json").read_text())["ensemble"]["version"], base_man["ensemble"]["version"]}
+    if ver in taken:
+        # the archive is named by version: a second release under one name would overwrite the first
+        raise SystemExit(f"version {ver} is taken ({', '.join(sorted(taken))}); name the release with --version")
     syn, xs, ys, tr, te = st["syn"], st["site_x"], st["site_y"], st["site_train"], st["site_test"]
     # the base version's files, kept for decisions pinned to it
     arch_rel = archive(base, out, base_man)
@@ -79,9 +98,11 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     cur = json.loads((out / "manifest.json").read_text())
     if cur["ensemble"]["version"] != base_man["ensemble"]["version"]:
         replaced = [archive(out, out, cur)] + [p for p in cur.get("previous", []) if p != arch_rel]
-    exp = {}
+    exp, shape = {}, {}
     for n in MODEL_NAMES:
-        exp[n] = export_onnx(load_ckpt(st["site_dir"], n, st["site_epoch"]), out / f"{n}.onnx", syn["x_test"][:128], log=log)
+        model = load_ckpt(st["site_dir"], n, st["site_epoch"])
+        exp[n] = export_onnx(model, out / f"{n}.onnx", syn["x_test"][:128], log=log)
+        shape[n] = model_shape(n, model)
     ref = shift.fit(np.concatenate([syn["x_train"], xs[tr]]))
     ref["fitted_on"] = (f"synthetic training split ({len(syn['y_train'])} images) + {site_name} training part "
                         f"({len(tr)} images)")
@@ -110,12 +131,11 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     # golden files of the new version, with the shift parity cases
     pipeline.cmd_golden(out)
     man = dict(base_man)
-    ver = args.version or f"2.0.0-synthetic-{site_name}"
     man["ensemble"] = dict(base_man["ensemble"], version=ver)
     man["models"] = []
     for m in base_man["models"]:
         p = out / m["file"]
-        man["models"].append(dict(m, version=ver.split("-")[0], sha256=pipeline.sha256(p), bytes=p.stat().st_size,
+        man["models"].append(dict(m, **shape[m["name"]], version=ver.split("-")[0], sha256=pipeline.sha256(p), bytes=p.stat().st_size,
                                   ort_vs_torch_max_abs_diff=exp[m["name"]]["ort_vs_torch_max_abs_diff"],
                                   train_seconds=round(m["train_seconds"] + st["variety_info"][m["name"]]["seconds"]
                                                       + st["site_info"][m["name"]]["seconds"], 1),
@@ -140,6 +160,11 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                     "augmentation": VARIETY if SITE_AUGMENTATION == "variety" else AUG, "lr": LR_SITE,
                     "schedule": f"cosine decay to 0 over {st['epochs']} epochs",
                     "feature_lr_scale": FEATURE_LR_SCALE, "label_smoothing": LABEL_SMOOTHING,
+                    "ring_head": ({"rings": RingHead.RINGS, "pool": args.ring_head,
+                                   "what": "each network also reads its stem's mean and spread per channel in rings "
+                                           "around the centre, through one linear layer (started at zero) added "
+                                           "to its logits (iari_train.models.RingHead)"}
+                                  if args.ring_head else None),
                     "distillation": ({"weight": DISTILL_WEIGHT, "temperature": DISTILL_T,
                                       "on": "the synthetic images, toward the starting model"}
                                      if DISTILL_WEIGHT > 0 else None),
@@ -155,7 +180,10 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
                         "chosen": st["site_epoch"], "base": sel["base"], "epochs": sel["epochs"]}}],
         "batchnorm": "frozen (models rebuilt from the base ONNX files, iari_train.from_onnx)",
         "command": f"python -m iari_train adapt --data {args.data} --site {site_name} --out ../models"
-                   + (f" --variety-epochs {args.variety_epochs}" if args.variety_epochs != 2 else ""),
+                   + (f" --base {args.base}" if args.base else "")
+                   + (f" --variety-epochs {args.variety_epochs}" if args.variety_epochs != 2 else "")
+                   + (f" --ring-head {args.ring_head}" if args.ring_head else "")
+                   + (f" --version {args.version}" if args.version else ""),
     }
     man["metrics"] = dict(base_man["metrics"])
     man["metrics"]["ensemble"] = ev["adapted"]["synthetic_test"]["ensemble"]
@@ -204,6 +232,11 @@ def card_block(man: dict, ev: dict, site: str, v1_text: str) -> str:
                         f"lr, label smoothing {s['label_smoothing']:g}; the epoch chosen on a synthetic validation set "
                         "and the site's training part under the serious-error constraint, "
                         "`manifest.adaptation.stages[1].epoch_selection`)" if "epochs_run" in s else "")
+                     + (f"; each network also reads its stem, averaged over {s['ring_head']['pool']}x"
+                        f"{s['ring_head']['pool']} cells, as the mean and spread per channel in "
+                        f"{s['ring_head']['rings']} rings around the centre, through one linear layer started at "
+                        "zero and added to its logits (`models.RingHead`; the architecture per model is in the "
+                        "manifest)" if s.get("ring_head") else "")
                      for s in ad["stages"])
          + "".join(f". Augmentation of the {s['name']} stage: {s['augmentation']}" for s in ad["stages"]) + ".", "",
          f"{site} split: stratified per grade, seed {sp['seed']}, {int(100 * sp['held_out_fraction'])} % held out "
