@@ -184,6 +184,10 @@ async fn replay_is_identical_then_names_differences_then_refuses_unknown_models(
     db.drop().await;
 }
 
+fn manifest(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// The next ensemble version in a temporary folder: the committed files archived under `v1/`
 /// (as `iari_train adapt` keeps them), and a new manifest, version `3.0.0-test`, listing `v1`
 /// under `previous`, whose inception model is another file (a copy of the ResNet one: any
@@ -240,30 +244,41 @@ async fn decisions_pinned_to_an_earlier_version_replay_with_its_kept_files() {
     // Replayed under the new manifest, each decision runs on the files it was made with.
     let r = replay(&db, &next, first).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
-    assert_eq!(r.ensemble_version, "2.0.0-synthetic-site-b");
-    assert_eq!(r.models[3].version, "2.0.0");
+    let shipped = manifest(&committed.models.manifest);
+    assert_eq!(r.ensemble_version, shipped["ensemble"]["version"]);
+    assert_eq!(r.models[3].version, shipped["models"][3]["version"]);
     let r = replay(&db, &next, second).await.unwrap();
     assert!(r.identical, "{:?}", r.differences);
     assert_eq!(r.ensemble_version, "3.0.0-test");
     assert_eq!(r.models[3].version, "3.0.0");
 
-    // A decision made by the shipped ensemble's predecessor (its files kept in the repository
-    // under onnx/models/v1.0.0-synthetic) replays under the shipped manifest, on those files.
-    let mut archived = committed.clone();
-    archived.models.manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models/v1.0.0-synthetic/manifest.json");
-    let pinned = seed_image(
-        &db,
-        &archived,
-        "onnx/samples/2+/2p-000.png",
-        true,
-        |_, _| {},
-    )
-    .await;
-    let r = replay(&db, &committed, pinned).await.unwrap();
-    assert!(r.identical, "{:?}", r.differences);
-    assert_eq!(r.ensemble_version, "1.0.0-synthetic");
-    assert_eq!(r.models[3].version, "1.0.0");
+    // Decisions made by the shipped ensemble's predecessors (their files kept in the repository
+    // under onnx/models/v<version>/, listed under `previous`) replay under the shipped manifest,
+    // each on its own files.
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/models");
+    let previous = shipped["previous"].as_array().unwrap();
+    assert!(
+        !previous.is_empty(),
+        "the shipped manifest lists no earlier version"
+    );
+    for kept in previous {
+        let mut archived = committed.clone();
+        archived.models.manifest = models.join(kept.as_str().unwrap());
+        let old = manifest(&archived.models.manifest);
+        let pinned = seed_image(
+            &db,
+            &archived,
+            "onnx/samples/2+/2p-000.png",
+            true,
+            |_, _| {},
+        )
+        .await;
+        let r = replay(&db, &committed, pinned).await.unwrap();
+        assert!(r.identical, "{kept}: {:?}", r.differences);
+        assert_eq!(r.ensemble_version, old["ensemble"]["version"]);
+        assert_ne!(r.ensemble_version, shipped["ensemble"]["version"]);
+        assert_eq!(r.models[3].version, old["models"][3]["version"]);
+    }
 
     // The kept version's files are checked like the current ones: a changed file is refused.
     std::fs::write(dir.path().join("v1/inception-cbam.onnx"), b"not the model").unwrap();

@@ -252,8 +252,8 @@ async fn scenario() {
         .unwrap();
 
     // A newly flagged decision appears without a reload: a 3+ well the ensemble grades 3+ with
-    // one model at 2+ (disagree_adjacent).
-    let new_id = grader.store(&db.pool, "C3", "3+", "3p-001.png").await;
+    // one model at 2+ (disagree_adjacent; so do 2.0.0 and 2.1.0).
+    let new_id = grader.store(&db.pool, "C3", "3+", "3p-002.png").await;
     let row = format!("[data-test=worklist-row][data-decision-id='{new_id}']");
     d.wait_for(&row, Duration::from_secs(5)).await.unwrap();
     check(&d, "worklist").await;
