@@ -37,8 +37,9 @@ def write_card(out: Path):
     if ad:
         a(f"Shipped version: **{man['ensemble']['version']}**, the {ad['from']['ensemble']} models (trained as "
           f"described below) fine-tuned on the synthetic training split and {ad['site']}'s training wells (see "
-          f"*Adapted to {ad['site']}*); the metrics below are this version's. The {ad['from']['ensemble']} files "
-          f"are kept in `models/{ad['from']['manifest'].rsplit('/', 1)[0]}/`.\n")
+          f"*Adapted to {ad['site']}*); the metrics below are this version's. Earlier versions' files are kept "
+          f"for the decisions made with them: "
+          + ", ".join(f"`models/{p.rsplit('/', 1)[0]}/`" for p in man.get("previous", [])) + ".\n")
     a("## Files\n")
     a("| model | file | params | MACs @96² | MFLOPs (2×MACs) | bytes | sha256 (first 16) | train wall s |")
     a("|---|---|---:|---:|---:|---:|---|---:|")
@@ -186,6 +187,7 @@ def write_card(out: Path):
       "parity) and commit `onnx/models` and `onnx/README.md`. To measure the server on exactly the held-out wells, "
       "`python -m iari_train held-out --data /path/to/site --out ../models --to /tmp/held-out` copies them (as the "
       "manifest's `adaptation.site_split` lists them; the folder's digest is checked) for `iari eval /tmp/held-out`.\n")
+    a(ADAPT_MORE)
     a("## Limitations\n")
     a("- Synthetic appearance model, not fitted to real photographs; real wells, cameras and reagents will differ.")
     a("- Small networks (≤ ~0.25 M parameters each) at 96×96 input, chosen to train on 2 CPU cores within the "
@@ -199,3 +201,7 @@ EPOCHS_NOTE = ("the paper trains 50 epochs. Here the brief caps the total traini
                "at 35 minutes on 2 CPU cores that are shared with Rust compilation; one epoch of all five models "
                "over the 1,302 training images took ~103 s on that box, so the committed models use 16 epochs "
                "(measured total: {total:.1f} min). With a free machine or a GPU, regenerate with `--epochs 50`.")
+
+
+# The rest of "Adapting to a site": options and cross-validation (prose, written by hand).
+ADAPT_MORE = "`--ring-head P` (with `adapt`) lets each network also read its stem, averaged over P×P cells, as the mean and spread per channel in 6 rings around the centre, through one linear layer started at zero and added to its logits (`models.RingHead`; 2.1.0 was adapted with `--ring-head 2`: run K above). `--epoch-choice inner-cv` chooses the epoch on training wells each of four more site stages did not train on, instead of the wells trained on (five site stages instead of one; on site-b it changed nothing, run I above). `--base <archived version's folder>` adapts from an earlier version; the version it replaces is then archived too and listed under `previous`.\n\nOne held-out part of a few dozen wells moves by a few points with the split. Before trusting the numbers, and before labelling more wells, estimate the recipe on all of the site's wells (from `onnx/train`, the same arguments as `adapt`; nothing is exported):\n\n```sh\n../../.venv-train/bin/python -m iari_train adapt --data /path/to/site --site <name> --out ../models --stage cv                           # the recipe, 5 folds\n../../.venv-train/bin/python -m iari_train adapt --data /path/to/site --site <name> --out ../models --stage cv --cv-train-fraction 0.5   # with half the wells\n../../.venv-train/bin/python -m iari_train readers --data /path/to/site --out ../models                                                 # simple readers, same folds\n```\n\nEach fold trains both stages (about 8 minutes on 2 CPU cores for site-b's 300 wells); results go to `onnx/train/.data/adapt/<site>/cv*.json`. The first gives the accuracy to expect on the site, with an interval. The second, set beside it, says what more labelled wells would bring: if half the wells grade nearly as well as all of them, labelling more is unlikely to pay. The third is a yardstick: an adapted ensemble that does no better than a linear reader of image statistics has learnt what the wells show and little more; one that grades clearly below it learns less than the images carry (on site-b the recipe without the ring head is five wells below the best linear reader, within the noise of 300 wells). `--cv-site-only` (the site stage without the synthetic images) says whether keeping the generator's look costs the site anything. The site-b figures are in *What limits the recipe*, above.\n"
