@@ -205,8 +205,7 @@ def train_stages(site: Path, site_name: str, base: Path, variety_epochs: int, ad
     start = lambda m: load_ckpt(d1, m)  # noqa: E731
     if ring_head:
         from .models import RingHead
-        # run J's key (pool 1) kept as it was, so that its cached stages still answer
-        s2["ring_head"] = RingHead.RINGS if ring_head == 1 else {"rings": RingHead.RINGS, "pool": ring_head}
+        s2["ring_head"] = {"rings": RingHead.RINGS, "pool": ring_head}
         start = lambda m: with_ring_head(load_ckpt(d1, m), ring_head)  # noqa: E731
     kw["aug"] = SITE_AUGMENTATION
     if DISTILL_WEIGHT > 0 and not site_only:

@@ -55,7 +55,7 @@ def load_from_onnx(name: str, path: Path) -> nn.Module:
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     model = BUILDERS[name]()
     if "head.weight" in inits:     # an adapted version whose networks also read their stem's rings
-        model = RingHead(model, ring_pool_of(name, inits["pool"].shape[0]))
+        model = RingHead(model, ring_pool_of(model, inits["pool"].shape[0]))
     sd = model.state_dict()
     loaded = set()
     for k, v in inits.items():

@@ -194,10 +194,6 @@ class RingHead(nn.Module):
                 f"{self.shrink.kernel_size} cells" if isinstance(self.shrink, nn.AvgPool2d) else "")
                 + f", mean and spread in {self.RINGS} rings of {cells} cells, FC {2 * c * self.RINGS}-5 added to the logits")
 
-    def ring_macs(self) -> int:
-        """Multiply-accumulates of the two ring products (count_macs sees only the head's FC)."""
-        return 2 * (self.head.in_features // 2) * self.pool.shape[0]
-
     def forward(self, x):
         s = self.net.features[0](x)
         logits = self.net.classifier(self.net.cbam(self.net.features[1:](s)))
@@ -217,21 +213,21 @@ def ring_matrix(h: int, w: int, rings: int) -> torch.Tensor:
     return pool / pool.sum(0, keepdim=True)
 
 
-def ring_pool_of(name: str, cells: int) -> int:
-    """The `pool` of a RingHead around network `name` whose ring matrix has `cells` rows."""
+def ring_pool_of(net: CBAMNet, cells: int) -> int:
+    """The `pool` of a RingHead around `net` whose ring matrix has `cells` rows."""
     with torch.no_grad():
-        h, w = BUILDERS[name]().features[0](torch.zeros(1, 3, 96, 96)).shape[2:]
+        h, w = net.features[0](torch.zeros(1, 3, 96, 96)).shape[2:]
     for p in range(1, h + 1):
         if (h // p) * (w // p) == cells:
             return p
-    raise ValueError(f"{name}: no pooling of its {h}x{w} stem gives {cells} cells")
+    raise ValueError(f"no pooling of a {h}x{w} stem gives {cells} cells")
 
 
 def build(name: str, state_dict: dict | None = None) -> nn.Module:
     """The network `name`, as a RingHead when the state dict is one."""
     m = BUILDERS[name]()
     if state_dict is not None and "head.weight" in state_dict:
-        m = RingHead(m, ring_pool_of(name, state_dict["pool"].shape[0]))
+        m = RingHead(m, ring_pool_of(m, state_dict["pool"].shape[0]))
     return m
 
 
@@ -253,7 +249,8 @@ ARCH = {
 
 
 def count_macs(model: nn.Module, size: int = 96) -> int:
-    """Multiply-accumulates of conv and linear layers for one image."""
+    """Multiply-accumulates of conv and linear layers for one image, and of a RingHead's two ring
+    products (matrix products no layer hook sees)."""
     macs = [0]
 
     def conv_hook(m, i, o):
@@ -264,7 +261,9 @@ def count_macs(model: nn.Module, size: int = 96) -> int:
 
     hs = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, RingHead):
+            macs[0] += 2 * (m.head.in_features // 2) * m.pool.shape[0]
+        elif isinstance(m, nn.Conv2d):
             hs.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hs.append(m.register_forward_hook(lin_hook))

@@ -25,14 +25,10 @@ def logits_of(d: Path, x: np.ndarray) -> list:
 def model_shape(name: str, model) -> dict:
     """The manifest's params, macs and architecture of an exported network (a RingHead adds its
     reading to the base network's)."""
-    from .models import ARCH, RingHead, count_macs
-    macs = count_macs(model)
-    arch = None
-    if isinstance(model, RingHead):
-        macs += model.ring_macs()
-        arch = ARCH[name] + model.describe()
-    out = {"params": int(sum(p.numel() for p in model.parameters())), "macs": int(macs), "mflops": round(2 * macs / 1e6, 2)}
-    return out | ({"architecture": arch} if arch else {})
+    from .models import ARCH, RingHead
+    from .train import model_stats
+    arch = ARCH[name] + model.describe() if isinstance(model, RingHead) else None
+    return model_stats(name, model) | ({"architecture": arch} if arch else {})
 
 
 def site_report(models_dir: Path, ref: dict, x, y) -> dict:
@@ -83,8 +79,9 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
         raise SystemExit("no epoch of the site stage meets the serious-error constraint on the validation data "
                          "(adapt.select_epoch); nothing released")
     base_man = json.loads((base / "manifest.json").read_text())
+    cur = json.loads((out / "manifest.json").read_text())
     ver = args.version or f"2.0.0-synthetic-{site_name}"
-    taken = {json.loads((out / "manifest.json").read_text())["ensemble"]["version"], base_man["ensemble"]["version"]}
+    taken = {cur["ensemble"]["version"], base_man["ensemble"]["version"]}
     if ver in taken:
         # the archive is named by version: a second release under one name would overwrite the first
         raise SystemExit(f"version {ver} is taken ({', '.join(sorted(taken))}); name the release with --version")
@@ -95,7 +92,6 @@ def release(st: dict, site: Path, site_name: str, base: Path, out: Path, args):
     # adapting from an archived version (--base): the version in --out, about to be replaced, is
     # archived too, so that decisions pinned to it stay verifiable and replayable
     replaced = []
-    cur = json.loads((out / "manifest.json").read_text())
     if cur["ensemble"]["version"] != base_man["ensemble"]["version"]:
         replaced = [archive(out, out, cur)] + [p for p in cur.get("previous", []) if p != arch_rel]
     exp, shape = {}, {}

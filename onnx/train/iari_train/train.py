@@ -128,8 +128,9 @@ def run_onnx(path: Path, x: np.ndarray, bs: int = 64) -> np.ndarray:
     return np.concatenate([sess.run(["logits"], {"input": x[i:i + bs]})[0] for i in range(0, len(x), bs)])
 
 
-def model_stats(name: str) -> dict:
-    m = BUILDERS[name]()
+def model_stats(name: str, model=None) -> dict:
+    """params, macs and mflops of `model` (default: a fresh network `name`)."""
+    m = BUILDERS[name]() if model is None else model
     macs = count_macs(m)
     return {"params": int(sum(p.numel() for p in m.parameters())), "macs": int(macs),
             "mflops": round(2 * macs / 1e6, 2)}
